@@ -1,0 +1,3 @@
+from kubectl_whose.cli.main import main
+
+main()

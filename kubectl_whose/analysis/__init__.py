@@ -1,0 +1,1 @@
+"""Pure analysis: bytes or text in, dataclasses out. Never imports the Kubernetes client."""

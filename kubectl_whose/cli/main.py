@@ -1,0 +1,123 @@
+"""The `kubectl whose` command group.
+
+Subcommands are imported only when invoked (click's lazy-group pattern), so `--help` and
+`analyze` never import the Kubernetes client. `main` is the one place that maps failures to
+a single `kubectl-whose: error: ...` line and an exit code (see `kubectl_whose.errors`).
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from kubectl_whose import __version__
+from kubectl_whose.errors import ExitCode, WhoseError
+
+# name -> (module, attribute, one-line help). The only list of subcommands.
+SUBCOMMANDS = {
+    "analyze": ("kubectl_whose.cli.analyze", "analyze", "Summarise a pcap/pcapng file per stream, offline."),
+    "capture": ("kubectl_whose.cli.capture", "capture", "Capture a pod's traffic from an ephemeral debug container."),
+    "rules": ("kubectl_whose.cli.rules", "rules", "Show a pod's netfilter rules, explained."),
+    "trace": ("kubectl_whose.cli.trace", "trace", "Trace a packet through a pod's netfilter rules."),
+    "net": ("kubectl_whose.cli.net", "net", "Interfaces, routes, neighbours and sockets of a pod."),
+    "doctor": ("kubectl_whose.cli.doctor", "doctor", "Preflight: can kubectl-whose debug this pod?"),
+    "ps": ("kubectl_whose.cli.ps", "ps", "List the debug containers kubectl-whose added to a pod."),
+    "version": ("kubectl_whose.cli.version", "version", "Print the version."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return [name for name, (mod, _, _) in SUBCOMMANDS.items() if _module_exists(mod)]
+
+    def get_command(self, ctx, name):
+        if name not in SUBCOMMANDS or not _module_exists(SUBCOMMANDS[name][0]):
+            return None
+        module, attr, _ = SUBCOMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx, formatter):
+        # Short help without importing every subcommand module.
+        rows = [(n, SUBCOMMANDS[n][2]) for n in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _module_exists(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+    epilog="""\b
+Examples:
+  # Capture 10 s on every interface of a pod and summarise each TCP/UDP stream
+  kubectl whose capture my-pod -i any --duration 10s
+  # Save the raw capture too, byte-identical, or pipe it into Wireshark
+  kubectl whose capture my-pod -i eth0 -w out.pcap
+  kubectl whose capture my-pod -w - | wireshark -k -i -
+  # The same summary offline, and one stream's TCP flag table
+  kubectl whose analyze out.pcap
+  kubectl whose analyze out.pcap --stream 3
+  # Where does a packet to a Service go from this pod?
+  kubectl whose trace my-pod --to 10.96.0.10:53 --proto udp
+""",
+)
+@click.version_option(__version__, "--version", prog_name="kubectl-whose")
+def cli():
+    """Whose packet is it? Capture, summarise and explain a pod's traffic and netfilter rules."""
+
+
+def main(argv=None) -> None:
+    """Console-script entry: run the group, turn every failure into one line and an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    traceback = "--traceback" in args or os.environ.get("KUBECTL_WHOSE_TRACEBACK") == "1"
+    if "--traceback" in args:
+        args.remove("--traceback")
+    try:
+        code = cli.main(args=args, prog_name=_prog_name(), standalone_mode=False)
+    except WhoseError as e:
+        _print_error(str(e))
+        code = e.code
+    except click.exceptions.Abort:
+        code = ExitCode.INTERRUPTED
+    except click.ClickException as e:
+        e.show()
+        code = e.exit_code
+    except KeyboardInterrupt:
+        code = ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        # `| head` closed the pipe: end quietly, as cat and grep do.
+        _silence_stdout()
+        code = ExitCode.OK
+    except Exception as e:  # noqa: BLE001 - the last line of defence against tracebacks
+        if traceback:
+            raise
+        _print_error(f"unexpected {type(e).__name__}: {e} (this is a bug; rerun with --traceback and report it)")
+        code = ExitCode.ERROR
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    sys.exit(int(code or 0))
+
+
+def _prog_name() -> str:
+    # kubectl runs plugins as kubectl-whose; users type "kubectl whose".
+    return "kubectl whose"
+
+
+def _print_error(message: str) -> None:
+    click.echo(f"kubectl-whose: error: {message}", err=True)
+
+
+def _silence_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

@@ -1,0 +1,109 @@
+"""Flags shared by several subcommands, and click types that convert at the edge.
+
+kubectl passes no flags to plugins, so the plugin parses kubectl's own connection flags
+(-n/--namespace, --context, --kubeconfig) itself; `cluster.kubeconfig` resolves them the way
+kubectl does.
+"""
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+import click
+
+OUTPUT_FORMATS = ("table", "wide", "json", "yaml")
+
+
+@dataclass(frozen=True)
+class KubeFlags:
+    namespace: Optional[str]
+    context: Optional[str]
+    kubeconfig: Optional[str]
+    request_timeout: float
+
+
+def kube_flags(f):
+    """Add kubectl's connection flags; the command receives them as one `kube: KubeFlags`."""
+    f = click.option("--request-timeout", default=30.0, type=float, show_default=True,
+                     help="Seconds to wait for each API answer.")(f)
+    f = click.option("--kubeconfig", envvar=None, metavar="PATH",
+                     help="Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).")(f)
+    f = click.option("--context", metavar="NAME", help="The kubeconfig context to use.")(f)
+    f = click.option("-n", "--namespace", metavar="NS",
+                     help="Namespace of the pod (default: the context's namespace, else 'default').")(f)
+
+    @functools.wraps(f)  # carries click's collected params along
+    def wrapper(*args, namespace, context, kubeconfig, request_timeout, **kwargs):
+        kwargs["kube"] = KubeFlags(namespace, context, kubeconfig, request_timeout)
+        return f(*args, **kwargs)
+
+    return wrapper
+
+
+def output_option(default: str = "table"):
+    return click.option("-o", "--output", type=click.Choice(OUTPUT_FORMATS), default=default,
+                        show_default=True, help="Output format.")
+
+
+class DurationType(click.ParamType):
+    """`30s`, `2m`, `1h`, `500ms` or plain seconds -> float seconds."""
+
+    name = "duration"
+    _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}
+    _RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|)\s*$")
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)):
+            return float(value)
+        m = self._RE.match(str(value))
+        if not m:
+            self.fail(f"{value!r} is not a duration; use e.g. 30s, 2m, 1h or 500ms", param, ctx)
+        seconds = float(m.group(1)) * self._UNITS[m.group(2)]
+        if seconds <= 0:
+            self.fail(f"{value!r} must be greater than zero", param, ctx)
+        return seconds
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    ip: str
+    port: Optional[int]
+
+    def __str__(self) -> str:
+        if self.port is None:
+            return self.ip
+        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
+
+
+class EndpointType(click.ParamType):
+    """`IP:PORT`, `[IPv6]:PORT` or `IP` (port optional unless the command needs it)."""
+
+    name = "ip[:port]"
+
+    def __init__(self, port_required: bool = False):
+        self.port_required = port_required
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, Endpoint):
+            return value
+        text = str(value).strip()
+        ip, port = text, None
+        m = re.match(r"^\[([0-9a-fA-F:.]+)\](?::(\d+))?$", text)
+        if m:
+            ip, port = m.group(1), m.group(2)
+        elif text.count(":") == 1:
+            ip, port = text.split(":")
+        try:
+            ip = str(ipaddress.ip_address(ip))
+        except ValueError:
+            self.fail(f"{text!r} is not IP[:PORT] (examples: 10.96.0.10:53, [fd00::1]:80)", param, ctx)
+        if port is not None:
+            if not port.isdigit() or not 0 < int(port) < 65536:
+                self.fail(f"{text!r}: port must be 1-65535", param, ctx)
+            port = int(port)
+        elif self.port_required:
+            self.fail(f"{text!r} has no port; use IP:PORT (example: 10.96.0.10:53)", param, ctx)
+        return Endpoint(ip, port)

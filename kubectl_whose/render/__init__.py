@@ -1,0 +1,1 @@
+"""Rendering of analysis results: table, wide, json, yaml, live. No analysis logic here."""
