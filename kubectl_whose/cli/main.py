@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "net": ("kubectl_whose.cli.net", "net", "Interfaces, routes, neighbours and sockets of a pod."),
     "doctor": ("kubectl_whose.cli.doctor", "doctor", "Preflight: can kubectl-whose debug this pod?"),
     "ps": ("kubectl_whose.cli.ps", "ps", "List the debug containers kubectl-whose added to a pod."),
+    "completion": ("kubectl_whose.cli.completion", "completion", "Print a shell completion script (bash, zsh, fish)."),
     "version": ("kubectl_whose.cli.version", "version", "Print the version."),
 }
 
