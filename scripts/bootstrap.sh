@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(tshark tcpdump iproute2 iptables nftables iputils-ping curl util-linux libcap2-bin
-              conntrack ethtool procps nginx-light apache2-utils socat)
+              conntrack ethtool procps nginx-light apache2-utils socat time)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

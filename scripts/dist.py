@@ -39,6 +39,8 @@ def stage(staging: Path) -> None:
         shutil.rmtree(staging)
     lib = staging / "lib"
     lib.mkdir(parents=True)
+    # pip builds in-tree: setuptools' build/ would carry modules deleted since the last build
+    shutil.rmtree(ROOT / "build", ignore_errors=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-compile",
                     "--target", str(lib), str(ROOT)], check=True)
     shutil.rmtree(lib / "bin", ignore_errors=True)

@@ -28,3 +28,23 @@ def test_console_help_lists_examples():
     r = run_process(["--help"])
     assert r.returncode == 0
     assert b"Examples:" in r.stdout
+
+
+def test_closing_the_pipe_early_ends_quietly_with_exit_zero(tmp_path):
+    """`kubectl whose analyze big.pcap | head -1`: no BrokenPipeError, no traceback, exit 0."""
+    import subprocess
+
+    from tests import pcapgen
+
+    records = []
+    for i in range(400):  # 400 streams: far more output than one pipe buffer read
+        records += pcapgen.http_conversation(cport=20000 + i, t0=1_700_000_000 * 10**9 + i * 10**6)
+    path = tmp_path / "many.pcap"
+    path.write_bytes(pcapgen.pcap(records))
+    proc = subprocess.Popen([sys.executable, "-m", "kubectl_whose", "analyze", str(path), "-o", "json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, err
+    assert "Traceback" not in err and "Error" not in err

@@ -23,3 +23,19 @@ def test_real_kubectl_completes_plugin_subcommands_through_kubectl_complete_whos
     lines = out.stdout.splitlines()
     assert any(line.startswith("version") for line in lines), out.stdout + out.stderr
     assert lines[-1] == ":4"
+
+
+def test_real_kubectl_completes_pod_names_from_the_cluster(lab):
+    env = {**__import__("os").environ, "KUBECONFIG": str(lab.kubeconfig)}
+    out = subprocess.run(["kubectl", "__complete", "whose", "capture", "echo-"], capture_output=True, text=True,
+                         timeout=60, env=env)
+    names = [line.split("\t")[0] for line in out.stdout.splitlines()[:-1]]
+    expected = sorted(p for p in lab.pods if p.startswith("echo-"))
+    assert names == expected and len(expected) == 3, out.stdout + out.stderr
+    assert out.stdout.splitlines()[-1] == ":4"
+
+
+def test_pod_completion_is_silent_without_a_cluster(tmp_path):
+    env = {"PATH": __import__("os").environ["PATH"], "KUBECONFIG": str(tmp_path / "missing"), "HOME": str(tmp_path)}
+    out = subprocess.run(["kubectl_complete-whose", "capture", ""], capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0 and out.stdout == ":4\n" and out.stderr == ""

@@ -84,6 +84,14 @@ def main(argv=None) -> None:
     except WhoseError as e:
         _print_error(str(e))
         code = e.code
+    except SystemExit as e:
+        # click turns EPIPE into exit 1 after wrapping stdout; `| head` closing the pipe is
+        # a normal end for a command whose output was cut short on purpose.
+        if isinstance(sys.stdout, click.utils.PacifyFlushWrapper):
+            _silence_stdout()
+            code = ExitCode.OK
+        else:
+            code = e.code
     except click.exceptions.Abort:
         code = ExitCode.INTERRUPTED
     except click.ClickException as e:

@@ -107,3 +107,30 @@ class EndpointType(click.ParamType):
         elif self.port_required:
             self.fail(f"{text!r} has no port; use IP:PORT (example: 10.96.0.10:53)", param, ctx)
         return Endpoint(ip, port)
+
+
+def complete_pods(ctx: click.Context, param, incomplete: str):
+    """Shell completion for POD: the running pods of the namespace the command line names.
+
+    Reads -n/--context/--kubeconfig already typed, asks the API with a short timeout, and
+    stays silent on any failure: completion must never print an error into the shell.
+    """
+    from click.shell_completion import CompletionItem
+
+    try:
+        from kubectl_whose.cluster.client import connect
+
+        p = ctx.params
+        kube = KubeFlags(p.get("namespace"), p.get("context"), p.get("kubeconfig"), 3.0)
+        cluster = connect(kube)
+        pods = cluster.rest.get(f"/api/v1/namespaces/{cluster.namespace}/pods",
+                                {"fieldSelector": "status.phase=Running"})
+    except Exception:  # noqa: BLE001 - no cluster, no completion
+        return []
+    names = sorted(item["metadata"]["name"] for item in pods.get("items", []))
+    return [CompletionItem(n) for n in names if n.startswith(incomplete)]
+
+
+def pod_argument(required: bool = True):
+    """The POD argument, with pod-name completion from the cluster."""
+    return click.argument("pod", required=required, shell_complete=complete_pods)

@@ -39,7 +39,7 @@ def dump_yaml(data: Any) -> str:
     import yaml
 
     return yaml.safe_dump(json.loads(json.dumps(data, default=_json_default)), sort_keys=False,
-                          default_flow_style=False)
+                          default_flow_style=False, allow_unicode=True)
 
 
 def emit(data: Any, output: str, table: Callable[[Any, bool], None]) -> None:

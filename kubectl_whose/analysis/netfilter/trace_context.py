@@ -1,0 +1,110 @@
+"""What one walk of a packet through the hooks carries: the packet, the rule-by-rule steps, the
+assumptions made, and the branch choices (statistic/numgen) that this walk took.
+
+`trace.py` enumerates every combination of branch choices by re-running the walk with the next
+choice sequence (depth first), so the evaluators stay plain sequential code: at a probabilistic
+rule they call `choose()` and get the branch this walk follows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Sequence
+
+from kubectl_whose.analysis.netfilter.packet import Packet, TraceQuery
+
+
+@dataclass
+class Step:
+    hook: str
+    table: str
+    chain: str
+    rule: str
+    matched: bool
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return {"hook": self.hook, "table": self.table, "chain": self.chain, "rule": self.rule,
+                "matched": self.matched, "note": self.note}
+
+
+class WalkContext:
+    MAX_STEPS = 20000  # a jump loop (possible in user chains) must end
+
+    def __init__(self, query: TraceQuery, packet: Packet, choices: List[int], local_ips: Sequence[str]):
+        self.query = query
+        self.packet = packet
+        self.choices = choices
+        self.alternatives: List[int] = []
+        self.probability = 1.0
+        self.steps: List[Step] = []
+        self.assumptions: List[str] = []
+        self.local_ips = list(local_ips)
+        self.hook = ""
+        self.branch_notes: List[str] = []
+
+    def choose(self, probabilities: Sequence[float], label: str, labels: Sequence[str]) -> int:
+        pos = len(self.alternatives)
+        if pos >= len(self.choices):
+            self.choices.append(0)
+        index = self.choices[pos]
+        self.alternatives.append(len(probabilities))
+        self.probability *= probabilities[index]
+        self.branch_notes.append(f"{label}: {labels[index]} (p={probabilities[index]:.4g})")
+        return index
+
+    def assume(self, text: str) -> None:
+        if text not in self.assumptions:
+            self.assumptions.append(text)
+
+    def step(self, table: str, chain: str, rule: str, matched: bool, note: str = "") -> None:
+        if len(self.steps) > self.MAX_STEPS:
+            raise RecursionError("more than 20000 rule evaluations: the chains jump in a loop")
+        self.steps.append(Step(self.hook, table, chain, rule, matched, note))
+
+    # -- facts about the packet that need an assumption when the user did not give them --
+    def uid(self) -> Optional[int]:
+        if self.packet.uid is None and self.query.reply and not self.query.inbound:
+            self.assume("the answering socket's uid is unknown; assumed 0 (root)")
+            return 0
+        if self.packet.uid is None and not self.query.inbound:
+            self.assume("sender uid unknown (pass --uid); assumed 0 (root)")
+            return 0
+        return self.packet.uid
+
+    def gid(self) -> Optional[int]:
+        if self.packet.gid is None and self.query.reply and not self.query.inbound:
+            self.assume("the answering socket's gid is unknown; assumed 0 (root)")
+            return 0
+        if self.packet.gid is None and not self.query.inbound:
+            self.assume("sender gid unknown (pass --gid); assumed 0 (root)")
+            return 0
+        return self.packet.gid
+
+    def sport(self) -> int:
+        if self.packet.sport is None:
+            self.assume(f"source port unknown (pass --from IP:PORT); assumed ephemeral port 40000")
+            return 40000
+        return self.packet.sport
+
+    def src(self) -> Optional[str]:
+        if self.packet.src is None:
+            self.assume("source address unknown (pass --from or --pod-ip); rules that match a source address "
+                        "are taken as not matching")
+        return self.packet.src
+
+    def is_local(self, ip: Optional[str]) -> bool:
+        from kubectl_whose.analysis.netfilter.packet import is_loopback
+
+        if ip is None:
+            return False
+        if not self.query.pod_ips:
+            self.assume("pod addresses unknown (pass --pod-ip); LOCAL means loopback"
+                        + (" and the --to address" if self.query.inbound else ""))
+        return is_loopback(ip) or ip in self.local_ips
+
+    def local_address(self) -> str:
+        """The address REDIRECT uses in PREROUTING: the primary address of the input interface."""
+        if self.local_ips:
+            return self.local_ips[0]
+        self.assume("pod address unknown (pass --pod-ip); REDIRECT target shown as the packet's destination")
+        return self.packet.dst

@@ -1,0 +1,302 @@
+"""The stream table: tcp.stream / udp.stream indices exactly as tshark 4.0.17 allocates them.
+
+Rules (research §1, checked against the installed tshark by the oracle tests):
+* a stream is keyed on the unordered inner (address, port) pair, nothing else (no VLAN, no
+  interface, no tunnel id, no time-out); indices are dense and given in first-frame order, one
+  counter for TCP and one for UDP;
+* 4.0.x port reuse: a new TCP stream starts only for a pure SYN (SYN=1, ACK=0) whose direction
+  already has a base sequence number different from the SYN's raw seq (flagged `reused_ports`);
+  a SYN-ACK with a different seq is flagged `reused_ports` but stays in the stream; FIN, RST and
+  idle time never split a stream (4.5-dev splits after FIN/RST; 4.0 does not);
+* a TCP/UDP header quoted in an ICMP error takes a stream index when its pair is new, but the
+  frame is not counted in the stream (tshark's conv table ignores it too).
+Direction: flow 0 is the sender with the larger (address, port), tshark's `flow1`.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Dict, List, Optional
+
+from kubectl_whose.analysis.conn_state import ZeekTcp, ZeekUdp, orig_is_receiver
+from kubectl_whose.analysis.tcp_analysis import (A_ANY_RETRANSMISSION, A_DUPLICATE_ACK, A_LOST_PACKET,
+                                                 A_OUT_OF_ORDER, A_REUSED_PORTS, A_ZERO_WINDOW, M32, TH_ACK,
+                                                 TH_FIN, TH_RST, TH_SYN, Flow, analysis_names, analyze)
+
+_SYN_ACK = TH_SYN | TH_ACK
+
+
+class TcpStream:
+    __slots__ = ("index", "key", "flows", "first_frame", "first_ts", "base_ts", "last_ts", "first_dir", "syn_dir",
+                 "pkts0", "pkts1", "bytes0", "bytes1", "pay0", "pay1", "syn", "fin", "rst", "retrans",
+                 "zero_window", "dup_acks", "ooo", "lost", "mru_syn", "first_rtt", "zeek", "zeek_orig",
+                 "encap", "client_isn", "server_isn", "synack_ack")
+
+    def __init__(self, index: int, key: tuple, ts: int):
+        self.index = index
+        self.key = key  # (addr of flow 0, addr of flow 1, port of flow 0, port of flow 1)
+        self.flows = (Flow(), Flow())
+        self.first_frame = 0
+        self.first_ts = 0
+        self.base_ts = ts  # tshark's ts_first: the frame that created the conversation
+        self.last_ts = 0
+        self.first_dir = -1
+        self.syn_dir = -1
+        self.pkts0 = self.pkts1 = self.bytes0 = self.bytes1 = self.pay0 = self.pay1 = 0
+        self.syn = self.fin = self.rst = 0
+        self.retrans = self.zero_window = self.dup_acks = self.ooo = self.lost = 0
+        self.mru_syn = 0
+        self.first_rtt = 0
+        self.zeek = None
+        self.zeek_orig = 0
+        self.encap = None
+        self.client_isn = self.server_isn = self.synack_ack = None
+
+
+class UdpStream:
+    __slots__ = ("index", "key", "first_frame", "first_ts", "base_ts", "last_ts", "first_dir", "pkts0", "pkts1",
+                 "bytes0", "bytes1", "pay0", "pay1", "zeek", "zeek_orig", "encap")
+
+    def __init__(self, index: int, key: tuple, ts: int):
+        self.index = index
+        self.key = key
+        self.first_frame = 0
+        self.first_ts = 0
+        self.base_ts = ts
+        self.last_ts = 0
+        self.first_dir = -1
+        self.pkts0 = self.pkts1 = self.bytes0 = self.bytes1 = self.pay0 = self.pay1 = 0
+        self.zeek = ZeekUdp()
+        self.zeek_orig = 0
+        self.encap = None
+
+
+def _freeze(st: TcpStream) -> None:
+    """Drop the sequence-analysis state of a stream that a reused 4-tuple replaced, keeping its
+    final Zeek verdict: busy clients reuse ports, and such streams would otherwise hold ~1 KB each."""
+    z = st.zeek
+    st.zeek = FrozenZeek(z.conn_state(), sys.intern(z.history()))
+    st.flows = None
+
+
+class FrozenZeek:
+    __slots__ = ("state", "hist")
+
+    def __init__(self, state: str, hist: str):
+        self.state, self.hist = state, hist
+
+    def conn_state(self) -> str:
+        return self.state
+
+    def history(self) -> str:
+        return self.hist
+
+
+def _flow_key(src: bytes, dst: bytes, sport: int, dport: int):
+    """(direction, key): direction 0 when the sender is tshark's flow1 (larger address, then port)."""
+    if src > dst or (src == dst and sport > dport):
+        return 0, (src, dst, sport, dport)
+    return 1, (dst, src, dport, sport)
+
+
+class StreamTable:
+    """Every stream of a capture; per-packet detail only for the one selected stream."""
+
+    def __init__(self, detail_proto: str = "tcp", detail_stream: Optional[int] = None):
+        self.tcp: Dict[tuple, TcpStream] = {}
+        self.udp: Dict[tuple, UdpStream] = {}
+        self.tcp_streams: List[TcpStream] = []
+        self.udp_streams: List[UdpStream] = []
+        self.detail_proto = detail_proto
+        self.detail_stream = detail_stream
+        self.detail: List[dict] = []
+        want = -1 if detail_stream is None else detail_stream
+        self._detail_tcp = want if detail_proto == "tcp" else -1
+        self._detail_udp = want if detail_proto == "udp" else -1
+
+    # -- TCP -----------------------------------------------------------------------------------
+    def tcp_packet(self, frame: int, ts: int, orig_len: int, src: bytes, dst: bytes, sport: int, dport: int,
+                   seq: int, ack: int, flags: int, win: int, seglen: int, wscale: int, encap) -> None:
+        if src > dst or (src == dst and sport > dport):
+            d = 0
+            key = (src, dst, sport, dport)
+        else:
+            d = 1
+            key = (dst, src, dport, sport)
+        st = self.tcp.get(key)
+        ta = 0
+        if st is None:
+            st = self._new_tcp(key, ts)
+        elif flags & TH_SYN:
+            fwd = st.flows[d]
+            if fwd.base_set and seq != fwd.base_seq:
+                if flags & TH_ACK:
+                    ta = A_REUSED_PORTS  # 4.0 flags a SYN-ACK with another seq but keeps the stream
+                else:
+                    _freeze(st)  # no packet can reach the old stream any more
+                    st = self._new_tcp(st.key, ts)  # share the key: one tuple per 4-tuple
+                    ta = A_REUSED_PORTS
+        flows = st.flows
+        fwd = flows[d]
+        rev = flows[1 - d]
+        ta = analyze(fwd, rev, seq, ack, seglen, flags, win, ts, st.first_rtt, ta)
+
+        if st.first_dir < 0:
+            st.first_dir = d
+            st.first_frame = frame
+            st.first_ts = ts
+            st.encap = encap
+            st.zeek = ZeekTcp()
+            st.zeek_orig = 1 - d if orig_is_receiver(flags, sport, dport) else d
+        st.last_ts = ts
+        if d == 0:
+            st.pkts0 += 1
+            st.bytes0 += orig_len
+            st.pay0 += seglen
+        else:
+            st.pkts1 += 1
+            st.bytes1 += orig_len
+            st.pay1 += seglen
+        if flags & (TH_SYN | TH_FIN | TH_RST):
+            if flags & TH_SYN:
+                st.syn += 1
+                if flags & TH_ACK:
+                    if st.server_isn is None:
+                        st.server_isn = seq
+                        st.synack_ack = ack
+                    if ta & A_REUSED_PORTS:
+                        fwd.base_seq = seq  # measured (4.0.17): the odd SYN-ACK becomes relative seq 0
+                else:
+                    st.mru_syn = ts
+                    if st.syn_dir < 0:
+                        st.syn_dir = d
+                        st.client_isn = seq
+                scale = fwd.win_scale
+                if wscale >= 0:
+                    scale = fwd.win_scale = min(wscale, 14)
+                if scale == -1:
+                    fwd.win_scale = rev.win_scale = -2
+                elif flags & TH_ACK and rev.win_scale == -2:
+                    fwd.win_scale = -2
+            if flags & TH_FIN:
+                st.fin += 1
+            if flags & TH_RST:
+                st.rst += 1
+        if flags & _SYN_ACK == TH_ACK and st.mru_syn and not st.first_rtt:
+            st.first_rtt = ts - st.mru_syn
+        if ta:
+            if ta & A_ANY_RETRANSMISSION:
+                st.retrans += 1
+            if ta & A_ZERO_WINDOW:
+                st.zero_window += 1
+            if ta & A_DUPLICATE_ACK:
+                st.dup_acks += 1
+            if ta & A_OUT_OF_ORDER:
+                st.ooo += 1
+            if ta & A_LOST_PACKET:
+                st.lost += 1
+        zorig = st.zeek_orig
+        role = 0 if d == zorig else 1
+        if st.zeek.packet(role, flags, seq, seglen, win) != role:
+            st.zeek_orig = 1 - zorig
+        if st.index == self._detail_tcp:
+            self._tcp_detail(st, d, frame, ts, orig_len, seq, ack, flags, win, seglen, ta)
+
+    def _new_tcp(self, key: tuple, ts: int) -> TcpStream:
+        st = TcpStream(len(self.tcp_streams), key, ts)
+        self.tcp_streams.append(st)
+        self.tcp[key] = st
+        return st
+
+    def _tcp_detail(self, st, d, frame, ts, orig_len, seq, ack, flags, win, seglen, ta) -> None:
+        from kubectl_whose.analysis.decode import format_endpoint
+
+        fwd, rev = st.flows[d], st.flows[1 - d]
+        a, b, pa, pb = st.key
+        src, dst = (format_endpoint(a, pa), format_endpoint(b, pb)) if d == 0 else \
+            (format_endpoint(b, pb), format_endpoint(a, pa))
+        window = win << fwd.win_scale if not flags & TH_SYN and fwd.win_scale >= 0 else win
+        self.detail.append({
+            "frame": frame, "time": round((ts - st.base_ts) / 1e9, 9), "src": src, "dst": dst,
+            "length": orig_len, "segment_length": seglen, "flags": flag_names(flags),
+            "flags_hex": f"0x{flags:03x}", "seq": (seq - fwd.base_seq) & M32,
+            "ack": (ack - rev.base_seq) & M32 if flags & TH_ACK else ack, "window": window,
+            "analysis": analysis_names(ta)})
+
+    def tcp_quote(self, ts: int, src: bytes, dst: bytes, sport: int, dport: int, seq: int, flags: int) -> None:
+        """A TCP header quoted in an ICMP error: it takes an index as a packet would (a new pair, or
+        a pure SYN reusing one, measured with 4.0.17), but joins no stream and moves no state."""
+        d, key = _flow_key(src, dst, sport, dport)
+        st = self.tcp.get(key)
+        if st is None:
+            st = self._new_tcp(key, ts)
+        elif flags & _SYN_ACK == TH_SYN and st.flows is not None:
+            fwd = st.flows[d]
+            if fwd.base_set and seq != fwd.base_seq:
+                if st.first_dir >= 0:
+                    _freeze(st)
+                st = self._new_tcp(st.key, ts)
+        # tshark's handshake-RTT bookkeeping is not skipped for quoted headers (measured)
+        if flags & _SYN_ACK == TH_SYN:
+            st.mru_syn = ts
+        elif flags & _SYN_ACK == TH_ACK and st.mru_syn and not st.first_rtt:
+            st.first_rtt = ts - st.mru_syn
+
+    # -- UDP -----------------------------------------------------------------------------------
+    def udp_packet(self, frame: int, ts: int, orig_len: int, src: bytes, dst: bytes, sport: int, dport: int,
+                   paylen: int, encap) -> None:
+        if src > dst or (src == dst and sport > dport):
+            d = 0
+            key = (src, dst, sport, dport)
+        else:
+            d = 1
+            key = (dst, src, dport, sport)
+        st = self.udp.get(key)
+        if st is None:
+            st = self._new_udp(key, ts)
+        if st.first_dir < 0:
+            st.first_dir = d
+            st.zeek_orig = d
+            st.first_frame = frame
+            st.first_ts = ts
+            st.encap = encap
+        st.last_ts = ts
+        if d == 0:
+            st.pkts0 += 1
+            st.bytes0 += orig_len
+            st.pay0 += paylen
+        else:
+            st.pkts1 += 1
+            st.bytes1 += orig_len
+            st.pay1 += paylen
+        st.zeek.packet(0 if d == st.zeek_orig else 1)
+        if st.index == self._detail_udp:
+            from kubectl_whose.analysis.decode import format_endpoint
+
+            a, b, pa, pb = key
+            ends = (format_endpoint(a, pa), format_endpoint(b, pb))
+            self.detail.append({"frame": frame, "time": round((ts - st.base_ts) / 1e9, 9),
+                                "src": ends[d], "dst": ends[1 - d], "length": orig_len,
+                                "segment_length": paylen, "flags": "", "flags_hex": "0x000", "seq": 0,
+                                "ack": None, "window": 0, "analysis": []})
+
+    def _new_udp(self, key: tuple, ts: int) -> UdpStream:
+        st = UdpStream(len(self.udp_streams), key, ts)
+        self.udp_streams.append(st)
+        self.udp[key] = st
+        return st
+
+    def udp_quote(self, ts: int, src: bytes, dst: bytes, sport: int, dport: int) -> None:
+        _d, key = _flow_key(src, dst, sport, dport)
+        if key not in self.udp:
+            self._new_udp(key, ts)
+
+
+_FLAG_NAMES = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "AE")  # 0x100 is "AE" in 4.0.17
+
+
+def flag_names(flags: int) -> str:
+    """Wireshark's names in its order (low bit first), comma-joined: SYN,ACK."""
+    names = [name for i, name in enumerate(_FLAG_NAMES) if flags & (1 << i)]
+    if flags & 0xE00:
+        names.append("Reserved")
+    return ",".join(names) if names else "<None>"  # tshark's Info column: [<None>]

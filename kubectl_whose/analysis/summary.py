@@ -1,0 +1,309 @@
+"""The public API of the analysis engine: bytes of a pcap/pcapng in, a `CaptureSummary` out.
+
+`capture` feeds `CaptureAnalyzer` chunks from the exec stream and calls `snapshot()` for its live
+view; `analyze FILE` calls `analyze_file`. Both run the very same code.
+
+JSON contract of `CaptureSummary.to_dict()` (stable; copied to README):
+
+    {"packets": int,            # frames read (all frames, as tshark counts them)
+     "truncated": bool, "warnings": [str], "linktypes": [str],
+     "first_ts": float|null,    # epoch seconds of frame 1
+     "frames_without_transport": int,   # frames with no TCP/UDP header we could decode
+     "streams": [               # busiest first (packets desc, then index, TCP before UDP)
+       {"proto": "tcp"|"udp", "index": int,          # == tcp.stream / udp.stream (tshark 4.0.17)
+        "client": "ip:port", "server": "ip:port",    # client = sender of the first pure SYN, else the
+                                                     # first sender; IPv6 as [addr]:port
+        "packets": int, "bytes": int,                # frames, and the sum of frame orig_len (conv table bytes)
+        "payload_bytes": int,                        # sum of tcp.len / UDP payload length
+        "client_packets", "server_packets", "client_bytes", "server_bytes",
+        "client_payload_bytes", "server_payload_bytes": int,
+        "first_frame": int, "start": float,          # start = seconds since frame 1 (frame.time_relative)
+        "duration": float,                           # last frame − first frame of the stream, seconds
+        "flags": {"SYN": int, "FIN": int, "RST": int},   # packets with that flag set
+        "retransmissions": int,                      # tcp.analysis.retransmission ∪ fast ∪ spurious
+        "zero_window": int, "dup_acks": int, "out_of_order": int, "lost_segments": int,
+        "handshake_rtt": float|null,                 # == tcp.analysis.initial_rtt, seconds
+        "state": str, "history": str,                # Zeek conn_state / history
+        "encapsulation": str|null,                   # e.g. "vxlan 10.0.0.1→10.0.0.2 vni 42"
+        "client_isn": int|null, "server_isn": int|null,   # raw seq of the first SYN / SYN-ACK
+        "synack_ack": int|null,                      # raw ack number of the first SYN-ACK
+        "first_abs_ts": float}],                     # epoch seconds of the stream's first frame
+     "detail": null | {"proto": str, "index": int, "packets": [   # only with --stream N
+         {"frame": int, "time": float,               # seconds since the stream's first frame (tcp.time_relative)
+          "src": "ip:port", "dst": "ip:port", "length": int,   # frame orig_len
+          "segment_length": int,                     # tcp.len (UDP: payload length)
+          "flags": "SYN,ACK", "flags_hex": "0x012",  # Wireshark's names and 3-hex-digit form
+          "seq": int, "ack": int,                    # as tcp.seq / tcp.ack: relative (ack: the raw field
+                                                     # when the ACK flag is not set, as tshark shows it)
+          "window": int,                             # tcp.window_size (scaled as tshark computes it)
+          "analysis": [str]}]}}                      # tcp.analysis.<name> for each flag set
+UDP streams carry the same keys; TCP-only ones are 0 or null.
+
+Agreement with tshark 4.0.17 (the installed oracle) and the deliberate differences:
+* every figure above equals what `tshark -T fields` gives for that tcp.stream/udp.stream, including
+  IP fragment reassembly (a fragmented datagram counts in the frame that completes it), ICMP errors
+  (the quoted header takes a stream index; the frame joins no stream) and the 4.0.x port-reuse rule
+  (see `analysis.streams`);
+* VXLAN on UDP 8472 (flannel, Cilium, the Linux default) is decoded like 4789, so its inner streams
+  appear; tshark 4.0 needs `-d udp.port==8472,vxlan` for that (tests run it with that flag);
+* `state`/`history` follow Zeek's definitions (`analysis.conn_state`) on tshark's streams; Zeek's own
+  time-outs, checksum (`C`) and gap (`G`) letters are not emulated.
+"""
+from __future__ import annotations
+
+import heapq
+import struct
+from dataclasses import dataclass
+from typing import Iterator, List, Optional
+
+from kubectl_whose.analysis.capture_file import CaptureReader, linktype_name, open_source, read_chunks
+from kubectl_whose.analysis.decode import EV_TCP, EV_TCP_QUOTE, EV_UDP, decode_fast, decode_frame, format_endpoint
+from kubectl_whose.analysis.fastpath import FAST_LINKTYPES, feed_classic_pcap
+from kubectl_whose.analysis.fragments import Reassembly
+from kubectl_whose.analysis.rows import client_dir, stream_json, stream_row
+from kubectl_whose.analysis.streams import StreamTable, UdpStream
+from kubectl_whose.errors import ExitCode, WhoseError
+
+SUPPORTED_LINKTYPES = frozenset({0, 1, 12, 14, 101, 108, 113, 228, 229, 276})
+PROTOS = ("tcp", "udp", "all")
+
+
+@dataclass
+class LiveStats:
+    packets: int
+    bytes: int
+    first_ts: Optional[float]
+    last_ts: Optional[float]
+    tcp_streams: int
+    udp_streams: int
+    top: List[dict]
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class CaptureSummary:
+    """The result of one analysis. Stream rows are built on demand from the stream table, so a
+    capture with 100 000 streams can be written out row by row (`iter_streams`) without holding
+    every row at once; `streams` (a list) and `to_dict()` build them all."""
+
+    def __init__(self, packets: int, truncated: bool, warnings: List[str], linktypes: List[str],
+                 first_ts: Optional[float], ordered: list, first_ts_ns: Optional[int], detail: Optional[dict] = None,
+                 tcp_stream_count: int = 0, udp_stream_count: int = 0, frames_without_transport: int = 0,
+                 bytes: int = 0):
+        self.packets = packets
+        self.truncated = truncated
+        self.warnings = warnings
+        self.linktypes = linktypes
+        self.first_ts = first_ts
+        self.detail = detail
+        self.tcp_stream_count = tcp_stream_count
+        self.udp_stream_count = udp_stream_count
+        self.frames_without_transport = frames_without_transport
+        self.bytes = bytes
+        self._ordered = ordered  # stream objects, busiest first
+        self._first_ns = first_ts_ns
+        self._rows: Optional[List[dict]] = None
+
+    def __len__(self) -> int:
+        return len(self._ordered)
+
+    def row_counts(self):
+        """(TCP rows, UDP rows) in `streams`."""
+        udp = sum(1 for s in self._ordered if isinstance(s, UdpStream))
+        return len(self._ordered) - udp, udp
+
+    def iter_streams(self) -> Iterator[dict]:
+        if self._rows is not None:
+            yield from self._rows
+            return
+        for s in self._ordered:
+            yield stream_row(s, self._first_ns)
+
+    def iter_json_rows(self) -> Iterator[str]:
+        """Each row of `streams` as compact JSON text, without building the dicts."""
+        for s in self._ordered:
+            yield stream_json(s, self._first_ns)
+
+    @property
+    def streams(self) -> List[dict]:
+        if self._rows is None:
+            self._rows = list(self.iter_streams())
+        return self._rows
+
+    def head(self) -> dict:
+        """Every top-level key of the JSON contract except `streams` and `detail`."""
+        return {"packets": self.packets, "truncated": self.truncated, "warnings": list(self.warnings),
+                "linktypes": list(self.linktypes), "first_ts": self.first_ts,
+                "frames_without_transport": self.frames_without_transport}
+
+    def to_dict(self) -> dict:
+        return {**self.head(), "streams": self.streams, "detail": self.detail}
+
+    def stream_count(self, proto: str) -> int:
+        return self.tcp_stream_count if proto == "tcp" else self.udp_stream_count
+
+
+def check_stream_index(proto: str, index: int, count: int) -> None:
+    """The `--stream N` range check, one sentence naming the valid range."""
+    if 0 <= index < count:
+        return
+    name = proto.upper()
+    have = f"no {name} streams" if count == 0 else \
+        f"1 {name} stream (0)" if count == 1 else f"{count} {name} streams (0–{count - 1})"
+    raise WhoseError(f"--stream {index}: the capture has {have}", ExitCode.NOT_FOUND)
+
+
+class CaptureAnalyzer:
+    """Feed pcap/pcapng bytes in any chunking; `snapshot()` while running, `finish()` at the end."""
+
+    def __init__(self, proto: str = "all", detail_stream: Optional[int] = None, detail_proto: str = "tcp",
+                 name: str = "input", fast_path: bool = True):
+        if proto not in PROTOS:
+            raise ValueError(f"proto must be one of {', '.join(PROTOS)}")
+        self.proto = proto
+        self.reader = CaptureReader(name)
+        self.table = StreamTable(detail_proto, detail_stream)
+        self.detail_stream = detail_stream
+        self.detail_proto = detail_proto
+        self.packets = 0
+        self.bytes = 0
+        self.first_ts: Optional[int] = None
+        self.last_ts: Optional[int] = None
+        self.no_transport = 0
+        self.unsupported: dict = {}
+        self.frags = Reassembly()
+        self.fast_path = fast_path  # False: every frame through decode_frame (tests compare both paths)
+        self._want_tcp = proto in ("tcp", "all") or detail_proto == "tcp" and detail_stream is not None
+        self._want_udp = proto in ("udp", "all") or detail_proto == "udp" and detail_stream is not None
+
+    def feed(self, data: bytes) -> None:
+        reader = self.reader
+        reader.feed(data)
+        if reader.format is None and (reader._ended or not reader._read_file_header()):
+            return
+        if not self.fast_path:
+            for frame_no, ts, linktype, _caplen, orig_len, frame in reader.records():
+                self._count(ts, orig_len)
+                self._general(frame_no, ts, linktype, orig_len, frame)
+            return
+        if reader.format == "pcap" and reader._pcap_linktype in FAST_LINKTYPES:
+            feed_classic_pcap(self)
+            return
+        table = self.table
+        tcp_packet = table.tcp_packet
+        udp_packet = table.udp_packet
+        want_tcp, want_udp = self._want_tcp, self._want_udp
+        fast = decode_fast
+        packets = self.packets
+        nbytes = self.bytes
+        ts = None
+        try:
+            for frame_no, ts, linktype, _caplen, orig_len, frame in reader.records():
+                packets += 1
+                nbytes += orig_len
+                if packets == 1:
+                    self.first_ts = ts
+                ev = fast(linktype, frame)
+                if ev is not None:
+                    if ev[0] == EV_TCP:
+                        if want_tcp:
+                            tcp_packet(frame_no, ts, orig_len, ev[1], ev[2], ev[3], ev[4], ev[5], ev[6], ev[7],
+                                       ev[8], ev[9], ev[10], None)
+                    elif want_udp:
+                        udp_packet(frame_no, ts, orig_len, ev[1], ev[2], ev[3], ev[4], ev[5], None)
+                    continue
+                self._general(frame_no, ts, linktype, orig_len, frame)
+        finally:
+            self.packets = packets
+            self.bytes = nbytes
+            if ts is not None:
+                self.last_ts = ts
+
+    def _count(self, ts: int, orig_len: int) -> None:
+        self.packets += 1
+        self.bytes += orig_len
+        if self.packets == 1:
+            self.first_ts = ts
+        self.last_ts = ts
+
+    def _general(self, frame_no: int, ts: int, linktype: int, orig_len: int, frame: bytes) -> None:
+        if linktype not in SUPPORTED_LINKTYPES:
+            self.unsupported[linktype] = self.unsupported.get(linktype, 0) + 1
+            self.no_transport += 1
+            return
+        try:
+            events = decode_frame(linktype, frame, self.frags)
+        except (IndexError, ValueError, struct.error):  # a header that lies about its length: count it
+            events = []
+        if not any(ev[0] <= EV_UDP for ev in events):  # nothing but a quote in an ICMP error
+            self.no_transport += 1
+        table = self.table
+        for ev in events:
+            kind = ev[0]
+            if kind == EV_TCP:
+                if self._want_tcp:
+                    table.tcp_packet(frame_no, ts, orig_len, *ev[1:])
+            elif kind == EV_UDP:
+                if self._want_udp:
+                    table.udp_packet(frame_no, ts, orig_len, *ev[1:])
+            elif kind == EV_TCP_QUOTE:
+                if self._want_tcp:
+                    table.tcp_quote(ts, *ev[1:])
+            elif self._want_udp:
+                table.udp_quote(ts, *ev[1:])
+
+    def snapshot(self, top: int = 5) -> LiveStats:
+        t = self.table
+        streams = [s for s in t.tcp_streams + t.udp_streams if s.first_dir >= 0] if top else []
+        busiest = heapq.nlargest(top, streams, key=lambda s: s.pkts0 + s.pkts1) if top else []
+        return LiveStats(self.packets, self.bytes, _sec(self.first_ts), _sec(self.last_ts), len(t.tcp_streams),
+                         len(t.udp_streams), [_brief(s) for s in busiest])
+
+    def finish(self) -> CaptureSummary:
+        self.reader.close()
+        warnings = list(self.reader.warnings)
+        for linktype, n in sorted(self.unsupported.items()):
+            warnings.append(f"link type {linktype_name(linktype)} ({linktype}) is not supported: "
+                            f"{n} frames not decoded")
+        t = self.table
+        ordered = []
+        if self.proto in ("tcp", "all"):
+            ordered += [s for s in t.tcp_streams if s.first_dir >= 0]
+        if self.proto in ("udp", "all"):
+            ordered += [s for s in t.udp_streams if s.first_dir >= 0]
+        # busiest first, then index; TCP before UDP on a tie
+        ordered.sort(key=lambda s: (-(s.pkts0 + s.pkts1), s.index, isinstance(s, UdpStream)))
+        detail = None
+        if self.detail_stream is not None:
+            detail = {"proto": self.detail_proto, "index": self.detail_stream, "packets": t.detail}
+        return CaptureSummary(self.packets, self.reader.truncated, warnings,
+                              [linktype_name(lt) for lt in self.reader.linktypes], _sec(self.first_ts), ordered,
+                              self.first_ts, detail, len(t.tcp_streams), len(t.udp_streams), self.no_transport,
+                              self.bytes)
+
+
+def _sec(ns: Optional[int]) -> Optional[float]:
+    return None if ns is None else ns / 1e9
+
+
+def _brief(s) -> dict:
+    a, b, pa, pb = s.key
+    ends = (format_endpoint(a, pa), format_endpoint(b, pb))
+    client = client_dir(s)
+    return {"proto": "udp" if isinstance(s, UdpStream) else "tcp", "index": s.index, "client": ends[client],
+            "server": ends[1 - client], "packets": s.pkts0 + s.pkts1, "bytes": s.bytes0 + s.bytes1}
+
+
+def analyze_file(path_or_fileobj, proto: str = "all", detail_stream: Optional[int] = None,
+                 detail_proto: str = "tcp") -> CaptureSummary:
+    """Analyse a capture file, a file object or a pipe (`-` is stdin), streaming it in chunks."""
+    fobj, name, owned = open_source(path_or_fileobj)
+    analyzer = CaptureAnalyzer(proto, detail_stream, detail_proto, name=name)
+    try:
+        for chunk in read_chunks(fobj):
+            analyzer.feed(chunk)
+    finally:
+        if owned:
+            fobj.close()
+    return analyzer.finish()

@@ -1,0 +1,81 @@
+"""`kubectl whose analyze FILE`: the per-stream summary of a saved capture, offline.
+
+The same engine `capture` feeds from the exec stream (`analysis.summary`), here fed from a file or
+a pipe. Stream numbers are tshark's `tcp.stream` / `udp.stream`, so `--stream 3` here and
+`tshark -Y tcp.stream==3` show the same packets.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import click
+
+from kubectl_whose.cli.options import output_option
+
+
+@click.command("analyze")
+@click.argument("file", metavar="FILE")
+@click.option("--stream", "stream", type=int, metavar="N",
+              help="Show the packet-by-packet flag table of stream N (tshark's tcp.stream, or udp.stream "
+                   "with --proto udp).")
+@click.option("--proto", type=click.Choice(["tcp", "udp", "all"]), default="all", show_default=True,
+              help="Which streams to list.")
+@output_option()
+def analyze(file: str, stream: Optional[int], proto: str, output: str) -> None:
+    """Summarise a pcap or pcapng capture, one row per TCP/UDP stream.
+
+    FILE is a classic pcap (tcpdump -w) or pcapng (dumpcap, Wireshark) file; `-` reads stdin.
+    Overlays (VXLAN on 4789 and 8472, Geneve, IP-in-IP, GRE) are decoded into their inner streams.
+
+    \b
+    Examples:
+      # every stream, busiest first, with Zeek-style state and history
+      kubectl whose analyze capture.pcap
+      # the TCP flag table of stream 3 (No. = frame number in the file)
+      kubectl whose analyze capture.pcap --stream 3
+      # only UDP streams, as JSON
+      kubectl whose analyze capture.pcapng --proto udp -o json
+      # straight from tcpdump
+      tcpdump -i eth0 -U -w - -c 200 | kubectl whose analyze -
+    """
+    from kubectl_whose.analysis.summary import analyze_file, check_stream_index
+    from kubectl_whose.render.output import emit
+
+    detail_proto = "udp" if proto == "udp" else "tcp"
+    summary = analyze_file(file, proto=proto, detail_stream=stream, detail_proto=detail_proto)
+    if stream is not None:
+        check_stream_index(detail_proto, stream, summary.stream_count(detail_proto))
+    connections = _connections(summary, None if file == "-" else file)
+    if output == "json":
+        from kubectl_whose.render.summary_json import write_json
+
+        # row by row: 100 000 streams must not mean one 100 MB string
+        write_json(summary, extra={"connections": connections})
+        return
+    if output == "yaml":
+        emit({**summary.to_dict(), "connections": connections}, output, None)
+        return
+    emit(summary, output, lambda data, wide: render_summary(data, connections, wide, stream is not None))
+
+
+def _connections(summary, capture: Optional[str]) -> list:
+    """NAT-split streams joined into connections (issue 6); the `streams` list stays tshark's."""
+    from kubectl_whose.analysis.connections import connections_json
+
+    # the file is re-read only when a stream begins with a reset (a refused redirect to prove)
+    return connections_json(summary, capture=capture)
+
+
+def render_summary(summary, connections: list, wide: bool, detail: bool) -> None:
+    """The table view shared by `analyze` and `capture`: streams (or one stream's flags), then joins."""
+    from kubectl_whose.render import flags_table, streams_table
+
+    if detail:
+        streams_table.print_header(summary)
+        flags_table.render(summary.detail, wide=wide)
+        return
+    streams_table.render(summary, wide=wide)
+    if connections:
+        from kubectl_whose.render.connections_view import render_connections
+
+        render_connections(connections, wide)

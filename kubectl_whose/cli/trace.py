@@ -1,0 +1,76 @@
+"""`kubectl whose trace POD --to IP:PORT`: walk a packet through the pod's netfilter rules.
+
+The rules come from the pod (the `rules` recipes) or from `--from-file` dumps; the walk and the
+`-o json` contract are in `kubectl_whose.analysis.netfilter.trace`.
+"""
+from __future__ import annotations
+
+import click
+
+from kubectl_whose.cli.options import EndpointType, kube_flags, output_option
+from kubectl_whose.cli.rules import live_options, load_rules
+
+CTSTATES = ("NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED")
+
+
+@click.command("trace", epilog="""\b
+Examples:
+  # Where does the app's outbound call go? (Istio: REDIRECT to 127.0.0.1:15001 unless uid 1337)
+  kubectl whose trace my-pod --to 10.96.0.10:80 --uid 1000
+  # A DNS query to the cluster DNS Service (kube-proxy: DNAT to one endpoint, with probabilities)
+  kubectl whose trace my-pod --to 10.96.0.10:53 --proto udp
+  # An inbound connection from another pod to port 8080
+  kubectl whose trace my-pod --inbound --from 10.244.1.7 --to 10.244.2.9:8080
+  # Offline, on a dump, machine-readable
+  kubectl whose trace --from-file rules.txt --pod-ip 10.244.2.9 --to 10.96.0.1:443 -o json
+""")
+@click.argument("pod", required=False)
+@click.option("--to", "to", required=True, type=EndpointType(port_required=True), metavar="IP:PORT",
+              help="Destination of the packet.")
+@click.option("--proto", type=click.Choice(["tcp", "udp"]), default="tcp", show_default=True)
+@click.option("--from", "src", type=EndpointType(), metavar="IP[:PORT]",
+              help="Source of the packet (default: the pod's address, or 127.0.0.1 for loopback).")
+@click.option("--uid", type=click.IntRange(0), help="uid of the sending process (owner match; outbound only).")
+@click.option("--gid", type=click.IntRange(0), help="gid of the sending process (owner match; outbound only).")
+@click.option("--inbound", is_flag=True, help="The packet arrives at the pod (PREROUTING/INPUT), "
+                                               "instead of leaving it (OUTPUT/POSTROUTING).")
+@click.option("--iface", metavar="IF", help="Input interface (--inbound) or output interface (default: eth0, "
+                                            "or lo for local destinations).")
+@click.option("--pod-ip", "pod_ips", multiple=True, type=EndpointType(), metavar="IP",
+              help="The pod's own address(es): what addrtype LOCAL and REDIRECT use (repeatable; live: read "
+                   "from the pod).")
+@click.option("--ctstate", type=click.Choice(CTSTATES, case_sensitive=False),
+              help="Conntrack state of the packet (default NEW, a new connection; NAT rules see only NEW).")
+@click.option("--mark", default="0", show_default=True, help="Packet mark before the first hook (e.g. 0x4000).")
+@click.option("--from-file", "from_files", multiple=True, metavar="DUMP",
+              help="Read rules from a dump instead of the pod (repeatable, e.g. legacy and nft dumps).")
+@output_option()
+@live_options
+@kube_flags
+def trace(kube, pod, to, proto, src, uid, gid, inbound, iface, pod_ips, ctstate, mark, from_files, output,
+          container, image, ttl):
+    """Trace a packet through a pod's netfilter rules, rule by rule, to its verdict.
+
+    Prints every possible end (ACCEPT, DROP, REJECT, REDIRECT to a port, DNAT to each endpoint with
+    its probability, SNAT/MASQUERADE), the path through the chains, and the assumptions made.
+    """
+    from kubectl_whose.analysis.netfilter.packet import TraceQuery
+    from kubectl_whose.analysis.netfilter.trace import trace as run_trace
+    from kubectl_whose.render.output import emit
+    from kubectl_whose.render.trace_view import render_trace
+
+    if (uid is not None or gid is not None) and inbound:
+        raise click.UsageError("--uid/--gid describe the sending process of an outbound packet; "
+                               "drop them or --inbound")
+    try:
+        mark_value = int(mark, 0)
+    except ValueError:
+        raise click.BadParameter(f"{mark!r} is not a number (examples: 0x4000, 16384)", param_hint="--mark")
+    rulesets, _, live_ips = load_rules(kube, pod, from_files, None, container, image, ttl)
+    ips = tuple(e.ip for e in pod_ips) or tuple(live_ips)
+    query = TraceQuery(dst=to.ip, dport=to.port, proto=proto, src=src.ip if src else None,
+                       sport=src.port if src else None, uid=uid, gid=gid, inbound=inbound, iface=iface,
+                       pod_ips=ips, ctstate=(ctstate or "NEW").upper(), mark=mark_value,
+                       ctstate_given=ctstate is not None)
+    result = run_trace(rulesets, query)
+    emit(result, output, lambda r, wide: render_trace(r, wide))

@@ -1,0 +1,75 @@
+"""Joined connections as rows: `app 10.0.0.2:52446 → [proxy 127.0.0.1:15001] → 10.0.0.3:80`, the two stream
+numbers that make one connection, and the proxy's upstream leg. `wide` adds the proof, the evidence for each
+link, the owners and the redirect rule. Takes `Connection` objects or their `to_dict()` forms.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List
+
+from kubectl_whose.render.output import make_console
+
+
+def _as_dict(c: Any) -> Dict[str, Any]:
+    return c.to_dict() if hasattr(c, "to_dict") else c
+
+
+def connection_rows(connections: Iterable[Any], wide: bool = False) -> List[Dict[str, str]]:
+    """The cells of each row, plain text (the table and tests share them)."""
+    rows = []
+    for c in map(_as_dict, connections):
+        up = c.get("upstream")
+        src = f" from {up['client']}" if up and wide else ""
+        rows.append({
+            "connection": c["text"],
+            "streams": " + ".join(str(i) for i in c["streams"]),
+            "upstream": (f"stream {up['stream']}{src} (+{up['delay'] * 1000:.1f} ms)" if up else
+                         ("-" if c["state"] == "refused" else "not in capture")),
+            "state": c["state"],
+        })
+    return rows
+
+
+def render_connections(connections: Iterable[Any], wide: bool = False, console=None) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    conns = [_as_dict(c) for c in connections]
+    console = console or make_console()
+    if not conns:
+        console.print("Connections: no NAT-split streams (every SYN was answered in its own stream)", markup=False)
+        return
+    t = Table(title="Connections (NAT-split streams joined by SYN seq + 1 = answer ack)", title_justify="left",
+              box=None, pad_edge=False)
+    for col in ("CONNECTION", "STREAMS", "UPSTREAM LEG", "STATE"):
+        t.add_column(col, overflow="fold")
+    for row in connection_rows(conns, wide):
+        # Text, not str: `[proxy 127.0.0.1:15001]` would otherwise be read as rich markup and vanish.
+        t.add_row(*(Text(row[k]) for k in ("connection", "streams", "upstream", "state")))
+    console.print(t)
+    rules = {c.get("rule") for c in conns}
+    shared = rules.pop() if len(rules) == 1 and not wide else None  # one rule for all: say it once
+    if shared:
+        console.print(f"all redirected by {shared}", highlight=False, markup=False)
+    for c in conns:
+        lines = []
+        if c.get("reset_by"):
+            lines.append(f"reset by {c['reset_by']}")
+        if wide:
+            lines.append(f"proof: {c['proof']}")
+            for key, label in (("client_owner", "app socket"), ("proxy_owner", "proxy socket")):
+                o = c.get(key)
+                if o:
+                    lines.append(f"{label}: {o['name']}: {o['evidence']}")
+            up = c.get("upstream")
+            if up:
+                lines.append(f"upstream stream {up['stream']}: " + "; ".join(up["evidence"]))
+                if up.get("owner"):
+                    lines.append(f"upstream socket: {up['owner']['name']}: {up['owner']['evidence']}")
+        if c.get("rule") and not shared:
+            lines.append(f"redirected by {c['rule']}")
+        if wide and c.get("rule_note"):
+            lines.append(f"rule note: {c['rule_note']}")
+        if lines:
+            console.print(f"streams {' + '.join(map(str, c['streams']))}:", highlight=False, markup=False)
+            for line in lines:
+                console.print(f"  {line}", highlight=False, markup=False)

@@ -1,0 +1,116 @@
+"""The API server's state (store, kubelet, authorizer, switches) and its route table."""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Optional
+
+from . import discovery, routes_core as core, routes_debug as debug
+from .http import Request, compile_routes
+from .kubelet import Kubelet
+from .rbac import Authorizer
+from .store import Store, now
+
+log = logging.getLogger("lab.apiserver")
+
+
+class LabAPI:
+    def __init__(self, store: Store, kubelet: Kubelet, authorizer: Authorizer, host: str = ""):
+        self.store, self.kubelet, self.authorizer = store, kubelet, authorizer
+        self.host = host
+        self.config = {"oldServer": False, "dropExecAfterBytes": 0}
+        self.routes = compile_routes(_route_table())
+        self._pod_extras: dict = {}
+
+    # -- namespaces --------------------------------------------------------------------------------------------
+    def create_namespace(self, name: str, labels: Optional[dict] = None) -> dict:
+        labels = dict(labels or {})
+        labels["kubernetes.io/metadata.name"] = name
+        return self.store.create("namespaces", {
+            "kind": "Namespace", "apiVersion": "v1", "metadata": {"name": name, "labels": labels},
+            "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
+
+    def delete_namespace(self, name: str) -> dict:
+        obj = self.store.get("namespaces", "", name)
+        pods, _ = self.store.list("pods", name)
+
+        def finish():
+            for p in pods:
+                self._delete_pod_now(name, p["metadata"]["name"])
+            try:
+                self.store.delete("namespaces", "", name)
+            except Exception:
+                pass
+        self.store.update("namespaces", "", name, lambda o: o.setdefault("status", {}).update(phase="Terminating"))
+        threading.Thread(target=finish, daemon=True).start()
+        obj["status"] = {"phase": "Terminating"}
+        return obj
+
+    # -- pods --------------------------------------------------------------------------------------------------
+    def add_pod(self, pod: dict, ip: Optional[str] = None, iptables: Optional[dict] = None) -> dict:
+        """Store a pod and run it now (topology pods, fixed IPs and rules)."""
+        created = self.store.create("pods", pod)
+        self.kubelet.run_pod(created, ip=ip, iptables=iptables)
+        return self.store.get("pods", created["metadata"]["namespace"], created["metadata"]["name"])
+
+    def run_pod(self, pod: dict) -> None:
+        try:
+            self.kubelet.run_pod(pod)
+        except Exception:
+            log.exception("could not run pod %s/%s", pod["metadata"]["namespace"], pod["metadata"]["name"])
+
+    def delete_pod(self, namespace: str, name: str) -> dict:
+        def mark(o):
+            o["metadata"]["deletionTimestamp"] = now()
+            o["metadata"]["deletionGracePeriodSeconds"] = 0
+        obj = self.store.update("pods", namespace, name, mark)
+        threading.Thread(target=self._delete_pod_now, args=(namespace, name), daemon=True).start()
+        return obj
+
+    def _delete_pod_now(self, namespace: str, name: str) -> None:
+        self.kubelet.delete_pod(namespace, name)
+        try:
+            self.store.delete("pods", namespace, name)
+        except Exception:
+            pass
+
+
+def _static(fn):
+    def route(req: Request):
+        return 200, fn(req)
+    return route
+
+
+def _route_table():
+    return [
+        ("/version", {"GET": _static(lambda r: discovery.version(r.api.config["oldServer"]))}),
+        ("/api", {"GET": _static(lambda r: discovery.api_versions(r.api.host))}),
+        ("/apis", {"GET": _static(lambda r: discovery.api_groups())}),
+        ("/api/v1", {"GET": _static(lambda r: discovery.core_v1(r.api.config["oldServer"]))}),
+        ("/apis/authorization.k8s.io", {"GET": _static(lambda r: discovery.api_group_authorization())}),
+        ("/apis/authorization.k8s.io/v1", {"GET": _static(lambda r: discovery.authorization_v1())}),
+        ("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", {"POST": debug.ssar}),
+        ("/api/v1/namespaces", {"GET": core.namespaces, "POST": core.namespaces}),
+        ("/api/v1/namespaces/{name}", {m: core.namespace for m in ("GET", "PATCH", "PUT", "DELETE")}),
+        ("/api/v1/pods", {"GET": core.pods_all}),
+        ("/api/v1/namespaces/{ns}/pods", {"GET": core.pods, "POST": core.pods}),
+        ("/api/v1/namespaces/{ns}/pods/{name}", {m: core.pod for m in ("GET", "PATCH", "PUT", "DELETE")}),
+        ("/api/v1/namespaces/{ns}/pods/{name}/status", {"GET": core.pod_status}),
+        ("/api/v1/namespaces/{ns}/pods/{name}/log", {"GET": core.pod_log}),
+        ("/api/v1/namespaces/{ns}/pods/{name}/ephemeralcontainers",
+         {m: debug.ephemeral_containers for m in ("GET", "PATCH", "PUT", "POST", "DELETE")}),
+        ("/api/v1/namespaces/{ns}/pods/{name}/exec", {"GET": debug.pod_exec, "POST": debug.pod_exec}),
+        ("/api/v1/namespaces/{ns}/pods/{name}/attach", {"GET": debug.pod_attach, "POST": debug.pod_attach}),
+        ("/api/v1/nodes", {"GET": core.nodes}),
+        ("/api/v1/nodes/{name}", {"GET": core.node}),
+        ("/api/v1/services", {"GET": core.namespaced_list("services")}),
+        ("/api/v1/namespaces/{ns}/services", {"GET": core.namespaced_list("services")}),
+        ("/api/v1/namespaces/{ns}/services/{name}", {"GET": core.namespaced_get("services")}),
+        ("/api/v1/endpoints", {"GET": core.namespaced_list("endpoints")}),
+        ("/api/v1/namespaces/{ns}/endpoints", {"GET": core.namespaced_list("endpoints")}),
+        ("/api/v1/namespaces/{ns}/endpoints/{name}", {"GET": core.namespaced_get("endpoints")}),
+        ("/lab/v1/config", {"GET": debug.lab_config, "PUT": debug.lab_config}),
+        ("/lab/v1/rbac", {"GET": debug.lab_rbac, "PUT": debug.lab_rbac}),
+        ("/lab/v1/tokens/{user}", {"GET": debug.lab_token}),
+        ("/lab/v1/pods", {"GET": debug.lab_pods}),
+    ]

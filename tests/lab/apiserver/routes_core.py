@@ -1,0 +1,251 @@
+"""Namespaces, pods (get/list/watch/create/delete), pods/log, nodes, services, endpoints."""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+
+from . import tables
+from .admission import admit_pod
+from .ephemeral import default_container
+from .http import Request
+from .patch import apply_patch
+from .selectors import matcher
+from .status import ApiError, bad_request, field_error, invalid
+
+_KINDS = {"pods": ("Pod", "PodList"), "namespaces": ("Namespace", "NamespaceList"), "nodes": ("Node", "NodeList"),
+          "services": ("Service", "ServiceList"), "endpoints": ("Endpoints", "EndpointsList")}
+
+
+def list_or_watch(req: Request, resource: str, namespace: str = ""):
+    verb = "watch" if req.flag("watch") else "list"
+    req.authorize(verb, resource, namespace=namespace)
+    match = matcher(req.q("fieldSelector"), req.q("labelSelector"))
+    store = req.api.store
+    if req.flag("watch"):
+        return _watch(req, resource, namespace, match)
+    items, rv = store.list(resource, namespace or None, match)
+    if req.wants_table():
+        return 200, tables.table(resource, items, rv, req.q("includeObject", "Metadata"))
+    kind, list_kind = _KINDS[resource]
+    for it in items:
+        it.setdefault("kind", kind)
+        it.setdefault("apiVersion", "v1")
+    return 200, {"kind": list_kind, "apiVersion": "v1", "metadata": {"resourceVersion": rv}, "items": items}
+
+
+def _watch(req: Request, resource: str, namespace: str, match):
+    timeout = float(req.q("timeoutSeconds") or 1800)
+    events = req.api.store.watch(resource, namespace or None, match, req.q("resourceVersion"), timeout,
+                                 send_initial=req.flag("sendInitialEvents"))
+    h = req.handler
+    h.start_chunked("application/json")
+    try:
+        for etype, obj in events:
+            obj.setdefault("kind", _KINDS[resource][0])
+            obj.setdefault("apiVersion", "v1")
+            h.chunk(json.dumps({"type": etype, "object": obj}, separators=(",", ":")).encode() + b"\n")
+        h.end_chunked()
+    except ApiError as e:
+        h.chunk(json.dumps({"type": "ERROR", "object": e.body()}).encode() + b"\n")
+        h.end_chunked()
+    except OSError:
+        h.close_connection = True
+    return None
+
+
+def get_one(req: Request, resource: str, namespace: str, name: str):
+    req.authorize("get", resource, namespace=namespace, name=name)
+    obj = req.api.store.get(resource, namespace, name)
+    if req.wants_table():
+        return 200, tables.table(resource, [obj], obj["metadata"]["resourceVersion"], req.q("includeObject",
+                                                                                          "Metadata"))
+    return 200, obj
+
+
+# -- namespaces ----------------------------------------------------------------------------------------------------
+def namespaces(req: Request):
+    if req.method == "GET":
+        return list_or_watch(req, "namespaces")
+    req.authorize("create", "namespaces")
+    body = req.json()
+    name = (body.get("metadata") or {}).get("name") or ""
+    if not name:
+        raise invalid(name, [field_error("metadata.name", "FieldValueRequired", "name or generateName is required")],
+                      kind="Namespace")
+    return 201, req.api.create_namespace(name, (body.get("metadata") or {}).get("labels") or {})
+
+
+def namespace(req: Request):
+    name = req.params["name"]
+    if req.method == "GET":
+        return get_one(req, "namespaces", "", name)
+    if req.method == "DELETE":
+        req.authorize("delete", "namespaces", name=name)
+        return 200, req.api.delete_namespace(name)
+    verb = "patch" if req.method == "PATCH" else "update"
+    req.authorize(verb, "namespaces", name=name)
+    store = req.api.store
+    cur = store.get("namespaces", "", name)
+    new = apply_patch(req.content_type, cur, req.body()) if req.method == "PATCH" else req.json()
+    labels = (new.get("metadata") or {}).get("labels") or {}
+    labels["kubernetes.io/metadata.name"] = name
+
+    def mutate(o):
+        o["metadata"]["labels"] = labels
+        o["metadata"]["annotations"] = (new.get("metadata") or {}).get("annotations") or {}
+    return 200, store.update("namespaces", "", name, mutate)
+
+
+# -- pods ----------------------------------------------------------------------------------------------------------
+def pods_all(req: Request):
+    return list_or_watch(req, "pods")
+
+
+def pods(req: Request):
+    ns = req.params["ns"]
+    if req.method == "GET":
+        return list_or_watch(req, "pods", ns)
+    req.authorize("create", "pods", namespace=ns)
+    return _create_pod(req, ns, req.json())
+
+
+def _create_pod(req: Request, ns: str, body: dict):
+    api = req.api
+    nsobj = api.store.get("namespaces", "", ns)
+    meta = body.setdefault("metadata", {})
+    if not meta.get("name") and meta.get("generateName"):
+        meta["name"] = meta["generateName"] + os.urandom(3).hex()[:5]
+    name = meta.get("name") or ""
+    meta["namespace"] = ns
+    spec = body.setdefault("spec", {})
+    errors = []
+    if not name:
+        errors.append(field_error("metadata.name", "FieldValueRequired", "name or generateName is required"))
+    if not spec.get("containers"):
+        errors.append(field_error("spec.containers", "FieldValueRequired"))
+    if spec.get("ephemeralContainers"):
+        errors.append(field_error("spec.ephemeralContainers", "FieldValueForbidden", "cannot be set on create"))
+    for i, c in enumerate(spec.get("containers") or []):
+        if not c.get("image"):
+            errors.append(field_error(f"spec.containers[{i}].image", "FieldValueRequired"))
+    if errors:
+        raise invalid(name, errors)
+    for c in spec.get("containers") or []:
+        default_container(c)
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("serviceAccountName", "default")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("schedulerName", "default-scheduler")
+    warnings = admit_pod(nsobj, body)
+    body["kind"], body["apiVersion"] = "Pod", "v1"
+    body["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+    if req.q("dryRun") == "All":
+        return 201, body, {"Warning": warnings} if warnings else None
+    created = api.store.create("pods", body)
+    threading.Thread(target=api.run_pod, args=(created,), daemon=True).start()
+    return 201, created, {"Warning": warnings} if warnings else None
+
+
+def pod(req: Request):
+    ns, name = req.params["ns"], req.params["name"]
+    if req.method == "GET":
+        return get_one(req, "pods", ns, name)
+    if req.method == "DELETE":
+        req.authorize("delete", "pods", namespace=ns, name=name)
+        return 200, req.api.delete_pod(ns, name)
+    verb = "patch" if req.method == "PATCH" else "update"
+    req.authorize(verb, "pods", namespace=ns, name=name)
+    cur = req.api.store.get("pods", ns, name)
+    new = apply_patch(req.content_type, cur, req.body()) if req.method == "PATCH" else req.json()
+    if (new.get("spec") or {}).get("ephemeralContainers") != cur["spec"].get("ephemeralContainers"):
+        raise invalid(name, [field_error("spec", "FieldValueForbidden", "pod updates may not change fields other "
+                                         "than `spec.containers[*].image`,`spec.initContainers[*].image`,"
+                                         "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to "
+                                         "existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to "
+                                         "be set to 1 if it was previously negative)")])
+
+    def mutate(o):  # only metadata labels/annotations are mutable here
+        o["metadata"]["labels"] = (new.get("metadata") or {}).get("labels") or {}
+        o["metadata"]["annotations"] = (new.get("metadata") or {}).get("annotations") or {}
+    return 200, req.api.store.update("pods", ns, name, mutate)
+
+
+def pod_status(req: Request):
+    ns, name = req.params["ns"], req.params["name"]
+    req.authorize("get", "pods", "status", namespace=ns, name=name)
+    return 200, req.api.store.get("pods", ns, name)
+
+
+def pod_log(req: Request):
+    ns, name = req.params["ns"], req.params["name"]
+    req.authorize("get", "pods", "log", namespace=ns, name=name)
+    pod = req.api.store.get("pods", ns, name)
+    from .execstream import validate_exec
+    cname = validate_exec(pod, req.q("container"))
+    rt = req.api.kubelet.get(ns, name)
+    c = rt.containers.get(cname) if rt else None
+    if c is None or c.proc is None:
+        reason = "ContainerCreating"
+        for field in ("containerStatuses", "ephemeralContainerStatuses"):
+            for s in (pod.get("status") or {}).get(field) or []:
+                if s["name"] == cname and "waiting" in s.get("state", {}):
+                    reason = s["state"]["waiting"].get("reason", reason)
+        # kubelet validateContainerLogStatus: two reasons get their own words.
+        why = {"ErrImagePull": "trying and failing to pull image",
+               "ImagePullBackOff": "image can't be pulled"}.get(reason, reason)
+        raise bad_request(f'container "{cname}" in pod "{name}" is waiting to start: {why}')
+    data = c.log.read_bytes() if c.log.exists() else b""
+    tail = req.q("tailLines")
+    if tail.isdigit():
+        lines = data.splitlines(keepends=True)
+        data = b"".join(lines[-int(tail):]) if int(tail) else b""
+    limit = req.q("limitBytes")
+    if limit.isdigit():
+        data = data[: int(limit)]
+    if not req.flag("follow"):
+        req.handler.send_bytes(200, data, "text/plain")
+        return None
+    h = req.handler
+    h.start_chunked("text/plain")
+    h.chunk(data)
+    pos = c.log.stat().st_size if c.log.exists() else 0
+    try:
+        while True:
+            with open(c.log, "rb") as f:
+                f.seek(pos)
+                more = f.read()
+            pos += len(more)
+            h.chunk(more)
+            if not c.running:
+                break
+            time.sleep(0.2)
+        h.end_chunked()
+    except OSError:
+        h.close_connection = True
+    return None
+
+
+# -- nodes, services, endpoints -------------------------------------------------------------------------------------
+def nodes(req: Request):
+    return list_or_watch(req, "nodes")
+
+
+def node(req: Request):
+    return get_one(req, "nodes", "", req.params["name"])
+
+
+def namespaced_list(resource: str):
+    def fn(req: Request):
+        return list_or_watch(req, resource, req.params.get("ns", ""))
+    return fn
+
+
+def namespaced_get(resource: str):
+    def fn(req: Request):
+        return get_one(req, resource, req.params["ns"], req.params["name"])
+    return fn
+

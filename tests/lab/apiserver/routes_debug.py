@@ -1,0 +1,212 @@
+"""The debugging surface: pods/{name}/ephemeralcontainers, pods/{name}/exec, SelfSubjectAccessReview,
+and the lab's own control endpoints (/lab/v1/..., admin only)."""
+from __future__ import annotations
+
+from . import ephemeral, execstream
+from .admission import admit_pod
+from .http import Request
+from .patch import apply_patch
+from .rbac import Attributes, decode_ssar_protobuf, ssar_attributes
+from .status import ApiError, bad_request, conflict, method_not_allowed, no_such_path
+from .websocket import accept_key, negotiate, WebSocket
+
+
+def ephemeral_containers(req: Request):
+    api = req.api
+    ns, name = req.params["ns"], req.params["name"]
+    if api.config["oldServer"]:
+        # The subresource is only registered with the EphemeralContainers gate on: go-restful's empty 404.
+        raise no_such_path()
+    if req.method in ("POST", "DELETE"):
+        raise method_not_allowed()
+    if req.method == "GET":
+        req.authorize("get", "pods", "ephemeralcontainers", namespace=ns, name=name)
+        return 200, api.store.get("pods", ns, name)
+    verb = "patch" if req.method == "PATCH" else "update"
+    req.authorize(verb, "pods", "ephemeralcontainers", namespace=ns, name=name)
+    store = api.store
+    cur = store.get("pods", ns, name)
+    if req.method == "PATCH":
+        new = apply_patch(req.content_type, cur, req.body())
+        expect_rv = None
+    else:
+        new = req.json()
+        if (new.get("metadata") or {}).get("name") not in (None, name):
+            raise bad_request(f"the name of the object ({new['metadata']['name']}) does not match the name on the "
+                              f"URL ({name})")
+        expect_rv = (new.get("metadata") or {}).get("resourceVersion") or None
+        if expect_rv and expect_rv != cur["metadata"]["resourceVersion"]:
+            raise conflict("pods", name)
+    result = ephemeral.merge_update(cur, new)
+    ephemeral.validate_update(cur, result)
+    if (result["spec"].get("ephemeralContainers") or []) == (cur["spec"].get("ephemeralContainers") or []):
+        return 200, cur  # nothing changed: no write, no new resourceVersion (re-sending a container is a no-op)
+    warnings = admit_pod(store.get("namespaces", "", ns), result)
+    headers = {"Warning": warnings} if warnings else None
+    if req.q("dryRun") == "All":
+        return 200, result, headers
+
+    def mutate(o):
+        if result["spec"].get("ephemeralContainers"):
+            o["spec"]["ephemeralContainers"] = result["spec"]["ephemeralContainers"]
+        else:
+            o["spec"].pop("ephemeralContainers", None)
+        o["metadata"]["generation"] = o["metadata"].get("generation", 1) + 1
+    stored = store.update("pods", ns, name, mutate, expect_rv=expect_rv)
+    api.kubelet.sync_ephemeral(ns, name)
+    return 200, stored, headers
+
+
+# -- exec ----------------------------------------------------------------------------------------------------------
+def pod_exec(req: Request):
+    api = req.api
+    ns, name = req.params["ns"], req.params["name"]
+    upgrade = req.header("Upgrade").lower() == "websocket"
+    if req.method == "POST":
+        req.authorize("create", "pods", "exec", namespace=ns, name=name)
+    else:
+        req.authorize("get", "pods", "exec", namespace=ns, name=name)
+        if upgrade and not api.config["oldServer"]:
+            # 1.35+: the WebSocket GET also needs `create` (AuthorizePodWebsocketUpgradeCreatePermission).
+            req.authorize("create", "pods", "exec", namespace=ns, name=name)
+    pod = api.store.get("pods", ns, name)
+    if not upgrade:
+        # No SPDY here: kubectl only falls back to it when the WebSocket upgrade fails.
+        raise bad_request("Upgrade request required")
+    cname = execstream.validate_exec(pod, req.q("container"))
+    if not (req.flag("stdin") or req.flag("stdout") or req.flag("stderr")):
+        raise bad_request("you must specify at least 1 of stdin, stdout, stderr")
+    supported = (execstream.V4, execstream.V4_B64) if api.config["oldServer"] else \
+        (execstream.V5, execstream.V4, execstream.V4_B64)
+    proto = negotiate(req.header("Sec-WebSocket-Protocol"), supported)
+    h = req.handler
+    if proto is None:
+        # golang.org/x/net/websocket: no common subprotocol → 403 with an empty body.
+        h.send_bytes(403, b"", "text/plain")
+        return None
+    rt = api.kubelet.get(ns, name)
+    c = rt.containers.get(cname) if rt else None
+    running = c is not None and c.running
+    if not running and proto != execstream.V5:
+        # The kubelet answers before upgrading, in plain text.
+        raise ApiError(500, "InternalError", f'container not found ("{cname}")', plain_text=True)
+    ws = _switch_protocols(req, proto)
+    session = execstream.ExecSession(ws, proto, req.flag("stdin"), req.flag("stdout"), req.flag("stderr"),
+                                     drop_after=int(api.config.get("dropExecAfterBytes") or 0))
+    try:
+        session.open()
+        if not running:
+            session.finish(execstream.status_internal(f'unable to upgrade connection: container not found ("{cname}")'))
+            return None
+        session.run(rt.sandbox, c.main_pid, c.identity, c.env, req.query.get("command", []), tty=req.flag("tty"))
+    except execstream.Closed:
+        pass
+    return None
+
+
+def _switch_protocols(req: Request, proto: str) -> WebSocket:
+    h = req.handler
+    h.send_response(101, "Switching Protocols")
+    h.send_header("Upgrade", "websocket")
+    h.send_header("Connection", "Upgrade")
+    h.send_header("Sec-WebSocket-Accept", accept_key(req.header("Sec-WebSocket-Key")))
+    h.send_header("Sec-WebSocket-Protocol", proto)
+    h.end_headers()
+    h.wfile.flush()
+    h.close_connection = True
+    return WebSocket(h.connection, h.rfile)
+
+
+def pod_attach(req: Request):
+    """`kubectl debug -i/-it` and `kubectl attach`: the container's own stdio, over the exec channel protocols."""
+    api = req.api
+    ns, name = req.params["ns"], req.params["name"]
+    req.authorize("create" if req.method == "POST" else "get", "pods", "attach", namespace=ns, name=name)
+    pod = api.store.get("pods", ns, name)
+    if req.header("Upgrade").lower() != "websocket":
+        raise bad_request("Upgrade request required")
+    cname = execstream.validate_exec(pod, req.q("container"))
+    supported = (execstream.V4, execstream.V4_B64) if api.config["oldServer"] else \
+        (execstream.V5, execstream.V4, execstream.V4_B64)
+    proto = negotiate(req.header("Sec-WebSocket-Protocol"), supported)
+    if proto is None:
+        req.handler.send_bytes(403, b"", "text/plain")
+        return None
+    rt = api.kubelet.get(ns, name)
+    c = rt.containers.get(cname) if rt else None
+    if c is None or not c.running:
+        raise ApiError(500, "InternalError", f'container not found ("{cname}")', plain_text=True)
+    ws = _switch_protocols(req, proto)
+    session = execstream.ExecSession(ws, proto, req.flag("stdin"), req.flag("stdout"), req.flag("stderr"))
+    try:
+        session.open()
+        if c.io is None:
+            # Not attachable (no stdin/tty): a real attach then only streams output; the lab streams the log.
+            session.finish(execstream.status_internal(f'container "{cname}" was not started with stdin or tty'))
+            return None
+        session.attach(c.io, tty=req.flag("tty"))
+        # The kubelet's ServeAttach reports Success whenever the streams end, whatever the exit code.
+        session.finish(execstream.status_success())
+    except execstream.Closed:
+        pass
+    return None
+
+
+# -- SelfSubjectAccessReview ---------------------------------------------------------------------------------------
+def ssar(req: Request):
+    if req.content_type.startswith("application/vnd.kubernetes.protobuf"):
+        try:
+            spec = decode_ssar_protobuf(req.body())
+        except (ValueError, StopIteration, IndexError):
+            raise bad_request("the body of the request could not be decoded as a SelfSubjectAccessReview")
+    else:
+        spec = req.json().get("spec") or {}
+    attrs = ssar_attributes(spec)
+    allowed = req.api.authorizer.allowed(req.user, attrs)
+    status = {"allowed": allowed}
+    if allowed and not attrs.non_resource:
+        status["reason"] = f'RBAC: allowed by lab policy for user "{req.user}"'
+    return 201, {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+                 "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}
+
+
+# -- lab control -----------------------------------------------------------------------------------------------------
+def _admin(req: Request) -> None:
+    if not req.api.authorizer.allowed(req.user, Attributes("*", "*")):
+        raise ApiError(403, "Forbidden", "lab control is for the admin user", {})
+
+
+def lab_config(req: Request):
+    _admin(req)
+    if req.method == "PUT":
+        body = req.json()
+        req.api.config.update({k: v for k, v in body.items() if k in req.api.config})
+        if "delays" in body:
+            for k, v in body["delays"].items():
+                setattr(req.api.kubelet.delays, k, float(v))
+    return 200, dict(req.api.config)
+
+
+def lab_rbac(req: Request):
+    _admin(req)
+    if req.method == "PUT":
+        req.api.authorizer.set_policy(req.json())
+    return 200, req.api.authorizer.policy
+
+
+def lab_pods(req: Request):
+    """Where each pod really is: network namespace, PID-namespace init, IP, container PIDs."""
+    _admin(req)
+    out = {}
+    for (ns, name), rt in list(req.api.kubelet.pods.items()):
+        out[f"{ns}/{name}"] = {"namespace": ns, "name": name, "netns": rt.netns, "ip": rt.ip,
+                               "init_pid": rt.sandbox.init_pid,
+                               "containers": {c.name: (c.main_pid if c.running else None)
+                                              for c in rt.containers.values()}}
+    return 200, out
+
+
+def lab_token(req: Request):
+    _admin(req)
+    return 200, {"user": req.params["user"], "token": req.api.authorizer.token_for(req.params["user"])}
+

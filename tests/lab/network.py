@@ -1,0 +1,149 @@
+"""The lab's network: a node namespace with a bridge and kube-proxy rules, one namespace per pod.
+
+Names follow `tests/netns.py` (`kwL<pid>-<short>`), so a run never touches another run's state and
+`sweep_stale()` can remove what a killed run left (it also ends the processes still living in those
+namespaces: they can only be that run's pods).
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import signal
+import subprocess
+import threading
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from tests.netns import NetLab, Netns
+
+TAG = "L"
+BRIDGE = "cbr0"
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
+
+
+def sweep_stale(tag: str = TAG) -> List[str]:
+    """Delete `kw<tag><pid>-*` namespaces whose lab process is gone, ending the processes inside them first."""
+    removed = []
+    for line in _ip("netns", "list", check=False).stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        if not name.startswith("kw" + tag):
+            continue
+        pid = name[len("kw" + tag):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() % 100000 or _lab_alive(int(pid)):
+            continue
+        kill_namespace_processes(name)
+        _ip("netns", "del", name, check=False)
+        removed.append(name)
+    return removed
+
+
+def _lab_alive(pid: int) -> bool:
+    # The prefix holds pid % 100000; a live process with that pid is assumed to own it (never sweep a live run).
+    return os.path.exists(f"/proc/{pid}")
+
+
+def kill_namespace_processes(netns: str) -> None:
+    """SIGKILL every process in one of OUR namespaces (pause processes, containers, execs left by a killed run)."""
+    pids = _ip("netns", "pids", netns, check=False).stdout.split()
+    for pid in pids:
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+
+
+class Network:
+    """The node namespace and the pods' network plumbing."""
+
+    def __init__(self, pod_cidr: str, cluster_cidr: str, service_cidr: str, node_ip: str = "192.168.50.10/24"):
+        self.netlab = NetLab(TAG)
+        self.pod_net = ipaddress.ip_network(pod_cidr)
+        self.cluster_cidr = cluster_cidr
+        self.service_cidr = service_cidr
+        self.gateway = str(next(self.pod_net.hosts()))
+        self.dns_ip = str(ipaddress.ip_network(service_cidr)[53])  # kube-dns's ClusterIP (10.96.0.53)
+        self.node_cidr = node_ip
+        self.node_ip = node_ip.split("/")[0]
+        self.node: Optional[Netns] = None
+        self._lock = threading.Lock()
+        self._veth = 0
+        self._used: Dict[str, str] = {}  # ip -> netns
+
+    @property
+    def prefix(self) -> str:
+        return self.netlab.prefix
+
+    def up(self) -> None:
+        sweep_stale()
+        node = self.netlab.ns("node")
+        self.node = node
+        node.run(["ip", "link", "add", BRIDGE, "type", "bridge"])
+        node.run(["ip", "addr", "add", f"{self.gateway}/{self.pod_net.prefixlen}", "dev", BRIDGE])
+        node.run(["ip", "link", "set", BRIDGE, "up"])
+        # The node's own address on an "eth0" with the default route: Service traffic the node itself sends comes
+        # from outside the cluster CIDR (so kube-proxy masquerades it). eth0's veth peer stays in the namespace
+        # with nothing behind it (no dummy driver here), so nothing can leave.
+        node.run(["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "uplink0"])
+        node.run(["ip", "link", "set", "uplink0", "up"])
+        node.run(["ip", "addr", "add", self.node_cidr, "dev", "eth0"])
+        node.run(["ip", "link", "set", "eth0", "up"])
+        node.run(["ip", "route", "add", "default", "dev", "eth0"])
+        # Routed Service traffic must be un-DNATed on the way back even when the endpoint replies straight
+        # over the bridge: real bridge CNIs rely on br_netfilter for exactly this.
+        node.run(["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.bridge.bridge-nf-call-iptables=1"])
+        # kube-proxy's REJECT for Services without endpoints (the lab's cluster DNS) answers with ICMP; the
+        # per-peer ICMP rate limit would turn a burst of lookups into 5 s resolver timeouts.
+        node.run(["sysctl", "-qw", "net.ipv4.icmp_ratelimit=0"])
+
+    def allocate_ip(self, wanted: Optional[str] = None) -> str:
+        with self._lock:
+            if wanted and wanted not in self._used:
+                self._used[wanted] = ""
+                return wanted
+            for host in self.pod_net.hosts():
+                ip = str(host)
+                if ip != self.gateway and ip not in self._used and int(host.packed[-1]) >= 100:
+                    self._used[ip] = ""
+                    return ip
+        raise RuntimeError(f"pod CIDR {self.pod_net} exhausted")
+
+    def add_pod(self, short: str, ip: str) -> Netns:
+        """A pod namespace: eth0 (veth to the bridge) with `ip`, lo up, default route via the bridge."""
+        assert self.node is not None
+        with self._lock:
+            self._veth += 1
+            host_if = f"veth{self._veth:04x}"
+        ns = self.netlab.ns(short)
+        self.netlab.link(ns, "eth0", f"{ip}/{self.pod_net.prefixlen}", self.node, host_if, None)
+        self.node.run(["ip", "link", "set", host_if, "master", BRIDGE])
+        ns.run(["ip", "route", "add", "default", "via", self.gateway])
+        with self._lock:
+            self._used[ip] = ns.name
+        return ns
+
+    def remove_pod(self, short: str) -> None:
+        ns = self.netlab.namespaces.pop(short, None)
+        if ns is None:
+            return
+        kill_namespace_processes(ns.name)
+        _ip("netns", "del", ns.name, check=False)
+        with self._lock:
+            for ip, name in list(self._used.items()):
+                if name == ns.name:
+                    del self._used[ip]
+
+    def load_rules(self, ns: Netns, backend: str, rules: str) -> None:
+        """iptables-restore (`legacy` or `nft` backend) into a namespace."""
+        ns.run([f"iptables-{backend}-restore"], input=rules)
+
+    def down(self) -> None:
+        for ns in list(self.netlab.namespaces.values()):
+            kill_namespace_processes(ns.name)
+        self.netlab.close()
+
+
+def rules_file(name: str) -> str:
+    return (Path(__file__).parent / "rules" / f"{name}.rules").read_text()
