@@ -5,7 +5,7 @@ Records first: the sidecar setup of tests/sidecar_lab.py (Istio's nat rules, a u
 an upstream in another namespace), the app making N sequential requests, real tcpdump on `-i any`. Then times,
 each in its own child process (wall time, peak RSS from GNU time):
   tshark   `tshark -q -z conv,tcp -r FILE` (the stream table a Wireshark user starts from)
-  ours     analyze_file(FILE) + reset_acks + join_connections (what `analyze` does with connections)
+  ours     analyze_file(FILE) + join_connections (what `analyze` does with connections)
 and checks the result: N joined connections, N linked upstream legs.
 
     sudo python3 bench/bench_connections.py                  # 2000 requests
@@ -33,11 +33,10 @@ OURS = """
 import json, sys, time
 t0 = time.perf_counter()
 from kubectl_whose.analysis.summary import analyze_file
-from kubectl_whose.analysis.reset_acks import reset_acks
 from kubectl_whose.analysis.connections import join_connections
 d = analyze_file(sys.argv[1]).to_dict()
 t1 = time.perf_counter()
-joins = join_connections(d, reset_acks=reset_acks(sys.argv[1], d))
+joins = join_connections(d)
 t2 = time.perf_counter()
 print(json.dumps({"analyze_s": t1 - t0, "join_s": t2 - t1, "joins": len(joins),
                   "linked": sum(c.upstream is not None for c in joins), "streams": len(d["streams"]),

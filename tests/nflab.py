@@ -79,9 +79,9 @@ class RulesLab:
         assert line.strip() == "ready", f"lab server {name} did not start: {line!r}"
 
     def connect(self, ns: Netns, proto: str, ip: str, port: int, uid: Optional[int] = None, count: int = 1,
-                timeout: float = 2.0) -> List[dict]:
+                timeout: float = 2.0, mark: int = 0) -> List[dict]:
         argv = [sys.executable, AGENT, "connect", proto, ip, str(port), "--count", str(count),
-                "--timeout", str(timeout)]
+                "--timeout", str(timeout)] + (["--mark", hex(mark)] if mark else [])
         if uid is not None:
             argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *argv]
         out = ns.run(argv, timeout=60 + count * timeout).stdout

@@ -5,7 +5,7 @@
         line {"name", "listen_port", "local", "peer", "orig_dst"} (orig_dst = getsockopt SO_ORIGINAL_DST);
         every UDP datagram gets the same JSON back, with "local" = the datagram's header destination
         (IP_PKTINFO), which is what a REDIRECT rewrote it to.
-    python3 nflab_agent.py connect tcp|udp IP PORT [--count N] [--timeout S]
+    python3 nflab_agent.py connect tcp|udp IP PORT [--count N] [--timeout S] [--mark 0x539]
         prints one JSON list: per attempt {"result": "ok", "reply": {...}} or {"result": "timeout"|"refused"|...}
 
 Test code only; standalone (no imports from the project) so it runs under `setpriv --reuid`.
@@ -81,11 +81,13 @@ def serve(name, tcp_ports, udp_ports, transparent=False):
                 key.fileobj.sendmsg([(json.dumps(reply) + "\n").encode()], anc_out, 0, peer)
 
 
-def connect(proto, ip, port, count, timeout):
+def connect(proto, ip, port, count, timeout, mark=0):
     results = []
     for _ in range(count):
         family = socket.AF_INET6 if ":" in ip else socket.AF_INET
         s = socket.socket(family, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+        if mark:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)  # as ztunnel marks its own sockets
         s.settimeout(timeout)
         try:
             s.connect((ip, port))
@@ -128,7 +130,8 @@ def main(argv):
         proto, ip, port, args = argv[1], argv[2], int(argv[3]), argv[4:]
         count = int(args[args.index("--count") + 1]) if "--count" in args else 1
         timeout = float(args[args.index("--timeout") + 1]) if "--timeout" in args else 2.0
-        connect(proto, ip, port, count, timeout)
+        mark = int(args[args.index("--mark") + 1], 0) if "--mark" in args else 0
+        connect(proto, ip, port, count, timeout, mark)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ import subprocess
 from kubectl_whose.analysis.connections import join_connections
 from kubectl_whose.analysis.netfilter.iptables_save import parse_iptables
 from kubectl_whose.analysis.netinfo import build_netinfo, parse_links
-from kubectl_whose.analysis.reset_acks import reset_acks
 from kubectl_whose.analysis.sockets import parse_ss
 from kubectl_whose.analysis.summary import analyze_file
 from kubectl_whose.collect.netinfo import RECIPES
@@ -65,8 +64,7 @@ def test_live_sidecar_capture_every_request_joined(lab, tmp_path):
     net = build_netinfo(outputs)
     rules = parse_iptables(lab.netns_run(POD, ["iptables-legacy-save"]).stdout)
     summary = analyze_file(pcap).to_dict()
-    joins = join_connections(summary, sockets=net.sockets, rules=rules, local_addresses=net.local_addresses(),
-                             reset_acks=reset_acks(pcap, summary))
+    joins = join_connections(summary, sockets=net.sockets, rules=rules, local_addresses=net.local_addresses())
 
     out = subprocess.run(["tshark", "-r", str(pcap), "-Y", "tcp", "-T", "fields", "-E", "separator=|",
                           "-e", "tcp.stream", "-e", "ip.src", "-e", "tcp.srcport", "-e", "ip.dst", "-e", "tcp.dstport",

@@ -441,3 +441,29 @@ def test_istio_default_sidecar_ipv6(rules_lab):
             assert result["reply"]["orig_dst"] == orig, result
         t = lab.trace(dump, "--pod-ip", POD_IP6, *args)
         assert_trace_matches_kernel(t, result)
+
+
+@pytest.mark.parametrize("rules_lab", BACKENDS, indirect=True)
+def test_istio_ambient_in_pod_marks(rules_lab):
+    """Fixture 1f (ambient ztunnel in-pod rules): everything is redirected except what ztunnel's own sockets mark
+    0x539/0xfff (SO_MARK), which trace models with --mark."""
+    lab = rules_lab
+    lab.load(_fixture("istio-ambient-default.golden.txt"))
+    lab.serve(lab.pod, "pod", tcp=[15001, 15006, 15053, 8080], udp=[15053])
+    lab.serve(lab.peer, "peer", tcp=[80], udp=[53])
+    dump = lab.dump()
+    cases = [  # (namespace, proto, ip, port, SO_MARK, trace flags, who answers and where)
+        (lab.pod, "tcp", PEER_IP, 80, 0, ("--to", f"{PEER_IP}:80"), ("pod", "127.0.0.1:15001")),
+        (lab.pod, "tcp", PEER_IP, 80, 0x539, ("--to", f"{PEER_IP}:80", "--mark", "0x539"), ("peer", f"{PEER_IP}:80")),
+        (lab.pod, "udp", PEER_IP, 53, 0, ("--proto", "udp", "--to", f"{PEER_IP}:53"), ("pod", "127.0.0.1:15053")),
+        (lab.pod, "udp", PEER_IP, 53, 0xa539, ("--proto", "udp", "--to", f"{PEER_IP}:53", "--mark", "0xa539"),
+         ("peer", f"{PEER_IP}:53")),  # only the low 12 bits are compared (mask 0xfff)
+        (lab.peer, "tcp", POD_IP, 8080, 0, ("--inbound", "--from", PEER_IP, "--to", f"{POD_IP}:8080"),
+         ("pod", f"{POD_IP}:15006")),
+    ]
+    for ns, proto, ip, port, mark, args, (who, local) in cases:
+        [result] = lab.connect(ns, proto, ip, port, mark=mark)
+        assert result["result"] == "ok", (args, result)
+        assert (result["reply"]["name"], result["reply"]["local"]) == (who, local), (args, result)
+        extra = () if "--inbound" in args else ("--uid", "0", "--gid", "0")
+        _check(lab, dump, result, *args, *extra)

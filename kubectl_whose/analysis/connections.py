@@ -111,11 +111,11 @@ def _owner_dict(o: Optional[Owner]) -> Optional[Dict[str, Any]]:
     return None if o is None else {"kind": o.kind, "name": o.name, "mesh": o.mesh, "evidence": o.evidence}
 
 
-def _reply_ack(s: Dict[str, Any], reset_acks: Dict[int, int]) -> Tuple[Optional[int], str]:
+def _reply_ack(s: Dict[str, Any]) -> Tuple[Optional[int], str]:
     """The raw ack of the first answer to a SYN in this stream: SYN-ACK, else RST-ACK."""
     if isinstance(s.get("synack_ack"), int):
         return s["synack_ack"], "SYN-ACK"
-    rst = s.get("rst_ack", reset_acks.get(s.get("index")))
+    rst = s.get("rst_ack")
     if isinstance(rst, int):
         return rst, "RST"
     return None, ""
@@ -129,25 +129,22 @@ def _is_local(ip: str, local_addresses: Iterable[str]) -> bool:
 
 def join_connections(summary: Any, sockets: Optional[Sequence[Socket]] = None, rules: Any = None,
                      local_addresses: Iterable[str] = (), link_window: float = DEFAULT_LINK_WINDOW,
-                     container: Optional[str] = None,
-                     reset_acks: Optional[Dict[int, int]] = None) -> List[Connection]:
+                     container: Optional[str] = None) -> List[Connection]:
     """One Connection per SYN whose answer came back from another address, proved by ISN+1.
 
     `sockets` (from `ss`) names owners; `rules` (parsed rulesets) names the redirect rule;
-    `local_addresses` are the pod's own; `reset_acks` (`analysis.reset_acks.reset_acks`) lets refused
-    SYNs join their RST.
+    `local_addresses` are the pod's own. A refused SYN joins its RST through the stream's `rst_ack`.
     """
-    rst = reset_acks or {}
     index = SocketIndex(list(sockets)) if sockets is not None else None
     streams = [s for s in stream_rows(summary) if isinstance(s, dict) and is_tcp(s)]
     local = list(local_addresses)
     # Streams opened by a SYN that no one answered inside the same 4-tuple.
-    syns = [s for s in streams if isinstance(s.get("client_isn"), int) and _reply_ack(s, rst)[0] is None]
+    syns = [s for s in streams if isinstance(s.get("client_isn"), int) and _reply_ack(s)[0] is None]
     # Streams that begin with an answer: SYN-ACK/RST but no SYN of their own.
-    answers = [s for s in streams if not isinstance(s.get("client_isn"), int) and _reply_ack(s, rst)[0] is not None]
+    answers = [s for s in streams if not isinstance(s.get("client_isn"), int) and _reply_ack(s)[0] is not None]
     by_ack: Dict[int, List[Dict[str, Any]]] = {}
     for a in answers:
-        by_ack.setdefault(_reply_ack(a, rst)[0], []).append(a)
+        by_ack.setdefault(_reply_ack(a)[0], []).append(a)
 
     pairs = []
     for syn in sorted(syns, key=row_start):
@@ -166,7 +163,7 @@ def join_connections(summary: Any, sockets: Optional[Sequence[Socket]] = None, r
     for syn, client, target, origin, reply, app in pairs:
         if claims[reply["index"]] > 1:
             continue  # two SYNs with one ISN (a copy, or chance): which one it answers is not proved
-        ack, what = _reply_ack(reply, rst)
+        ack, what = _reply_ack(reply)
         conn = Connection(
             client=format_endpoint(*app), proxy=format_endpoint(*target), original_dst=format_endpoint(*origin),
             syn_stream=syn["index"], reply_stream=reply["index"], redirect_port=target[1], start=row_start(syn),
@@ -196,19 +193,14 @@ def join_connections(summary: Any, sockets: Optional[Sequence[Socket]] = None, r
     return connections
 
 
-def connections_json(summary: Any, capture: Any = None, netinfo: Any = None, rules: Any = None,
+def connections_json(summary: Any, netinfo: Any = None, rules: Any = None,
                      container: Optional[str] = None) -> List[Dict[str, Any]]:
-    """The `connections` list for a summary's JSON, in one call: `capture` (path or file object of the same
-    pcap) lets refused SYNs join their RST, `netinfo` (`analysis.netinfo.NetInfo`) names owners and the pod's
-    addresses, `rules` (parsed rulesets) names the redirect rule. Any of them may be None."""
-    acks = None
-    if capture is not None:
-        from kubectl_whose.analysis.reset_acks import reset_acks
-
-        acks = reset_acks(capture, summary)
+    """The `connections` list for a summary's JSON, in one call: `netinfo` (`analysis.netinfo.NetInfo`)
+    names owners and the pod's addresses, `rules` (parsed rulesets) names the redirect rule. Either may
+    be None."""
     joins = join_connections(summary, sockets=netinfo.sockets if netinfo is not None else None, rules=rules,
                              local_addresses=netinfo.local_addresses() if netinfo is not None else (),
-                             container=container, reset_acks=acks)
+                             container=container)
     return [c.to_dict() for c in joins]
 
 

@@ -16,7 +16,7 @@ ROW_KEYS = ("proto", "index", "client", "server", "packets", "bytes", "payload_b
             "server_packets", "client_bytes", "server_bytes", "client_payload_bytes", "server_payload_bytes",
             "first_frame", "start", "duration", "flags", "retransmissions", "zero_window", "dup_acks",
             "out_of_order", "lost_segments", "handshake_rtt", "state", "history", "encapsulation", "client_isn",
-            "server_isn", "synack_ack", "first_abs_ts")
+            "server_isn", "synack_ack", "rst_ack", "first_abs_ts")
 _NO_FLAGS = (0, 0, 0)
 
 
@@ -42,9 +42,10 @@ def row_values(s, file_first: Optional[int]) -> tuple:
     if hasattr(s, "flows"):
         return ("tcp",) + common + ((s.syn, s.fin, s.rst), s.retrans, s.zero_window, s.dup_acks, s.ooo, s.lost,
                                     s.first_rtt / 1e9 if s.first_rtt else None, z.conn_state(), z.history(),
-                                    s.encap, s.client_isn, s.server_isn, s.synack_ack, s.first_ts / 1e9)
+                                    s.encap, s.client_isn, s.server_isn, s.synack_ack, s.rst_ack,
+                                    s.first_ts / 1e9)
     return ("udp",) + common + (_NO_FLAGS, 0, 0, 0, 0, 0, None, z.conn_state(), z.history(), s.encap, None, None,
-                                None, s.first_ts / 1e9)
+                                None, None, s.first_ts / 1e9)
 
 
 def stream_row(s, file_first: Optional[int]) -> dict:
@@ -62,7 +63,7 @@ def stream_json(s, file_first: Optional[int]) -> str:
     """The same object as `stream_row`, as compact JSON text (keys in the same order)."""
     (proto, index, client, server, packets, nbytes, payload, cp, sp, cb, sb, cy, sy, first_frame, start,
      duration, (syn, fin, rst), retrans, zw, dup, ooo, lost, rtt, state, history, encap, cisn, sisn, synack,
-     first_abs) = row_values(s, file_first)
+     rst_ack, first_abs) = row_values(s, file_first)
     # endpoints, state and history are made of [0-9a-fA-F.:\[\]^A-Za-z] only: no escaping needed
     return (f'{{"proto": "{proto}", "index": {index}, "client": "{client}", "server": "{server}", '
             f'"packets": {packets}, "bytes": {nbytes}, "payload_bytes": {payload}, "client_packets": {cp}, '
@@ -74,4 +75,4 @@ def stream_json(s, file_first: Optional[int]) -> str:
             f'"history": "{history}", "encapsulation": '
             f'{"null" if encap is None else json.dumps(encap, ensure_ascii=False)}, '
             f'"client_isn": {_num(cisn)}, "server_isn": {_num(sisn)}, "synack_ack": {_num(synack)}, '
-            f'"first_abs_ts": {first_abs!r}}}')
+            f'"rst_ack": {_num(rst_ack)}, "first_abs_ts": {first_abs!r}}}')

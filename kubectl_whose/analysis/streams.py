@@ -29,7 +29,7 @@ class TcpStream:
     __slots__ = ("index", "key", "flows", "first_frame", "first_ts", "base_ts", "last_ts", "first_dir", "syn_dir",
                  "pkts0", "pkts1", "bytes0", "bytes1", "pay0", "pay1", "syn", "fin", "rst", "retrans",
                  "zero_window", "dup_acks", "ooo", "lost", "mru_syn", "first_rtt", "zeek", "zeek_orig",
-                 "encap", "client_isn", "server_isn", "synack_ack")
+                 "encap", "client_isn", "server_isn", "synack_ack", "rst_ack")
 
     def __init__(self, index: int, key: tuple, ts: int):
         self.index = index
@@ -49,7 +49,7 @@ class TcpStream:
         self.zeek = None
         self.zeek_orig = 0
         self.encap = None
-        self.client_isn = self.server_isn = self.synack_ack = None
+        self.client_isn = self.server_isn = self.synack_ack = self.rst_ack = None
 
 
 class UdpStream:
@@ -181,6 +181,9 @@ class StreamTable:
                 st.fin += 1
             if flags & TH_RST:
                 st.rst += 1
+                # a refused redirect answers in a stream of its own: this ack is its proof (issue 6)
+                if flags & TH_ACK and st.rst_ack is None:
+                    st.rst_ack = ack
         if flags & _SYN_ACK == TH_ACK and st.mru_syn and not st.first_rtt:
             st.first_rtt = ts - st.mru_syn
         if ta:

@@ -27,6 +27,7 @@ JSON contract of `CaptureSummary.to_dict()` (stable; copied to README):
         "encapsulation": str|null,                   # e.g. "vxlan 10.0.0.1→10.0.0.2 vni 42"
         "client_isn": int|null, "server_isn": int|null,   # raw seq of the first SYN / SYN-ACK
         "synack_ack": int|null,                      # raw ack number of the first SYN-ACK
+        "rst_ack": int|null,                         # raw ack number of the first RST+ACK
         "first_abs_ts": float}],                     # epoch seconds of the stream's first frame
      "detail": null | {"proto": str, "index": int, "packets": [   # only with --stream N
          {"frame": int, "time": float,               # seconds since the stream's first frame (tcp.time_relative)

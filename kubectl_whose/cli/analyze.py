@@ -39,43 +39,10 @@ def analyze(file: str, stream: Optional[int], proto: str, output: str) -> None:
       tcpdump -i eth0 -U -w - -c 200 | kubectl whose analyze -
     """
     from kubectl_whose.analysis.summary import analyze_file, check_stream_index
-    from kubectl_whose.render.output import emit
+    from kubectl_whose.render.capture_summary import connections_of, print_summary
 
     detail_proto = "udp" if proto == "udp" else "tcp"
     summary = analyze_file(file, proto=proto, detail_stream=stream, detail_proto=detail_proto)
     if stream is not None:
         check_stream_index(detail_proto, stream, summary.stream_count(detail_proto))
-    connections = _connections(summary, None if file == "-" else file)
-    if output == "json":
-        from kubectl_whose.render.summary_json import write_json
-
-        # row by row: 100 000 streams must not mean one 100 MB string
-        write_json(summary, extra={"connections": connections})
-        return
-    if output == "yaml":
-        emit({**summary.to_dict(), "connections": connections}, output, None)
-        return
-    emit(summary, output, lambda data, wide: render_summary(data, connections, wide, stream is not None))
-
-
-def _connections(summary, capture: Optional[str]) -> list:
-    """NAT-split streams joined into connections (issue 6); the `streams` list stays tshark's."""
-    from kubectl_whose.analysis.connections import connections_json
-
-    # the file is re-read only when a stream begins with a reset (a refused redirect to prove)
-    return connections_json(summary, capture=capture)
-
-
-def render_summary(summary, connections: list, wide: bool, detail: bool) -> None:
-    """The table view shared by `analyze` and `capture`: streams (or one stream's flags), then joins."""
-    from kubectl_whose.render import flags_table, streams_table
-
-    if detail:
-        streams_table.print_header(summary)
-        flags_table.render(summary.detail, wide=wide)
-        return
-    streams_table.render(summary, wide=wide)
-    if connections:
-        from kubectl_whose.render.connections_view import render_connections
-
-        render_connections(connections, wide)
+    print_summary(summary, connections_of(summary), output, detail=stream is not None)

@@ -299,37 +299,26 @@ class RemoteCapture:
 
 
 def _render(summary, opts: CaptureOptions) -> None:
-    """Exactly what `analyze FILE` prints for the saved file (A's renderers); on stderr when stdout is the pcap."""
+    """Exactly what `analyze FILE` prints for the saved file; on stderr when stdout is the pcap."""
     from kubectl_whose.analysis.summary import check_stream_index
-    from kubectl_whose.render.output import emit
+    from kubectl_whose.render.capture_summary import connections_of, print_summary
 
-    if opts.stream is not None:
+    detail = opts.stream is not None
+    if detail:
         proto = _detail_proto(opts.proto)
         check_stream_index(proto, opts.stream, summary.stream_count(proto))
+    connections = connections_of(summary)
     if opts.write == "-":
         saved, sys.stdout = sys.stdout, sys.stderr
         try:
-            _render_table(summary, opts)
+            print_summary(summary, connections, "wide" if opts.output == "wide" else "table", detail)
         finally:
             sys.stdout = saved
-    elif opts.output == "json":
-        from kubectl_whose.render.summary_json import write_json
-
-        write_json(summary)
     else:
-        emit(summary, opts.output, lambda data, wide: _render_table(data, opts))
+        print_summary(summary, connections, opts.output, detail)
 
 
 def _detail_proto(proto: str) -> str:
     return "udp" if proto == "udp" else "tcp"
 
 
-def _render_table(summary, opts: CaptureOptions) -> None:
-    from kubectl_whose.render import flags_table, streams_table
-
-    wide = opts.output == "wide"
-    if opts.stream is not None:
-        streams_table.print_header(summary)
-        flags_table.render(summary.detail, wide=wide)
-    else:
-        streams_table.render(summary, wide=wide)

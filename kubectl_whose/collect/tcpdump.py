@@ -41,8 +41,14 @@ class CaptureRecipe:
     seconds: Optional[float] = None  # the remote time limit
 
 
+CAPTURE_BUFFER_KIB = 32768
+
+
 def tcpdump_argv(recipe: CaptureRecipe) -> List[str]:
-    argv = ["tcpdump", "-U", "-w", "-", "-i", recipe.interface]
+    # -B: --immediate-mode makes libpcap use a TPACKET_V2 ring of snaplen-sized slots; at the default
+    # 2 MiB and 256 KiB snaplen that is 8 slots, and a burst on `-i any` drops packets. 32 MiB of
+    # kernel buffer holds 128 full-size slots (thousands at a smaller -s).
+    argv = ["tcpdump", "-U", "-w", "-", "-i", recipe.interface, "-B", str(CAPTURE_BUFFER_KIB)]
     if recipe.snaplen is not None:
         argv += ["-s", str(int(recipe.snaplen))]
     if recipe.count is not None:
