@@ -10,7 +10,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import click
 
-from kubectl_whose.cli.options import DurationType, KubeFlags, kube_flags, output_option
+from kubectl_whose.cli.options import DurationType, KubeFlags, kube_flags, output_option, pod_argument
 from kubectl_whose.errors import ExitCode, WhoseError
 
 
@@ -78,7 +78,7 @@ Examples:
   # A dump someone sent you (iptables-save, iptables -S or `nft -j list ruleset`)
   kubectl whose rules --from-file node-dump.txt -o json
 """)
-@click.argument("pod", required=False)
+@pod_argument(required=False)
 @click.option("--table", "-t", metavar="T", help="Show only this table (nat, filter, mangle, raw; or an nft table).")
 @click.option("--chain", metavar="C", help="Show only this chain (and the chains it jumps to).")
 @click.option("--save", "save", metavar="FILE", help="Write the rules to FILE (iptables-save text, or a JSON "

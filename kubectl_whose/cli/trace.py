@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from kubectl_whose.cli.options import EndpointType, kube_flags, output_option
+from kubectl_whose.cli.options import EndpointType, kube_flags, output_option, pod_argument
 from kubectl_whose.cli.rules import live_options, load_rules
 
 CTSTATES = ("NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED")
@@ -24,7 +24,7 @@ Examples:
   # Offline, on a dump, machine-readable
   kubectl whose trace --from-file rules.txt --pod-ip 10.244.2.9 --to 10.96.0.1:443 -o json
 """)
-@click.argument("pod", required=False)
+@pod_argument(required=False)
 @click.option("--to", "to", required=True, type=EndpointType(port_required=True), metavar="IP:PORT",
               help="Destination of the packet.")
 @click.option("--proto", type=click.Choice(["tcp", "udp"]), default="tcp", show_default=True)

@@ -86,7 +86,9 @@ def render_sockets(info: NetInfo, wide: bool = False, console=None) -> None:
     for col in cols:
         t.add_column(col, overflow="fold")
     order = {"LISTEN": 0, "UNCONN": 1}
-    for s in sorted(info.sockets, key=lambda s: (order.get(s.state, 2), s.proto, s.local_port or 0)):
+    # A busy pod holds hundreds of TIME-WAIT sockets (closed, no owner left); `wide` lists them.
+    shown = [s for s in info.sockets if wide or s.state != "TIME-WAIT"]
+    for s in sorted(shown, key=lambda s: (order.get(s.state, 2), s.proto, s.local_port or 0)):
         o = s.owner
         owner = "-" if o is None else (f"{o.name} [{o.mesh}]" if o.mesh else o.name)
         row = [s.proto, s.state, s.local + (f" ({s.device})" if s.device else ""), s.peer,
@@ -96,6 +98,9 @@ def render_sockets(info: NetInfo, wide: bool = False, console=None) -> None:
             row += [procs, str(s.inode or "-"), o.evidence if o else "-"]
         _row(t, *row)
     console.print(t)
+    hidden = len(info.sockets) - len(shown)
+    if hidden:
+        _say(console, f"  {hidden} sockets in TIME-WAIT not listed (-o wide lists them)")
     if not any(s.processes for s in info.sockets):
         if info.container:
             _say(console, f"  no process visible through {info.container}'s process namespace: reading another "
