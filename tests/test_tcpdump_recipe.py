@@ -28,7 +28,8 @@ def pod_ns():
 
 def test_argv_keeps_filter_words_as_separate_elements():
     argv = tcpdump_argv(CaptureRecipe("eth0", 'host 10.0.0.1 and "port 80"; rm -rf /', 5, 96))
-    assert argv == ["tcpdump", "-U", "-w", "-", "-i", "eth0", "-s", "96", "-c", "5", "--immediate-mode", "--",
+    assert argv == ["tcpdump", "-U", "-w", "-", "-i", "eth0", "-B", "32768", "-s", "96", "-c", "5",
+                    "--immediate-mode", "--",
                     "host", "10.0.0.1", "and", "port 80;", "rm", "-rf", "/"]
     wrapped = capture_argv(CaptureRecipe("any", None, None, None, 2.5))
     assert wrapped[:2] == ["sh", "-c"] and wrapped[3:5] == ["sh", "3s"] and wrapped[5] == "tcpdump"
