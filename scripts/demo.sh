@@ -42,7 +42,9 @@ The lab is still up. Try it by hand:
   export KUBECONFIG=$KUBECONFIG
   kubectl get pods -o wide
   kubectl whose capture app-sidecar -i lo --count 40
-  kubectl whose trace client --to 10.96.0.10:80        # kube-proxy's DNAT, one endpoint per probability
+  kubectl whose trace client --to 10.96.0.10:80        # no rules in a plain pod: kube-proxy's DNAT is on the node
+  kubectl whose trace --from-file tests/fixtures/netfilter/kube-proxy-tracepacket-nat.txt \
+      --to 172.30.0.44:80 --pod-ip 10.180.0.9            # a node's kube-proxy dump: each endpoint with its probability
   tshark -r $out/app-sidecar.pcap -Y tcp.stream==$first  # the same stream in Wireshark's numbering
 Tear it down with: bash scripts/demo.sh --down
 MSG
