@@ -30,7 +30,7 @@ from kubectl_whose.analysis import mesh
 from kubectl_whose.analysis.redirect_rule import explain_redirect
 from kubectl_whose.analysis.sockets import Owner, Socket, SocketIndex, format_endpoint, owner_of
 from kubectl_whose.analysis.summary_rows import (Endpoint, is_loopback, is_tcp, parse_endpoint, row_end,
-                                                 row_start, stream_rows)
+                                                 row_start, iter_stream_rows)
 
 SEQ_MOD = 1 << 32
 # How long after the app's SYN a proxy may open its upstream connection and still be "next in time"
@@ -136,12 +136,19 @@ def join_connections(summary: Any, sockets: Optional[Sequence[Socket]] = None, r
     `local_addresses` are the pod's own. A refused SYN joins its RST through the stream's `rst_ack`.
     """
     index = SocketIndex(list(sockets)) if sockets is not None else None
-    streams = [s for s in stream_rows(summary) if isinstance(s, dict) and is_tcp(s)]
     local = list(local_addresses)
-    # Streams opened by a SYN that no one answered inside the same 4-tuple.
-    syns = [s for s in streams if isinstance(s.get("client_isn"), int) and _reply_ack(s)[0] is None]
-    # Streams that begin with an answer: SYN-ACK/RST but no SYN of their own.
-    answers = [s for s in streams if not isinstance(s.get("client_isn"), int) and _reply_ack(s)[0] is not None]
+    # One lazy pass keeps only what can take part in a join: streams opened by a SYN that no one
+    # answered inside the same 4-tuple, and streams that begin with an answer (SYN-ACK/RST, no SYN).
+    syns: List[Dict[str, Any]] = []
+    answers: List[Dict[str, Any]] = []
+    for s in iter_stream_rows(summary):
+        if not isinstance(s, dict) or not is_tcp(s):
+            continue
+        has_syn, has_reply = isinstance(s.get("client_isn"), int), _reply_ack(s)[0] is not None
+        if has_syn and not has_reply:
+            syns.append(s)
+        elif has_reply and not has_syn:
+            answers.append(s)
     by_ack: Dict[int, List[Dict[str, Any]]] = {}
     for a in answers:
         by_ack.setdefault(_reply_ack(a)[0], []).append(a)
@@ -189,8 +196,19 @@ def join_connections(summary: Any, sockets: Optional[Sequence[Socket]] = None, r
             conn.rule, conn.rule_note = explain_redirect(rules, client, origin, target, app_uid, local)
         connections.append(conn)
 
-    _link_upstream(connections, streams, index, local, link_window, container)
+    if connections:
+        # a second lazy pass for the proxies' own connections, kept only towards an original destination
+        wanted = {c.original_dst for c in connections}
+        upstream = [s for s in iter_stream_rows(summary) if isinstance(s, dict) and is_tcp(s)
+                    and isinstance(s.get("client_isn"), int) and _normal_endpoint(s.get("server")) in wanted]
+        # the joined rows ride along: the app side's end time bounds its upstream leg
+        _link_upstream(connections, upstream + syns + answers, index, local, link_window, container)
     return connections
+
+
+def _normal_endpoint(value: Any) -> Optional[str]:
+    ep = parse_endpoint(value)
+    return None if ep is None else format_endpoint(*ep)
 
 
 def connections_json(summary: Any, netinfo: Any = None, rules: Any = None,
