@@ -160,6 +160,28 @@ def test_capability_missing(lab):
                                   "SETUID/SETGID were dropped from its capabilities (Couldn't change to 'tcpdump' uid=")
 
 
+def test_net_raw_dropped_by_a_policy(lab):
+    """The common hardening policy (e.g. Kyverno's require-drop-cap-net-raw) mutates `drop: [NET_RAW]` into
+    every container: the runtime removes NET_RAW after adding ours, and tcpdump cannot open the device."""
+    from kubectl_whose.cluster.debug_container import DebugSpec, build_debug_container, build_patch
+
+    code, pod, _ = lab.request("GET", "/api/v1/namespaces/default/pods/client")
+    assert code == 200
+    image = "ghcr.io/kubectl-whose/netshoot-lite:noraw"
+    c = build_debug_container(pod, DebugSpec(image), "noraw")
+    c["securityContext"]["capabilities"]["drop"] = ["NET_RAW"]
+    code, body, _ = lab.request("PATCH", "/api/v1/namespaces/default/pods/client/ephemeralcontainers",
+                                build_patch(c), "application/strategic-merge-patch+json")
+    assert code == 200, body
+    lab.wait_pod("default", "client", lambda p: any(
+        s["name"] == "whose-noraw" and "running" in s["state"]
+        for s in (p.get("status") or {}).get("ephemeralContainerStatuses") or []))
+    r = whose(lab.kubeconfig, "capture", "client", "--count", "1", "--image", image)
+    assert r.code == ExitCode.NO_CAPABILITY, r.stderr
+    line = one_line(r)
+    assert "NET_RAW" in line and "permission" in line.lower(), line
+
+
 def test_bad_filter(lab):
     r = whose(lab.kubeconfig, "capture", POD, "-f", "tcp port", "--count", "1")
     assert r.code == ExitCode.BAD_FILTER

@@ -323,3 +323,18 @@ def test_filter_words_and_snaplen_reach_tcpdump_intact(lab, tmp_path):
         assert (dst, dport) == (svc, "80")
         assert int(cap_len) <= 60 <= int(length) or int(cap_len) == int(length) <= 60
     assert int.from_bytes(out.read_bytes()[16:20], "little") == 60  # the pcap header's snaplen
+
+
+def test_capture_names_the_proxy_and_the_redirect_rule_of_each_joined_connection(lab, echo_ready):
+    """Issue 6 in the live path: the sidecar's joins carry the rule the kernel applied (the lab loaded Istio's
+    rules with real iptables) and the proxy named by its real listener's uid (1337, the lab's proxy process)."""
+    r = whose(lab, "capture", POD, "-i", "any", "--duration", "3s", "-o", "json")
+    assert r.code == 0, r.stderr
+    conns = r.json["connections"]
+    assert conns, "the app calls the echo Service every 0.5 s: at least one redirected connection"
+    for c in conns:
+        assert c["original_dst"] == f"{lab.service_ip}:{lab.service_port}"
+        assert c["rule"] == "nat/ISTIO_REDIRECT: -A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001"
+        assert c["proxy_owner"]["kind"] == "proxy" and "1337" in c["proxy_owner"]["evidence"]
+    plain = whose(lab, "capture", POD, "-i", "any", "--duration", "2s", "-o", "json", "--no-owners")
+    assert plain.code == 0 and all(c["rule"] is None and c["proxy_owner"] is None for c in plain.json["connections"])

@@ -180,17 +180,19 @@ class SocketIndex:
             self.by_local.setdefault((s.proto, s.local_ip, s.local_port), []).append(s)
 
     def find(self, ip: str, port: int, peer: Optional[Tuple[str, int]] = None, proto: str = "tcp") -> Optional[Socket]:
-        """The socket bound to ip:port (exact, else a wildcard listener), preferring one whose peer matches."""
+        """The socket bound to ip:port: the one whose peer matches, else the listener (exact address, then
+        wildcard), else any socket there. A listener beats a TIME-WAIT leftover on the same address: the
+        kernel holds those with no owner, the listener names who serves the port."""
         exact = self.by_local.get((proto, ip, port), [])
         if peer is not None:
             for s in exact:
                 if (s.peer_ip, s.peer_port) == peer:
                     return s
-        if exact:
-            listening = [s for s in exact if s.listening]
-            return (listening or exact)[0]
-        wild = [s for s in self.by_local.get((proto, None, port), []) if s.listening]
-        return wild[0] if wild else None
+        listening = [s for s in exact if s.listening]
+        listening += [s for s in self.by_local.get((proto, None, port), []) if s.listening]
+        if listening:
+            return listening[0]
+        return exact[0] if exact else None
 
 
 def find_socket(sockets: List[Socket], ip: str, port: int, peer: Optional[Tuple[str, int]] = None,

@@ -40,6 +40,7 @@ class CaptureOptions:
     image: Optional[str]
     ttl: float
     start_timeout: float = 120.0
+    owners: bool = True  # name owners and the redirect rule of joined connections (issue 6)
 
     def validate(self) -> None:
         if self.write == "-" and self.output in ("json", "yaml"):
@@ -132,9 +133,12 @@ def say(message: str) -> None:
               help="How long the debug container idles before it exits (it is reused meanwhile).")
 @click.option("--start-timeout", type=DurationType(), default="2m", show_default=True,
               help="How long to wait for a new debug container to run (image pulls can be slow).")
+@click.option("--owners/--no-owners", default=True, show_default=True,
+              help="When streams were joined, read the pod's sockets and rules to name each connection's owners "
+                   "and the rule that redirected it.")
 @kube_flags
 def capture(kube, pod, container, interface, bpf, duration, count, snaplen, write, stream, proto, output, image,
-            ttl, start_timeout):
+            ttl, start_timeout, owners):
     """Capture a pod's traffic from an ephemeral NET_ADMIN/NET_RAW container and summarise every stream.
 
     \b
@@ -145,7 +149,7 @@ def capture(kube, pod, container, interface, bpf, duration, count, snaplen, writ
       kubectl whose capture my-pod -w - | wireshark -k -i -
     """
     opts = CaptureOptions(pod, container, interface, bpf, duration, count, snaplen, write, stream, proto, output,
-                          image, ttl, start_timeout)
+                          image, ttl, start_timeout, owners)
     opts.validate()
     run_capture(kube, opts)
 
@@ -193,7 +197,7 @@ def run_capture(kube, opts: CaptureOptions) -> None:
     if interrupted and sink.bytes == 0:
         raise WhoseError("interrupted before the capture started; nothing was captured", ExitCode.INTERRUPTED)
     summary = analyzer.finish()
-    _render(summary, opts)
+    _render(summary, opts, _connections(kube, opts, summary, interrupted))
     if sink.feed_error is not None:
         say(f"the analysis stopped early ({sink.feed_error}); the raw capture is complete")
     if opts.write not in (None, "-") and sink.bytes:
@@ -298,16 +302,38 @@ class RemoteCapture:
         return classify_failure(bytes(self.stderr), self.result.exit_code, opts.interface, opts.bpf, image)
 
 
-def _render(summary, opts: CaptureOptions) -> None:
+def _connections(kube, opts: CaptureOptions, summary, interrupted: bool) -> list:
+    """The joined connections; when there are any, name their owners (`ss`) and the rule that redirected
+    them (iptables/nftables) from the same debug container. A failure there costs only the names."""
+    from kubectl_whose.render.capture_summary import connections_of
+
+    connections = connections_of(summary)
+    if not connections or not opts.owners or interrupted:
+        return connections
+    from kubectl_whose.analysis.netinfo import build_netinfo
+    from kubectl_whose.cli.net import run_recipes
+    from kubectl_whose.cli.rules import collect_rulesets_in
+    from kubectl_whose.cluster.session import open_debug_session
+
+    try:
+        with open_debug_session(kube, opts.pod, opts.container, opts.image, opts.ttl, say=None) as session:
+            netinfo = build_netinfo(run_recipes(session).outputs, container=opts.container)
+            rulesets = collect_rulesets_in(session, kube.request_timeout)[0]
+    except WhoseError as e:
+        say(f"connections are shown without owners and rules ({e.message}); --no-owners skips this step")
+        return connections
+    return connections_of(summary, netinfo=netinfo, rules=rulesets, container=opts.container)
+
+
+def _render(summary, opts: CaptureOptions, connections: list) -> None:
     """Exactly what `analyze FILE` prints for the saved file; on stderr when stdout is the pcap."""
     from kubectl_whose.analysis.summary import check_stream_index
-    from kubectl_whose.render.capture_summary import connections_of, print_summary
+    from kubectl_whose.render.capture_summary import print_summary
 
     detail = opts.stream is not None
     if detail:
         proto = _detail_proto(opts.proto)
         check_stream_index(proto, opts.stream, summary.stream_count(proto))
-    connections = connections_of(summary)
     if opts.write == "-":
         saved, sys.stdout = sys.stdout, sys.stderr
         try:

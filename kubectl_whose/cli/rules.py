@@ -18,25 +18,30 @@ def collect_rulesets(kube: KubeFlags, pod: str, container: Optional[str], image:
                      ttl: Optional[float]) -> Tuple[list, list, List[str]]:
     """Run every rule recipe in the pod's debug container: (rulesets with rules, findings, pod addresses)."""
     from kubectl_whose.cluster.session import open_debug_session
+
+    with open_debug_session(kube, pod, container, image, ttl) as session:
+        return collect_rulesets_in(session, kube.request_timeout)
+
+
+def collect_rulesets_in(session, timeout: float) -> Tuple[list, list, List[str]]:
+    """The same through a session already open (`capture` reuses its own)."""
     from kubectl_whose.collect.netfilter import (
         ADDRESS_RECIPE, RULE_RECIPES, VERSION_RECIPES, RecipeOutput, decide_backends, pod_addresses,
     )
 
     outputs, versions = [], {}
-    with open_debug_session(kube, pod, container, image, ttl) as session:
-        for recipe in VERSION_RECIPES:
-            r = session.run(list(recipe.argv), timeout=kube.request_timeout)
-            if r.exit_code == 0:
-                versions[recipe.binary] = r.stdout.decode("utf-8", "replace").strip()
-        for recipe in RULE_RECIPES:
-            r = session.run(list(recipe.argv), timeout=kube.request_timeout)
-            outputs.append(RecipeOutput(recipe, r.stdout.decode("utf-8", "replace"),
-                                        r.stderr.decode("utf-8", "replace"), r.exit_code, getattr(r, "error", None)))
-        addr = session.run(list(ADDRESS_RECIPE.argv), timeout=kube.request_timeout)
-        image_used = session.image
+    for recipe in VERSION_RECIPES:
+        r = session.run(list(recipe.argv), timeout=timeout)
+        if r.exit_code == 0:
+            versions[recipe.binary] = r.stdout.decode("utf-8", "replace").strip()
+    for recipe in RULE_RECIPES:
+        r = session.run(list(recipe.argv), timeout=timeout)
+        outputs.append(RecipeOutput(recipe, r.stdout.decode("utf-8", "replace"),
+                                    r.stderr.decode("utf-8", "replace"), r.exit_code, getattr(r, "error", None)))
+    addr = session.run(list(ADDRESS_RECIPE.argv), timeout=timeout)
     if all(o.missing for o in outputs):
-        raise WhoseError(f"the debug image {image_used} has none of iptables-legacy-save, iptables-nft-save, nft; "
-                         f"pass --image with an image that carries them (e.g. nicolaka/netshoot)",
+        raise WhoseError(f"the debug image {session.image} has none of iptables-legacy-save, iptables-nft-save, "
+                         f"nft; pass --image with an image that carries them (e.g. nicolaka/netshoot)",
                          ExitCode.TOOL_MISSING)
     rulesets, findings = decide_backends(outputs, versions)
     ips = pod_addresses(addr.stdout.decode("utf-8", "replace")) if addr.exit_code == 0 else []
