@@ -7,6 +7,7 @@ or `ErrImagePull` / `ImagePullBackOff` forever for an image no registry has. Eph
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import threading
 import time
@@ -77,6 +78,20 @@ class PodRuntime:
     containers: Dict[str, Container] = field(default_factory=dict)
     deleted: bool = False
     share_pid_ns: bool = False
+
+
+def lab_scripts_dir(run_root: Path) -> Path:
+    """Where pods find the lab's own programs (echo server, proxy, traffic): this directory, or a copy
+    of its scripts under `run_root` when the checkout lives under /tmp, which every pod's private /tmp
+    hides (a CI clone may well be there)."""
+    here = Path(__file__).resolve().parent.parent
+    if not (here == Path("/tmp") or Path("/tmp") in here.parents):
+        return here
+    dest = run_root / "scripts"
+    dest.mkdir(parents=True, exist_ok=True)
+    for script in here.glob("*.py"):
+        shutil.copy2(script, dest / script.name)
+    return dest
 
 
 class Kubelet:
@@ -204,7 +219,7 @@ class Kubelet:
 
     def _argv(self, c: Container) -> List[str]:
         argv = list(c.spec.get("command") or c.image.default_command) + list(c.spec.get("args") or [])
-        lab_dir = str(Path(__file__).resolve().parent.parent)
+        lab_dir = str(lab_scripts_dir(self.images_root.parent))
         return [a.replace("{lab}", lab_dir) for a in argv]
 
     def _spawn(self, rt: PodRuntime, c: Container) -> Optional[dict]:
