@@ -17,7 +17,9 @@ def test_demo_runs_the_main_jobs_on_the_lab_and_tears_down(tmp_path):
         out = r.stdout + r.stderr
         assert r.returncode == 0, out[-3000:]
         assert "app-sidecar" in out and "Running" in out                   # real kubectl against the lab
-        assert "→ [proxy 127.0.0.1:15001] → 10.96.0.10:80" in out           # the NAT-split streams joined
+        # the NAT-split streams joined, the proxy named by its uid (1337) and the rule that redirected them
+        assert "→ [istio-proxy 127.0.0.1:15001] → 10.96.0.10:80" in out
+        assert "all redirected by nat/ISTIO_REDIRECT: -A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001" in out
         assert "0x002" in out and "0x012" in out                           # the handshake's flag table
         assert "Outbound TCP is redirected to 127.0.0.1:15001" in out      # rules explained
         assert "REDIRECT" in out and "Traceback" not in out
