@@ -137,21 +137,27 @@ def test_image_without_a_shell(lab):
                            "nicolaka/netshoot:v0.13)")
 
 
-def test_capability_missing(lab):
-    """A debug container that lost NET_RAW (as a mutating admission policy adding `drop: [ALL]` does)."""
+def add_debug_container_with_drop(lab, image: str, suffix: str, drop: list) -> None:
+    """Our own debug container as a mutating policy would leave it (`capabilities.drop` added), running in
+    pod `client`; `capture --image IMAGE` then reuses it."""
     from kubectl_whose.cluster.debug_container import DebugSpec, build_debug_container, build_patch
 
     code, pod, _ = lab.request("GET", "/api/v1/namespaces/default/pods/client")
     assert code == 200
-    image = "ghcr.io/kubectl-whose/netshoot-lite:capdrop"
-    c = build_debug_container(pod, DebugSpec(image), "capdr")
-    c["securityContext"]["capabilities"]["drop"] = ["ALL"]
+    c = build_debug_container(pod, DebugSpec(image), suffix)
+    c["securityContext"]["capabilities"]["drop"] = drop
     code, body, _ = lab.request("PATCH", "/api/v1/namespaces/default/pods/client/ephemeralcontainers",
                                 build_patch(c), "application/strategic-merge-patch+json")
     assert code == 200, body
     lab.wait_pod("default", "client", lambda p: any(
-        s["name"] == "whose-capdr" and "running" in s["state"]
+        s["name"] == f"whose-{suffix}" and "running" in s["state"]
         for s in (p.get("status") or {}).get("ephemeralContainerStatuses") or []))
+
+
+def test_capability_missing(lab):
+    """A debug container that lost NET_RAW (as a mutating admission policy adding `drop: [ALL]` does)."""
+    image = "ghcr.io/kubectl-whose/netshoot-lite:capdrop"
+    add_debug_container_with_drop(lab, image, "capdr", ["ALL"])
     r = whose(lab.kubeconfig, "capture", "client", "--count", "1", "--image", image)
     assert r.code == ExitCode.NO_CAPABILITY
     # with `drop: [ALL]` the runtime keeps only NET_ADMIN/NET_RAW: tcpdump opens the device, then cannot drop
@@ -163,19 +169,8 @@ def test_capability_missing(lab):
 def test_net_raw_dropped_by_a_policy(lab):
     """The common hardening policy (e.g. Kyverno's require-drop-cap-net-raw) mutates `drop: [NET_RAW]` into
     every container: the runtime removes NET_RAW after adding ours, and tcpdump cannot open the device."""
-    from kubectl_whose.cluster.debug_container import DebugSpec, build_debug_container, build_patch
-
-    code, pod, _ = lab.request("GET", "/api/v1/namespaces/default/pods/client")
-    assert code == 200
     image = "ghcr.io/kubectl-whose/netshoot-lite:noraw"
-    c = build_debug_container(pod, DebugSpec(image), "noraw")
-    c["securityContext"]["capabilities"]["drop"] = ["NET_RAW"]
-    code, body, _ = lab.request("PATCH", "/api/v1/namespaces/default/pods/client/ephemeralcontainers",
-                                build_patch(c), "application/strategic-merge-patch+json")
-    assert code == 200, body
-    lab.wait_pod("default", "client", lambda p: any(
-        s["name"] == "whose-noraw" and "running" in s["state"]
-        for s in (p.get("status") or {}).get("ephemeralContainerStatuses") or []))
+    add_debug_container_with_drop(lab, image, "noraw", ["NET_RAW"])
     r = whose(lab.kubeconfig, "capture", "client", "--count", "1", "--image", image)
     assert r.code == ExitCode.NO_CAPABILITY, r.stderr
     line = one_line(r)
