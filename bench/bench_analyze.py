@@ -130,7 +130,7 @@ def record(path: Path, packets: int, concurrency: int, mode: str = "short") -> D
 GNU_TIME = "/usr/bin/time"
 
 
-def timed(argv: List[str], stdout: str = os.devnull) -> Dict[str, float]:
+def timed(argv: List[str], stdout: str = os.devnull, engine: Optional[str] = None) -> Dict[str, float]:
     """Run one child (stdout to a file): wall time and that child's own peak RSS.
 
     The RSS comes from GNU time (`%M`) when installed: `ru_maxrss` of a child forked straight from
@@ -138,6 +138,8 @@ def timed(argv: List[str], stdout: str = os.devnull) -> Dict[str, float]:
     we had parsed a big JSON report), so the child is forked from the small `time` process instead.
     Without GNU time, `os.wait4` of the child is used (an upper bound)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    if engine:
+        env["KUBECTL_WHOSE_ENGINE"] = engine
     use_time = os.access(GNU_TIME, os.X_OK)
     full = [GNU_TIME, "-f", "WHOSE-BENCH %M %U %S", *argv] if use_time else argv
     t0 = time.perf_counter()
@@ -170,10 +172,18 @@ def best(runs: List[Dict[str, float]]) -> Dict[str, float]:
             "wall_s_all": [r["wall_s"] for r in runs]}
 
 
-def bench(path: Path, repeat: int = 1) -> Dict[str, object]:
+def engine_in_use() -> str:
+    """The analysis engine `analyze` runs by default here: native when `_engine.c` is built."""
+    from kubectl_whose.analysis.engine import choose
+
+    return choose()
+
+
+def bench(path: Path, repeat: int = 1, python_engine: bool = False) -> Dict[str, object]:
     packets = count_packets(path)
+    engine = engine_in_use()
     result: Dict[str, object] = {
-        "file": str(path), "packets": packets, "file_mb": round(path.stat().st_size / 1e6, 1),
+        "file": str(path), "packets": packets, "file_mb": round(path.stat().st_size / 1e6, 1), "engine": engine,
         "machine": {"cpu": _cpu(), "cores": os.cpu_count(), "python": platform.python_version(),
                     "tshark": _tshark_version(), "kernel": platform.release()},
     }
@@ -181,7 +191,7 @@ def bench(path: Path, repeat: int = 1) -> Dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="whose-bench-") as tmp:
         report = Path(tmp) / "ours.json"
         for _ in range(repeat):  # interleaved, so both tools see the same background load
-            runs["ours"].append(timed(ours(path), str(report)))
+            runs["ours"].append(timed(ours(path), str(report), engine))
             runs["tshark"].append(timed(["tshark", "-q", "-z", "conv,tcp", "-r", str(path)]))
         try:
             result["streams"] = len(json.loads(report.read_bytes())["streams"])
@@ -198,9 +208,13 @@ def bench(path: Path, repeat: int = 1) -> Dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="whose-bench-") as tmp:
         quarter = Path(tmp) / "quarter.pcap"
         head_of_file(path, quarter, packets // 4)
-        q = best([timed(ours(quarter)) for _ in range(repeat)])
+        q = best([timed(ours(quarter), engine=engine) for _ in range(repeat)])
     # --stream N keeps per-packet rows for that stream only: its RSS must stay near the summary's
-    result["ours_stream0"] = timed([*ours(path), "--stream", "0"])
+    result["ours_stream0"] = timed([*ours(path), "--stream", "0"], engine=engine)
+    if python_engine and engine != "python":  # the portable engine (krew archives without the C one), once
+        py = timed(ours(path), engine="python")
+        result["ours_python_engine"] = {**py, "speedup_vs_tshark": round(t["wall_s"] / py["wall_s"], 2),
+                                        "rss_ratio_ours_over_tshark": round(py["peak_rss_mb"] / t["peak_rss_mb"], 3)}
     result["flat_memory"] = {"quarter_packets": packets // 4, "quarter_peak_rss_mb": q["peak_rss_mb"],
                              "whole_peak_rss_mb": o["peak_rss_mb"],
                              "growth_mb": round(o["peak_rss_mb"] - q["peak_rss_mb"], 1)}
@@ -232,6 +246,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--capture", type=Path, help="time this existing classic pcap instead of recording")
     ap.add_argument("--repeat", type=int, default=1, help="time each tool N times (interleaved), keep the fastest")
     ap.add_argument("--json", action="store_true", help="machine-readable output")
+    ap.add_argument("--python-engine", action="store_true",
+                    help="also time the pure-Python engine once (what runs without the native one)")
     args = ap.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="whose-bench-") as tmp:
@@ -241,7 +257,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             path = args.keep or Path(tmp) / "bench.pcap"
             info = {"mode": args.mode, **record(path, args.packets, args.concurrency, args.mode)}
-        result = {**bench(path, max(1, args.repeat)), **info}
+        result = {**bench(path, max(1, args.repeat), args.python_engine), **info}
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -249,7 +265,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"file: {result['file']}  {result['packets']} packets, {result['file_mb']} MB, "
               f"{result.get('streams', '?')} streams")
         print(f"machine: {result['machine']}")
-        print(f"ours   (analyze -o json):      {o['wall_s']:8.2f} s  {result['ours_packets_per_s']:>9} pkt/s  "
+        print(f"ours   (analyze -o json, {result['engine']}): {o['wall_s']:8.2f} s  {result['ours_packets_per_s']:>9} pkt/s  "
               f"CPU {o['cpu_s']:6.2f} s  peak RSS {o['peak_rss_mb']:7.1f} MB")
         print(f"tshark (-q -z conv,tcp):       {t['wall_s']:8.2f} s  {result['tshark_packets_per_s']:>9} pkt/s  "
               f"CPU {t['cpu_s']:6.2f} s  peak RSS {t['peak_rss_mb']:7.1f} MB")
@@ -258,6 +274,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"memory: first quarter {m['quarter_peak_rss_mb']} MB, whole file {m['whole_peak_rss_mb']} MB "
               f"(+{m['growth_mb']} MB); with --stream 0: {result['ours_stream0']['peak_rss_mb']} MB, "
               f"{result['ours_stream0']['wall_s']} s")
+        py = result.get("ours_python_engine")
+        if py:
+            print(f"pure-Python engine: {py['wall_s']:.2f} s, peak RSS {py['peak_rss_mb']} MB: "
+                  f"{py['speedup_vs_tshark']}x tshark, RSS ratio {py['rss_ratio_ours_over_tshark']}")
     return 0
 
 

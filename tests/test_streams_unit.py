@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kubectl_whose.analysis.engine import native_engine
 from kubectl_whose.analysis.summary import CaptureAnalyzer
 from tests import pcapgen as g
 
@@ -12,12 +13,12 @@ T0 = 1_700_000_000 * 10**9
 MS = 1_000_000
 
 
-def analyze(records, detail=None, proto="all", linktype=1, fast=True, ng=False):
+def analyze(records, detail=None, proto="all", linktype=1, fast=True, ng=False, engine=None):
     if ng:
         data = g.shb() + g.idb(linktype, tsresol=9) + b"".join(g.epb(0, r[0], r[1]) for r in records)
     else:
         data = g.pcap(records, linktype=linktype, nano=True)
-    a = CaptureAnalyzer(proto=proto, detail_stream=detail, fast_path=fast)
+    a = CaptureAnalyzer(proto=proto, detail_stream=detail, fast_path=fast, engine=engine)
     a.feed(data)
     return a.finish()
 
@@ -194,12 +195,16 @@ def mixed_records():
     return sorted(recs, key=lambda r: r[0])
 
 
+ENGINES = ["python"] + (["native"] if native_engine() is not None else [])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("detail", [0, 3])
-def test_fused_pcap_path_record_path_and_general_path_agree(detail):
+def test_fused_pcap_path_record_path_and_general_path_agree(detail, engine):
     recs = mixed_records()
-    fused = analyze(recs, detail=detail).to_dict()
-    records = analyze(recs, detail=detail, ng=True).to_dict()
-    general = analyze(recs, detail=detail, fast=False).to_dict()
+    fused = analyze(recs, detail=detail, engine=engine).to_dict()
+    records = analyze(recs, detail=detail, ng=True, engine=engine).to_dict()
+    general = analyze(recs, detail=detail, fast=False, engine=engine).to_dict()
     # TCP: v4, v6, VLAN, inner VXLAN (the loss conversation reuses the v4 4-tuple and ISN: same stream);
     # UDP: the VXLAN carrier and two DNS-like flows
     assert fused["packets"] == len(recs) and len(fused["streams"]) == 7
@@ -207,15 +212,16 @@ def test_fused_pcap_path_record_path_and_general_path_agree(detail):
     assert fused == records == general
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("scenario", ["http_short", "loss", "any_sll2", "ipv6", "vxlan_8472"])
 @pytest.mark.root
-def test_both_paths_agree_on_real_captures(scenario, captures):
+def test_both_paths_agree_on_real_captures(scenario, engine, captures):
     from kubectl_whose.analysis.capture_file import read_chunks
 
     path = captures.get(scenario).path
     out = []
     for fast in (True, False):
-        a = CaptureAnalyzer(detail_stream=0, fast_path=fast)
+        a = CaptureAnalyzer(detail_stream=0, fast_path=fast, engine=engine)
         with open(path, "rb") as f:
             for chunk in read_chunks(f, 1000):
                 a.feed(chunk)
@@ -227,7 +233,7 @@ def test_both_paths_agree_on_real_captures(scenario, captures):
 
 def test_detail_is_kept_only_for_the_selected_stream_and_reused_streams_are_frozen():
     recs = g.http_conversation() + g.http_conversation(isn_c=50_000, t0=T0 + 10**9)
-    a = CaptureAnalyzer(detail_stream=1)
+    a = CaptureAnalyzer(detail_stream=1, engine="python")  # the Python table's internals
     a.feed(g.pcap(recs, nano=True))
     assert len(a.table.detail) == 9
     old, new = a.table.tcp_streams
@@ -254,7 +260,7 @@ def test_zeek_shortcut_for_established_packets_changes_nothing(monkeypatch):
     from kubectl_whose.analysis import conn_state
 
     recs = mixed_records() + g.http_conversation(cport=45000, t0=T0 + 99 * MS)[:5]
-    quick = [(r["history"], r["state"]) for r in analyze(recs).streams]
+    quick = [(r["history"], r["state"]) for r in analyze(recs, engine="python").streams]
 
     def full(self, role, flags, seq, seglen, window):
         if self.hist == "H" and not flags & 0x07 and (seglen or flags & 0x10):
@@ -265,7 +271,7 @@ def test_zeek_shortcut_for_established_packets_changes_nothing(monkeypatch):
         return role
 
     monkeypatch.setattr(conn_state.ZeekTcp, "packet", full)
-    assert [(r["history"], r["state"]) for r in analyze(recs).streams] == quick
+    assert [(r["history"], r["state"]) for r in analyze(recs, engine="python").streams] == quick
 
 
 def test_json_text_rows_equal_the_dict_rows():

@@ -70,6 +70,7 @@ class CaptureReader:
         self._ended = False  # corruption seen: ignore the rest
         # pcap state
         self._rec_hdr: Optional[struct.Struct] = None
+        self._big_endian = False
         self._rec_len = 16
         self._ns = False
         self._pcap_linktype = 0
@@ -164,6 +165,7 @@ class CaptureReader:
                 self.linktypes.append(linktype)
                 self._rec_len = 24 if magic == PCAP_MAGIC_MODIFIED else 16
                 self._rec_hdr = struct.Struct(endian + "IIII")
+                self._big_endian = endian == ">"
                 self._pos = pos + 24
                 return True
         raise WhoseError(f"{self.name} is not a pcap or pcapng file (magic 0x{magic_be:08x}); "

@@ -141,7 +141,8 @@ def join_connections(summary: Any, sockets: Optional[Sequence[Socket]] = None, r
     # answered inside the same 4-tuple, and streams that begin with an answer (SYN-ACK/RST, no SYN).
     syns: List[Dict[str, Any]] = []
     answers: List[Dict[str, Any]] = []
-    for s in iter_stream_rows(summary):
+    rows = summary.join_candidates() if hasattr(summary, "join_candidates") else iter_stream_rows(summary)
+    for s in rows:
         if not isinstance(s, dict) or not is_tcp(s):
             continue
         has_syn, has_reply = isinstance(s.get("client_isn"), int), _reply_ack(s)[0] is not None

@@ -49,7 +49,12 @@ def row_values(s, file_first: Optional[int]) -> tuple:
 
 
 def stream_row(s, file_first: Optional[int]) -> dict:
-    row = dict(zip(ROW_KEYS, row_values(s, file_first)))
+    return row_dict(row_values(s, file_first))
+
+
+def row_dict(values: tuple) -> dict:
+    """A row in ROW_KEYS order (as `row_values` or the native engine give it) as the contract's dict."""
+    row = dict(zip(ROW_KEYS, values))
     syn, fin, rst = row["flags"]
     row["flags"] = {"SYN": syn, "FIN": fin, "RST": rst}
     return row

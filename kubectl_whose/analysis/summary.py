@@ -3,6 +3,10 @@
 `capture` feeds `CaptureAnalyzer` chunks from the exec stream and calls `snapshot()` for its live
 view; `analyze FILE` calls `analyze_file`. Both run the very same code.
 
+Two engines compute the same rows (`analysis.engine`): the pure-Python stream table (`streams`,
+`tcp_analysis`, `conn_state`), the reference that runs anywhere, and its transcription in C
+(`_engine.c`, ~10x faster), used when it is built. tests/test_native_engine.py holds them equal.
+
 JSON contract of `CaptureSummary.to_dict()` (stable; copied to README):
 
     {"packets": int,            # frames read (all frames, as tshark counts them)
@@ -61,7 +65,10 @@ from kubectl_whose.analysis.capture_file import CaptureReader, linktype_name, op
 from kubectl_whose.analysis.decode import EV_TCP, EV_TCP_QUOTE, EV_UDP, decode_fast, decode_frame, format_endpoint
 from kubectl_whose.analysis.fastpath import FAST_LINKTYPES, feed_classic_pcap
 from kubectl_whose.analysis.fragments import Reassembly
-from kubectl_whose.analysis.rows import client_dir, stream_json, stream_row
+from kubectl_whose.analysis.engine import choose as choose_engine, native_engine
+from kubectl_whose.analysis.native_feed import feed_native, native_detail
+from kubectl_whose.analysis.row_source import NativeRows, PythonRows
+from kubectl_whose.analysis.rows import client_dir
 from kubectl_whose.analysis.streams import StreamTable, UdpStream
 from kubectl_whose.errors import ExitCode, WhoseError
 
@@ -84,14 +91,15 @@ class LiveStats:
 
 
 class CaptureSummary:
-    """The result of one analysis. Stream rows are built on demand from the stream table, so a
-    capture with 100 000 streams can be written out row by row (`iter_streams`) without holding
-    every row at once; `streams` (a list) and `to_dict()` build them all."""
+    """The result of one analysis. Stream rows are built on demand (`rows`: `row_source.PythonRows`
+    or `NativeRows`), so a capture with 100 000 streams can be written out row by row
+    (`iter_streams`, `json_chunks`) without holding every row at once; `streams` (a list) and
+    `to_dict()` build them all."""
 
     def __init__(self, packets: int, truncated: bool, warnings: List[str], linktypes: List[str],
-                 first_ts: Optional[float], ordered: list, first_ts_ns: Optional[int], detail: Optional[dict] = None,
-                 tcp_stream_count: int = 0, udp_stream_count: int = 0, frames_without_transport: int = 0,
-                 bytes: int = 0):
+                 first_ts: Optional[float], rows, detail: Optional[dict] = None, tcp_stream_count: int = 0,
+                 udp_stream_count: int = 0, frames_without_transport: int = 0, bytes: int = 0,
+                 engine: str = "python"):
         self.packets = packets
         self.truncated = truncated
         self.warnings = warnings
@@ -102,29 +110,34 @@ class CaptureSummary:
         self.udp_stream_count = udp_stream_count
         self.frames_without_transport = frames_without_transport
         self.bytes = bytes
-        self._ordered = ordered  # stream objects, busiest first
-        self._first_ns = first_ts_ns
+        self.engine = engine  # "native" | "python": which engine computed the rows (not in the JSON)
+        self._source = rows
         self._rows: Optional[List[dict]] = None
 
     def __len__(self) -> int:
-        return len(self._ordered)
+        return len(self._source)
 
     def row_counts(self):
         """(TCP rows, UDP rows) in `streams`."""
-        udp = sum(1 for s in self._ordered if isinstance(s, UdpStream))
-        return len(self._ordered) - udp, udp
+        return self._source.counts()
 
     def iter_streams(self) -> Iterator[dict]:
         if self._rows is not None:
             yield from self._rows
             return
-        for s in self._ordered:
-            yield stream_row(s, self._first_ns)
+        yield from self._source.dicts()
 
     def iter_json_rows(self) -> Iterator[str]:
         """Each row of `streams` as compact JSON text, without building the dicts."""
-        for s in self._ordered:
-            yield stream_json(s, self._first_ns)
+        return self._source.json_rows()
+
+    def json_chunks(self, sep: str) -> Iterator[str]:
+        """The rows as JSON text, several per string joined by `sep`; put `sep` between the strings."""
+        return self._source.json_chunks(sep)
+
+    def join_candidates(self) -> List[dict]:
+        """The rows a NAT-split join can use (`analysis.connections`), without building the others."""
+        return self._source.join_candidates()
 
     @property
     def streams(self) -> List[dict]:
@@ -159,12 +172,20 @@ class CaptureAnalyzer:
     """Feed pcap/pcapng bytes in any chunking; `snapshot()` while running, `finish()` at the end."""
 
     def __init__(self, proto: str = "all", detail_stream: Optional[int] = None, detail_proto: str = "tcp",
-                 name: str = "input", fast_path: bool = True):
+                 name: str = "input", fast_path: bool = True, engine: Optional[str] = None):
         if proto not in PROTOS:
             raise ValueError(f"proto must be one of {', '.join(PROTOS)}")
         self.proto = proto
         self.reader = CaptureReader(name)
-        self.table = StreamTable(detail_proto, detail_stream)
+        self._want_tcp = proto in ("tcp", "all") or detail_proto == "tcp" and detail_stream is not None
+        self._want_udp = proto in ("udp", "all") or detail_proto == "udp" and detail_stream is not None
+        self.engine = choose_engine(engine)
+        if self.engine == "native":
+            want = -1 if detail_stream is None else detail_stream
+            self.table = native_engine()(self._want_tcp, self._want_udp, want if detail_proto == "tcp" else -1,
+                                         want if detail_proto == "udp" else -1)
+        else:
+            self.table = StreamTable(detail_proto, detail_stream)
         self.detail_stream = detail_stream
         self.detail_proto = detail_proto
         self.packets = 0
@@ -175,8 +196,6 @@ class CaptureAnalyzer:
         self.unsupported: dict = {}
         self.frags = Reassembly()
         self.fast_path = fast_path  # False: every frame through decode_frame (tests compare both paths)
-        self._want_tcp = proto in ("tcp", "all") or detail_proto == "tcp" and detail_stream is not None
-        self._want_udp = proto in ("udp", "all") or detail_proto == "udp" and detail_stream is not None
 
     def feed(self, data: bytes) -> None:
         reader = self.reader
@@ -187,6 +206,9 @@ class CaptureAnalyzer:
             for frame_no, ts, linktype, _caplen, orig_len, frame in reader.records():
                 self._count(ts, orig_len)
                 self._general(frame_no, ts, linktype, orig_len, frame)
+            return
+        if self.engine == "native":
+            feed_native(self)
             return
         if reader.format == "pcap" and reader._pcap_linktype in FAST_LINKTYPES:
             feed_classic_pcap(self)
@@ -256,6 +278,10 @@ class CaptureAnalyzer:
 
     def snapshot(self, top: int = 5) -> LiveStats:
         t = self.table
+        if self.engine == "native":
+            tcp_n, udp_n = t.counts()
+            return LiveStats(self.packets, self.bytes, _sec(self.first_ts), _sec(self.last_ts), tcp_n, udp_n,
+                             [dict(zip(_BRIEF_KEYS, b)) for b in t.top(top)])
         streams = [s for s in t.tcp_streams + t.udp_streams if s.first_dir >= 0] if top else []
         busiest = heapq.nlargest(top, streams, key=lambda s: s.pkts0 + s.pkts1) if top else []
         return LiveStats(self.packets, self.bytes, _sec(self.first_ts), _sec(self.last_ts), len(t.tcp_streams),
@@ -268,6 +294,15 @@ class CaptureAnalyzer:
             warnings.append(f"link type {linktype_name(linktype)} ({linktype}) is not supported: "
                             f"{n} frames not decoded")
         t = self.table
+        head = (self.packets, self.reader.truncated, warnings, [linktype_name(lt) for lt in self.reader.linktypes],
+                _sec(self.first_ts))
+        if self.engine == "native":
+            rows = NativeRows(t, t.order(self.proto in ("tcp", "all"), self.proto in ("udp", "all")), self.first_ts)
+            detail = None
+            if self.detail_stream is not None:
+                detail = {"proto": self.detail_proto, "index": self.detail_stream,
+                          "packets": native_detail(t, self.detail_proto)}
+            return CaptureSummary(*head, rows, detail, *t.counts(), self.no_transport, self.bytes, "native")
         ordered = []
         if self.proto in ("tcp", "all"):
             ordered += [s for s in t.tcp_streams if s.first_dir >= 0]
@@ -278,29 +313,30 @@ class CaptureAnalyzer:
         detail = None
         if self.detail_stream is not None:
             detail = {"proto": self.detail_proto, "index": self.detail_stream, "packets": t.detail}
-        return CaptureSummary(self.packets, self.reader.truncated, warnings,
-                              [linktype_name(lt) for lt in self.reader.linktypes], _sec(self.first_ts), ordered,
-                              self.first_ts, detail, len(t.tcp_streams), len(t.udp_streams), self.no_transport,
-                              self.bytes)
+        return CaptureSummary(*head, PythonRows(ordered, self.first_ts), detail, len(t.tcp_streams),
+                              len(t.udp_streams), self.no_transport, self.bytes, "python")
 
 
 def _sec(ns: Optional[int]) -> Optional[float]:
     return None if ns is None else ns / 1e9
 
 
+_BRIEF_KEYS = ("proto", "index", "client", "server", "packets", "bytes")
+
+
 def _brief(s) -> dict:
     a, b, pa, pb = s.key
     ends = (format_endpoint(a, pa), format_endpoint(b, pb))
     client = client_dir(s)
-    return {"proto": "udp" if isinstance(s, UdpStream) else "tcp", "index": s.index, "client": ends[client],
-            "server": ends[1 - client], "packets": s.pkts0 + s.pkts1, "bytes": s.bytes0 + s.bytes1}
+    return dict(zip(_BRIEF_KEYS, ("udp" if isinstance(s, UdpStream) else "tcp", s.index, ends[client],
+                                  ends[1 - client], s.pkts0 + s.pkts1, s.bytes0 + s.bytes1)))
 
 
 def analyze_file(path_or_fileobj, proto: str = "all", detail_stream: Optional[int] = None,
-                 detail_proto: str = "tcp") -> CaptureSummary:
+                 detail_proto: str = "tcp", engine: Optional[str] = None) -> CaptureSummary:
     """Analyse a capture file, a file object or a pipe (`-` is stdin), streaming it in chunks."""
     fobj, name, owned = open_source(path_or_fileobj)
-    analyzer = CaptureAnalyzer(proto, detail_stream, detail_proto, name=name)
+    analyzer = CaptureAnalyzer(proto, detail_stream, detail_proto, name=name, engine=engine)
     try:
         for chunk in read_chunks(fobj):
             analyzer.feed(chunk)

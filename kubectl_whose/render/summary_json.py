@@ -22,7 +22,7 @@ def write_json(summary: Any, out: Optional[TextIO] = None, extra: Optional[dict]
     write('  "streams": [')
     sep = "\n    "
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
-    rows = summary.iter_json_rows() if hasattr(summary, "iter_json_rows") else map(dumps, summary.iter_streams())
+    rows = summary.json_chunks(",\n    ") if hasattr(summary, "json_chunks") else map(dumps, summary.iter_streams())
     for row in rows:
         write(sep)
         write(row)
