@@ -221,6 +221,22 @@ def bench(path: Path, repeat: int = 1, python_engine: bool = False) -> Dict[str,
     return result
 
 
+def bench_pcapng(path: Path, repeat: int) -> Dict[str, object]:
+    """The same capture converted to pcapng by editcap (what dumpcap and Wireshark write), both tools."""
+    engine = engine_in_use()
+    with tempfile.TemporaryDirectory(prefix="whose-bench-") as tmp:
+        ng = Path(tmp) / "bench.pcapng"
+        subprocess.run(["editcap", "-F", "pcapng", str(path), str(ng)], check=True)
+        ours_runs, tshark_runs = [], []
+        for _ in range(repeat):
+            ours_runs.append(timed(ours(ng), engine=engine))
+            tshark_runs.append(timed(["tshark", "-q", "-z", "conv,tcp", "-r", str(ng)]))
+        o, t = best(ours_runs), best(tshark_runs)
+        return {"file_mb": round(ng.stat().st_size / 1e6, 1), "ours": o, "tshark": t,
+                "speedup_vs_tshark": round(t["wall_s"] / o["wall_s"], 2),
+                "rss_ratio_ours_over_tshark": round(o["peak_rss_mb"] / t["peak_rss_mb"], 3)}
+
+
 def _cpu() -> str:
     try:
         for line in open("/proc/cpuinfo"):
@@ -246,6 +262,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--capture", type=Path, help="time this existing classic pcap instead of recording")
     ap.add_argument("--repeat", type=int, default=1, help="time each tool N times (interleaved), keep the fastest")
     ap.add_argument("--json", action="store_true", help="machine-readable output")
+    ap.add_argument("--pcapng", action="store_true", help="also time both tools on the capture converted to pcapng")
     ap.add_argument("--python-engine", action="store_true",
                     help="also time the pure-Python engine once (what runs without the native one)")
     args = ap.parse_args(argv)
@@ -258,6 +275,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             path = args.keep or Path(tmp) / "bench.pcap"
             info = {"mode": args.mode, **record(path, args.packets, args.concurrency, args.mode)}
         result = {**bench(path, max(1, args.repeat), args.python_engine), **info}
+        if args.pcapng:
+            result["pcapng"] = bench_pcapng(path, max(1, args.repeat))
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -274,6 +293,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"memory: first quarter {m['quarter_peak_rss_mb']} MB, whole file {m['whole_peak_rss_mb']} MB "
               f"(+{m['growth_mb']} MB); with --stream 0: {result['ours_stream0']['peak_rss_mb']} MB, "
               f"{result['ours_stream0']['wall_s']} s")
+        ng = result.get("pcapng")
+        if ng:
+            print(f"as pcapng ({ng['file_mb']} MB): ours {ng['ours']['wall_s']:.2f} s {ng['ours']['peak_rss_mb']} MB, "
+                  f"tshark {ng['tshark']['wall_s']:.2f} s {ng['tshark']['peak_rss_mb']} MB: "
+                  f"{ng['speedup_vs_tshark']}x, RSS ratio {ng['rss_ratio_ours_over_tshark']}")
         py = result.get("ours_python_engine")
         if py:
             print(f"pure-Python engine: {py['wall_s']:.2f} s, peak RSS {py['peak_rss_mb']} MB: "

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 def test_bench_records_real_traffic_and_times_both_tools(tmp_path):
     keep = tmp_path / "bench.pcap"
     r = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_analyze.py"), "--packets", "3000",
-                        "--keep", str(keep), "--json"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+                        "--keep", str(keep), "--json", "--pcapng", "--python-engine"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     assert res["packets"] >= 3000 and keep.exists()
@@ -34,3 +34,7 @@ def test_bench_records_real_traffic_and_times_both_tools(tmp_path):
     assert res["speedup_vs_tshark"] == pytest.approx(res["tshark"]["wall_s"] / res["ours"]["wall_s"], rel=0.02)
     assert res["flat_memory"]["quarter_packets"] == res["packets"] // 4
     assert res["ours_stream0"]["peak_rss_mb"] > 1
+    assert res["engine"] in ("native", "python")
+    assert res["pcapng"]["ours"]["wall_s"] > 0 and res["pcapng"]["tshark"]["peak_rss_mb"] > 1
+    if res["engine"] == "native":
+        assert res["ours_python_engine"]["wall_s"] > 0

@@ -1228,6 +1228,113 @@ static PyObject *Engine_feed_pcap(Engine *self, PyObject *args)
                          (long long)first_ts, (long long)last_ts, (long long)bad);
 }
 
+/* feed_pcapng(buf, pos, big_endian, interfaces, frames, general)
+ *   -> (pos, frames, packets, bytes, first_ts|None, last_ts|None, stopped)
+ * Consecutive Enhanced Packet Blocks of buf[pos:]; `interfaces` is ((linktype, units_num, units_den,
+ * offset_ns), ...) as capture_file.py read them from the section's IDBs. Stops (stopped=1) at any
+ * other block, or at an EPB it cannot take as it is (bad lengths, unknown interface, a timestamp
+ * beyond 64 bits), for capture_file.py to handle or report; stopped=0: no complete block left. */
+static PyObject *Engine_feed_pcapng(Engine *self, PyObject *args)
+{
+    PyObject *bufobj, *ifaces, *general;
+    long long pos, frames;
+    int big;
+    if (!PyArg_ParseTuple(args, "OLpOLO", &bufobj, &pos, &big, &ifaces, &frames, &general))
+        return NULL;
+    if (!PyByteArray_Check(bufobj) || !PyTuple_Check(ifaces)) {
+        PyErr_SetString(PyExc_TypeError, "buf must be a bytearray and interfaces a tuple");
+        return NULL;
+    }
+    Py_ssize_t nif = PyTuple_Size(ifaces);
+    struct { int linktype; long long num, den, offset; } *ifs = NULL;
+    if (nif > 0) {
+        ifs = PyMem_Calloc((size_t)nif, sizeof(*ifs));
+        if (!ifs)
+            return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < nif; i++) {
+        if (!PyArg_ParseTuple(PyTuple_GetItem(ifaces, i), "iLLL", &ifs[i].linktype, &ifs[i].num, &ifs[i].den,
+                              &ifs[i].offset)) {
+            PyMem_Free(ifs);
+            return NULL;
+        }
+        if (ifs[i].den <= 0 || ifs[i].num <= 0)
+            ifs[i].linktype = -1; /* leave odd resolutions to Python */
+    }
+    int64_t packets = 0, nbytes = 0, first_ts = 0, last_ts = 0;
+    int stopped = 0;
+    while (1) {
+        const uint8_t *buf = (const uint8_t *)PyByteArray_AsString(bufobj);
+        int64_t end = PyByteArray_Size(bufobj);
+        if (end - pos < 12)
+            break;
+        const uint8_t *b = buf + pos;
+        uint32_t btype, blen;
+        if (big) {
+            btype = be32(b), blen = be32(b + 4);
+        } else {
+            memcpy(&btype, b, 4), memcpy(&blen, b + 4, 4);
+        }
+        if (btype != 6 || blen < 32 || blen % 4 || blen > MAX_RECORD) {
+            stopped = 1;
+            break;
+        }
+        if (end - pos < blen)
+            break;
+        const uint8_t *body = b + 8;
+        uint32_t f[5];
+        for (int k = 0; k < 5; k++) {
+            if (big)
+                f[k] = be32(body + 4 * k);
+            else
+                memcpy(&f[k], body + 4 * k, 4);
+        }
+        uint32_t iface = f[0], caplen = f[3], olen = f[4];
+        if (iface >= (uint32_t)nif || ifs[iface].linktype < 0 || 20 + (uint64_t)caplen > (uint64_t)blen - 12) {
+            stopped = 1;
+            break;
+        }
+        unsigned __int128 units = ((unsigned __int128)f[1] << 32) | f[2];
+        __int128 ts128 = (__int128)(units * (unsigned __int128)ifs[iface].num / (unsigned __int128)ifs[iface].den) +
+                         ifs[iface].offset;
+        if (ts128 > INT64_MAX || ts128 < INT64_MIN) {
+            stopped = 1;
+            break;
+        }
+        int64_t ts = (int64_t)ts128;
+        frames++;
+        pos += blen;
+        if (packets == 0)
+            first_ts = ts;
+        last_ts = ts;
+        packets++;
+        nbytes += olen;
+        const uint8_t *data = body + 20;
+        int r = plain_frame(self, frames, ts, ifs[iface].linktype, olen, data, caplen);
+        if (r < 0) {
+            PyMem_Free(ifs);
+            return NULL;
+        }
+        if (r == 1) {
+            PyObject *bytes = PyBytes_FromStringAndSize((const char *)data, caplen);
+            PyObject *res = bytes ? PyObject_CallFunction(general, "LLiLO", (long long)frames, (long long)ts,
+                                                          ifs[iface].linktype, (long long)olen, bytes)
+                                  : NULL;
+            Py_XDECREF(bytes);
+            if (!res) {
+                PyMem_Free(ifs);
+                return NULL;
+            }
+            Py_DECREF(res);
+        }
+    }
+    PyMem_Free(ifs);
+    if (packets == 0)
+        return Py_BuildValue("(LLLLOOi)", (long long)pos, (long long)frames, 0LL, 0LL, Py_None, Py_None, stopped);
+    return Py_BuildValue("(LLLLLLi)", (long long)pos, (long long)frames, (long long)packets, (long long)nbytes,
+                         (long long)first_ts, (long long)last_ts, stopped);
+}
+
 static PyObject *Engine_counts(Engine *self, PyObject *noargs)
 {
     return Py_BuildValue("(LL)", (long long)self->tcp.n, (long long)self->udp.n);
@@ -1700,6 +1807,7 @@ static PyMethodDef Engine_methods[] = {
     {"udp_quote", (PyCFunction)Engine_udp_quote, METH_VARARGS, "StreamTable.udp_quote"},
     {"frame", (PyCFunction)Engine_frame, METH_VARARGS, "decode a plain frame; False: take the general path"},
     {"feed_pcap", (PyCFunction)Engine_feed_pcap, METH_VARARGS, "every complete classic-pcap record of a buffer"},
+    {"feed_pcapng", (PyCFunction)Engine_feed_pcapng, METH_VARARGS, "consecutive pcapng enhanced packet blocks"},
     {"counts", (PyCFunction)Engine_counts, METH_NOARGS, "(TCP streams, UDP streams) allocated"},
     {"order", (PyCFunction)Engine_order, METH_VARARGS, "sort the rows; returns their number"},
     {"row", (PyCFunction)Engine_row, METH_VARARGS, "one row as a tuple in ROW_KEYS order"},

@@ -205,36 +205,44 @@ class CaptureReader:
 
     # -- pcapng ------------------------------------------------------------------------------
     def _pcapng_records(self) -> Iterator[Record]:
-        buf = self._buf
         while True:
-            end = len(buf)
-            pos = self._pos
-            if end - pos < 12:
-                return
-            btype = struct.unpack_from(self._endian + "I", buf, pos)[0]
-            if btype == PCAPNG_SHB:
-                bom = struct.unpack_from("<I", buf, pos + 8)[0]
-                if bom == PCAPNG_BOM:
-                    self._endian = "<"
-                elif bom == 0x4D3C2B1A:
-                    self._endian = ">"
-                else:
-                    self._corrupt(f"section header with unknown byte-order magic 0x{bom:08x}")
-                    return
-                self._ifaces = []  # interface ids restart in every section
-            blen = struct.unpack_from(self._endian + "I", buf, pos + 4)[0]
-            if blen < 12 or blen % 4 or blen > MAX_RECORD:
-                self._corrupt(f"pcapng block of impossible length {blen}")
-                return
-            if end - pos < blen:
-                return
-            body = pos + 8
-            self._pos = pos + blen
-            rec = self._pcapng_block(btype, buf, body, pos + blen - 4)
-            if self._ended:
+            more, rec = self.pcapng_step()
+            if not more:
                 return
             if rec is not None:
                 yield rec
+
+    def pcapng_step(self) -> Tuple[bool, Optional[Record]]:
+        """Read one pcapng block: (False, None) when no complete block is buffered or the input ended
+        (corruption), else (True, its packet record, or None for any other block)."""
+        buf = self._buf
+        end = len(buf)
+        pos = self._pos
+        if end - pos < 12:
+            return False, None
+        btype = struct.unpack_from(self._endian + "I", buf, pos)[0]
+        if btype == PCAPNG_SHB:
+            bom = struct.unpack_from("<I", buf, pos + 8)[0]
+            if bom == PCAPNG_BOM:
+                self._endian = "<"
+            elif bom == 0x4D3C2B1A:
+                self._endian = ">"
+            else:
+                self._corrupt(f"section header with unknown byte-order magic 0x{bom:08x}")
+                return False, None
+            self._ifaces = []  # interface ids restart in every section
+        blen = struct.unpack_from(self._endian + "I", buf, pos + 4)[0]
+        if blen < 12 or blen % 4 or blen > MAX_RECORD:
+            self._corrupt(f"pcapng block of impossible length {blen}")
+            return False, None
+        if end - pos < blen:
+            return False, None
+        body = pos + 8
+        self._pos = pos + blen
+        rec = self._pcapng_block(btype, buf, body, pos + blen - 4)
+        if self._ended:
+            return False, None
+        return True, rec
 
     def _pcapng_block(self, btype: int, buf: bytearray, body: int, stop: int) -> Optional[Record]:
         e = self._endian
