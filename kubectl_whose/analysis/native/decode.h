@@ -1,0 +1,137 @@
+/* Plain frames (decode.py's general path for the frames it can take alone).
+ * Part of the native engine: included once, in order, by ../_engine.c (one translation unit). */
+
+/* ------------------------------------------------------------------------------------------ */
+/* plain frames: decode.py's general path restricted to Ethernet/SLL/SLL2/RAW -> IPv4/IPv6    */
+/* -> TCP/UDP with one transport header and no tunnel. 0: handled, 1: the general path's.     */
+
+static inline uint32_t be16(const uint8_t *p) { return ((uint32_t)p[0] << 8) | p[1]; }
+static inline uint32_t be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static int wscale_option(const uint8_t *f, int64_t pos, int64_t stop)
+{
+    while (pos < stop) {
+        int kind = f[pos];
+        if (kind == 0)
+            break;
+        if (kind == 1) {
+            pos++;
+            continue;
+        }
+        if (pos + 1 >= stop)
+            break;
+        int olen = f[pos + 1];
+        if (olen < 2)
+            break;
+        if (kind == 3 && olen == 3 && pos + 2 < stop)
+            return f[pos + 2];
+        pos += olen;
+    }
+    return -1;
+}
+
+static int is_tunnel_port(uint32_t p) { return p == 4789 || p == 8472 || p == 6081; }
+
+/* -1 error, 0 handled, 1 not a plain frame */
+static int plain_frame(Engine *e, int64_t frame_no, int64_t ts, int linktype, int64_t orig_len, const uint8_t *f,
+                       int64_t n)
+{
+    int64_t off;
+    int version; /* 4 or 6 */
+    switch (linktype) {
+    case 1:
+    case 113:
+    case 276: {
+        int64_t et_at = linktype == 1 ? 12 : linktype == 113 ? 14 : 0;
+        off = linktype == 1 ? 14 : linktype == 113 ? 16 : 20;
+        if (n < off)
+            return 1;
+        uint32_t et = be16(f + et_at);
+        if (et == 0x0800)
+            version = 4;
+        else if (et == 0x86DD)
+            version = 6;
+        else
+            return 1;
+        break;
+    }
+    case 101:
+    case 12:
+    case 14:
+        if (n < 1)
+            return 1;
+        off = 0;
+        version = f[0] >> 4;
+        break;
+    case 228:
+        off = 0;
+        version = 4;
+        break;
+    case 229:
+        off = 0;
+        version = 6;
+        break;
+    default:
+        return 1;
+    }
+    int64_t l4, l4len;
+    int proto, alen;
+    const uint8_t *src, *dst;
+    if (version == 4) {
+        if (n < off + 20 || f[off] >> 4 != 4)
+            return 1;
+        int64_t ihl = (f[off] & 15) * 4;
+        int64_t total = be16(f + off + 2);
+        if (ihl < 20 || total < ihl || n < off + ihl || (be16(f + off + 6) & 0x3FFF))
+            return 1;
+        proto = f[off + 9];
+        src = f + off + 12;
+        dst = f + off + 16;
+        alen = 4;
+        l4 = off + ihl;
+        l4len = total - ihl;
+    } else if (version == 6) {
+        if (n < off + 40 || f[off] >> 4 != 6)
+            return 1;
+        l4len = be16(f + off + 4);
+        proto = f[off + 6];
+        if (l4len == 0)
+            return 1;
+        src = f + off + 8;
+        dst = f + off + 24;
+        alen = 16;
+        l4 = off + 40;
+    } else {
+        return 1;
+    }
+    if (proto == 6) {
+        if (n < l4 + 16)
+            return 1;
+        uint32_t offflags = be16(f + l4 + 12);
+        int64_t hlen = (offflags >> 12) * 4;
+        if (hlen < 20 || l4len < hlen)
+            return 1;
+        if (!e->want_tcp)
+            return 0;
+        int flags = offflags & 0x0FFF;
+        int64_t stop = l4 + hlen < n ? l4 + hlen : n;
+        int wscale = (flags & TH_SYN) ? wscale_option(f, l4 + 20, stop) : -1;
+        return tcp_packet(e, frame_no, ts, orig_len, src, dst, alen, be16(f + l4), be16(f + l4 + 2),
+                          be32(f + l4 + 4), be32(f + l4 + 8), flags, be16(f + l4 + 14), l4len - hlen, wscale, NULL);
+    }
+    if (proto == 17) {
+        if (n < l4 + 8)
+            return 1;
+        uint32_t sport = be16(f + l4), dport = be16(f + l4 + 2), ulen = be16(f + l4 + 4);
+        if (is_tunnel_port(sport) || is_tunnel_port(dport))
+            return 1;
+        if (!e->want_udp)
+            return 0;
+        int64_t paylen = ((ulen >= 8 && ulen <= l4len) ? (int64_t)ulen : l4len) - 8;
+        return udp_packet(e, frame_no, ts, orig_len, src, dst, alen, sport, dport, paylen, NULL);
+    }
+    return 1;
+}
