@@ -207,3 +207,15 @@ def test_a_pcapng_timestamp_beyond_64_bits_is_clamped_not_a_crash():
     s = a.finish()
     assert s.packets == len(frames) and s.streams[0]["packets"] == len(frames)
     assert s.first_ts == ((1 << 63) - 1) / 1e9
+
+
+@needs_native
+def test_a_history_of_thousands_of_letters_is_kept_whole():
+    """Zeek writes S/H/F/R again whenever the sequence number changes: a peer answering one SYN
+    with 70,000 different SYN-ACKs gets a 70,000-letter history (past any 16-bit length), in both engines."""
+    syn = [(T0, g.eth(g.ipv4("10.0.0.1", "10.0.0.2", g.tcp(40000, 80, 999, 0, g.SYN))))]
+    acks = [(T0 + i * 1000, g.eth(g.ipv4("10.0.0.2", "10.0.0.1", g.tcp(80, 40000, 5000 + i, 1000, g.SYN | g.ACK))))
+            for i in range(1, 70_001)]
+    summary = assert_same(g.pcap(syn + acks, nano=True))[0]
+    (row,) = summary["streams"]
+    assert row["history"] == "S" + "h" * 70_000 and row["flags"]["SYN"] == 70_001

@@ -55,9 +55,8 @@ typedef struct {
 typedef struct {
     uint8_t state[2];
     uint8_t markset;   /* bit i: mark[i] is set (Python's None otherwise) */
-    uint8_t hlen_inline_unused;
     uint16_t seen;     /* letters written once, bit order "SHADFRIQshadfriq" */
-    uint16_t hlen, hcap; /* hcap 0: the history lives in `inl` */
+    uint32_t hlen, hcap; /* hcap 0: the history lives in `inl` */
     uint32_t mark[8];  /* [what * 2 + role]: last SYN seq, last FIN end, last RST seq, highest seq end */
     int64_t size[2];   /* payload bytes per role */
     uint32_t t[2], w[2];

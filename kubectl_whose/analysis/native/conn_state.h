@@ -4,30 +4,31 @@
 /* ------------------------------------------------------------------------------------------ */
 /* history text                                                                               */
 
-static int hist_append(Zeek *z, const char *s, int n)
+static int hist_oom; /* an allocation failed in a void Zeek step: tcp_packet raises MemoryError */
+
+static void hist_append(Zeek *z, const char *s, uint32_t n)
 {
     char *buf = z->hcap ? z->heap : z->inl;
-    int cap = z->hcap ? z->hcap : HIST_INLINE;
+    uint32_t cap = z->hcap ? z->hcap : HIST_INLINE;
     if (z->hlen + n > cap) {
-        int ncap = cap * 2;
+        uint32_t ncap = cap * 2;
         while (ncap < z->hlen + n)
             ncap *= 2;
-        if (ncap > 60000)
-            return 0; /* a history this long says nothing more; stop growing */
-        char *nb = (char *)PyMem_Malloc(ncap + 1);
-        if (!nb)
-            return -1;
+        char *nb = (char *)PyMem_Malloc((size_t)ncap + 1);
+        if (!nb) {
+            hist_oom = 1;
+            return;
+        }
         memcpy(nb, buf, z->hlen);
         if (z->hcap)
             PyMem_Free(z->heap);
         z->heap = nb;
-        z->hcap = (uint16_t)ncap;
+        z->hcap = ncap;
         buf = nb;
     }
     memcpy(buf + z->hlen, s, n);
     z->hlen += n;
     buf[z->hlen] = 0;
-    return 0;
 }
 
 static const char *hist_text(const Zeek *z) { return z->hcap ? z->heap : z->inl; }

@@ -256,6 +256,11 @@ static int tcp_packet(Engine *e, int64_t frame, int64_t ts, int64_t orig_len, co
     int role = d == zorig ? 0 : 1;
     if (zeek_packet(&st->z, role, flags, seq, seglen, win) != role)
         st->zeek_orig = (int8_t)(1 - zorig);
+    if (hist_oom) {
+        hist_oom = 0;
+        PyErr_NoMemory();
+        return -1;
+    }
     if (st->index == e->detail_tcp) {
         uint64_t wide = (!(flags & TH_SYN) && fwd->win_scale >= 0) ? (uint64_t)win << fwd->win_scale : win;
         uint32_t rseq = seq - fwd->base_seq;
@@ -311,6 +316,11 @@ static int udp_packet(Engine *e, int64_t frame, int64_t ts, int64_t orig_len, co
     st->bytes[d] += orig_len;
     st->pay[d] += paylen;
     zeek_udp_packet(&st->z, d == st->zeek_orig ? 0 : 1);
+    if (hist_oom) {
+        hist_oom = 0;
+        PyErr_NoMemory();
+        return -1;
+    }
     if (st->index == e->detail_udp) {
         if (add_detail(e, Py_BuildValue("(LLLiL)", (long long)frame, (long long)(ts - st->base_ts),
                                         (long long)orig_len, d, (long long)paylen)) < 0)
