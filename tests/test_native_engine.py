@@ -219,3 +219,21 @@ def test_a_history_of_thousands_of_letters_is_kept_whole():
     summary = assert_same(g.pcap(syn + acks, nano=True))[0]
     (row,) = summary["streams"]
     assert row["history"] == "S" + "h" * 70_000 and row["flags"]["SYN"] == 70_001
+
+
+@needs_native
+def test_seconds_in_the_json_rows_are_written_as_python_writes_them():
+    """The C writer prints start/duration/handshake_rtt straight from integer nanoseconds; Python's
+    repr(round(ns / 1e9, 9)) and repr(ns / 1e9) are the reference, including exponent notation
+    below 1e-4, negative times and the range where it falls back to Python's own conversion."""
+    import random
+
+    from kubectl_whose.analysis._engine import seconds_text
+
+    rnd = random.Random(7)
+    values = [0, 1, -1, 5, 15, 99_999, 100_000, -100_000, 999_999_999, 10**9, -10**9, 4 * 10**15 - 1, 4 * 10**15,
+              -4 * 10**15, 5 * 10**15, 2**62, -(2**62), 2**63 - 1, -(2**63) + 1]
+    values += [rnd.randint(-10**16, 10**16) for _ in range(20_000)]
+    values += [rnd.choice([1, -1]) * rnd.randint(0, 10**9) * 10**rnd.randint(0, 6) for _ in range(20_000)]
+    assert [seconds_text(v, True) for v in values] == [repr(round(v / 1e9, 9)) for v in values]
+    assert [seconds_text(v, False) for v in values] == [repr(v / 1e9) for v in values]

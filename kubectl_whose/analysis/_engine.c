@@ -417,6 +417,29 @@ static PyObject *Engine_memory(Engine *self, PyObject *noargs)
     return PyLong_FromSize_t(b);
 }
 
+/* seconds_text(ns, rounded) -> what the JSON rows write for ns nanoseconds: repr(round(ns / 1e9, 9))
+ * (rounded) or repr(ns / 1e9); exposed for the tests that hold it to Python's repr */
+static PyObject *seconds_text(PyObject *module, PyObject *args)
+{
+    long long ns;
+    int rounded;
+    if (!PyArg_ParseTuple(args, "Lp", &ns, &rounded))
+        return NULL;
+    Text t = {NULL, 0, 0};
+    if (text_seconds(&t, ns, rounded) < 0) {
+        PyMem_Free(t.p);
+        return NULL;
+    }
+    PyObject *r = PyUnicode_FromStringAndSize(t.p, (Py_ssize_t)t.n);
+    PyMem_Free(t.p);
+    return r;
+}
+
+static PyMethodDef module_functions[] = {
+    {"seconds_text", seconds_text, METH_VARARGS, "the JSON text of ns nanoseconds as seconds"},
+    {NULL, NULL, 0, NULL},
+};
+
 static PyMethodDef Engine_methods[] = {
     {"tcp_packet", (PyCFunction)Engine_tcp_packet, METH_VARARGS, "StreamTable.tcp_packet"},
     {"udp_packet", (PyCFunction)Engine_udp_packet, METH_VARARGS, "StreamTable.udp_packet"},
@@ -451,7 +474,7 @@ static PyType_Spec Engine_spec = {
 };
 
 static struct PyModuleDef engine_module = {
-    PyModuleDef_HEAD_INIT, "_engine", "The native stream engine (see _engine.c).", -1, NULL,
+    PyModuleDef_HEAD_INIT, "_engine", "The native stream engine (see _engine.c).", -1, module_functions,
 };
 
 PyMODINIT_FUNC PyInit__engine(void)

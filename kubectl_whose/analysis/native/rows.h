@@ -120,6 +120,54 @@ static int text_double(Text *t, double v)
     return r;
 }
 
+/* repr(ns / 1e9), which for |ns| < 4e15 (2**22 s) is also repr(round(ns / 1e9, 9)): the float
+ * nearest the decimal ns * 1e-9, whose shortest repr is that decimal itself (two decimals 1e-9 apart
+ * cannot round to one float there). Written straight from the integer, in repr's layout: fixed
+ * notation from 1e-4 up, "1.5e-05" below. Outside that range: Python's own conversion. */
+static int text_seconds(Text *t, int64_t ns, int rounded)
+{
+    if (ns <= -4000000000000000LL || ns >= 4000000000000000LL) {
+        if (!rounded)
+            return text_double(t, (double)ns / 1e9);
+        PyObject *f = seconds9(ns);
+        int r = f ? text_float(t, f) : -1;
+        Py_XDECREF(f);
+        return r;
+    }
+    char out[48], digits[16];
+    char *p = out;
+    uint64_t a = ns < 0 ? (uint64_t)(-ns) : (uint64_t)ns;
+    uint64_t ip = a / 1000000000ULL, fp = a % 1000000000ULL;
+    if (ns < 0)
+        *p++ = '-';
+    if (ip > 0 || fp >= 100000 || fp == 0) {
+        p += snprintf(p, 24, "%llu.", (unsigned long long)ip);
+        if (fp == 0) {
+            *p++ = '0';
+        } else {
+            snprintf(digits, sizeof digits, "%09llu", (unsigned long long)fp);
+            int k = 9;
+            while (digits[k - 1] == '0')
+                k--;
+            memcpy(p, digits, (size_t)k);
+            p += k;
+        }
+    } else {
+        int k = snprintf(digits, sizeof digits, "%llu", (unsigned long long)fp); /* fp * 1e-9, k digits */
+        int m = k;
+        while (m > 1 && digits[m - 1] == '0')
+            m--;
+        *p++ = digits[0];
+        if (m > 1) {
+            *p++ = '.';
+            memcpy(p, digits + 1, (size_t)(m - 1));
+            p += m - 1;
+        }
+        p += snprintf(p, 8, "e-%02d", 10 - k);
+    }
+    return text_add(t, out, (size_t)(p - out));
+}
+
 static int text_opt(Text *t, int64_t v)
 {
     return v < 0 ? text_add(t, "null", 4) : text_fmt(t, "%lld", (long long)v);
@@ -177,27 +225,16 @@ static int json_row(Engine *self, Text *t, const Stream *s, int64_t file_first)
                  (long long)s->pkts[sd], (long long)s->bytes[c], (long long)s->bytes[sd], (long long)s->pay[c],
                  (long long)s->pay[sd], (long long)s->first_frame) < 0)
         return -1;
-    PyObject *start = seconds9(s->first_ts - file_first);
-    if (!start || text_float(t, start) < 0) {
-        Py_XDECREF(start);
+    if (text_seconds(t, s->first_ts - file_first, 1) < 0 || text_add(t, ", \"duration\": ", 14) < 0 ||
+        text_seconds(t, s->last_ts - s->first_ts, 1) < 0)
         return -1;
-    }
-    Py_DECREF(start);
-    if (text_add(t, ", \"duration\": ", 14) < 0)
-        return -1;
-    PyObject *duration = seconds9(s->last_ts - s->first_ts);
-    if (!duration || text_float(t, duration) < 0) {
-        Py_XDECREF(duration);
-        return -1;
-    }
-    Py_DECREF(duration);
     if (text_fmt(t,
                  ", \"flags\": {\"SYN\": %u, \"FIN\": %u, \"RST\": %u}, \"retransmissions\": %u, \"zero_window\": %u, "
                  "\"dup_acks\": %u, \"out_of_order\": %u, \"lost_segments\": %u, \"handshake_rtt\": ",
                  s->syn, s->fin, s->rst, s->retrans, s->zero_window, s->dup_acks, s->ooo, s->lost) < 0)
         return -1;
     if (!udp && s->first_rtt) {
-        if (text_double(t, (double)s->first_rtt / 1e9) < 0)
+        if (text_seconds(t, s->first_rtt, 0) < 0)
             return -1;
     } else if (text_add(t, "null", 4) < 0) {
         return -1;
