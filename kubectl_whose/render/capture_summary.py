@@ -25,7 +25,9 @@ def print_summary(summary: Any, connections: List[dict], output: str, detail: bo
         # row by row: 100 000 streams must not mean one 100 MB string
         write_json(summary, extra={"connections": connections})
     elif output == "yaml":
-        emit({**summary.to_dict(), "connections": connections}, output, None)
+        from kubectl_whose.render.summary_yaml import write_yaml
+
+        write_yaml(summary, extra={"connections": connections})
     else:
         emit(summary, output, lambda data, wide: _table(data, connections, wide, detail))
 
