@@ -7,6 +7,7 @@ a single `kubectl-whose: error: ...` line and an exit code (see `kubectl_whose.e
 from __future__ import annotations
 
 import importlib
+import importlib.util  # not implied by `import importlib` (runpy, behind `python -m`, happened to load it)
 import os
 import sys
 
