@@ -99,17 +99,6 @@ static int text_fmt(Text *t, const char *fmt, ...)
 }
 
 /* repr() of a float, as json writes it */
-static int text_float(Text *t, PyObject *f)
-{
-    double v = PyFloat_AsDouble(f);
-    char *s = PyOS_double_to_string(v, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-    if (!s)
-        return -1;
-    int r = text_add(t, s, strlen(s));
-    PyMem_Free(s);
-    return r;
-}
-
 static int text_double(Text *t, double v)
 {
     char *s = PyOS_double_to_string(v, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
@@ -130,7 +119,7 @@ static int text_seconds(Text *t, int64_t ns, int rounded)
         if (!rounded)
             return text_double(t, (double)ns / 1e9);
         PyObject *f = seconds9(ns);
-        int r = f ? text_float(t, f) : -1;
+        int r = f ? text_double(t, PyFloat_AsDouble(f)) : -1;
         Py_XDECREF(f);
         return r;
     }
