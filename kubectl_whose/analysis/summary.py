@@ -67,6 +67,7 @@ from dataclasses import dataclass
 from typing import Iterator, List, Optional
 
 from kubectl_whose.analysis.capture_file import CaptureReader, linktype_name, open_source, read_chunks
+from kubectl_whose.analysis.compressed import gunzip_if_compressed
 from kubectl_whose.analysis.decode import EV_TCP, EV_TCP_QUOTE, EV_UDP, decode_fast, decode_frame, format_endpoint
 from kubectl_whose.analysis.fastpath import FAST_LINKTYPES, feed_classic_pcap
 from kubectl_whose.analysis.fragments import Reassembly
@@ -339,11 +340,18 @@ def _brief(s) -> dict:
 
 def analyze_file(path_or_fileobj, proto: str = "all", detail_stream: Optional[int] = None,
                  detail_proto: str = "tcp", engine: Optional[str] = None) -> CaptureSummary:
-    """Analyse a capture file, a file object or a pipe (`-` is stdin), streaming it in chunks."""
+    """Analyse a capture file, a file object or a pipe (`-` is stdin), streaming it in chunks;
+    gzip-compressed input is inflated on the way (`analysis.compressed`)."""
     fobj, name, owned = open_source(path_or_fileobj)
     analyzer = CaptureAnalyzer(proto, detail_stream, detail_proto, name=name, engine=engine)
+    reader = analyzer.reader
+
+    def warn(text: str, cut: bool) -> None:
+        reader.warnings.append(text)
+        reader.truncated = reader.truncated or cut
+
     try:
-        for chunk in read_chunks(fobj):
+        for chunk in gunzip_if_compressed(read_chunks(fobj), warn, name):
             analyzer.feed(chunk)
     finally:
         if owned:
