@@ -24,8 +24,8 @@ from kubectl_whose.cli.options import output_option
 def analyze(file: str, stream: Optional[int], proto: str, output: str) -> None:
     """Summarise a pcap or pcapng capture, one row per TCP/UDP stream.
 
-    FILE is a classic pcap (tcpdump -w) or pcapng (dumpcap, Wireshark) file; `-` reads stdin.
-    Overlays (VXLAN on 4789 and 8472, Geneve, IP-in-IP, GRE) are decoded into their inner streams.
+    FILE is a classic pcap (tcpdump -w) or pcapng (dumpcap, Wireshark) file, gzipped or not; `-`
+    reads stdin. Overlays (VXLAN on 4789 and 8472, Geneve, IP-in-IP, GRE) are decoded into their inner streams.
 
     \b
     Examples:
@@ -33,8 +33,8 @@ def analyze(file: str, stream: Optional[int], proto: str, output: str) -> None:
       kubectl whose analyze capture.pcap
       # the TCP flag table of stream 3 (No. = frame number in the file)
       kubectl whose analyze capture.pcap --stream 3
-      # only UDP streams, as JSON
-      kubectl whose analyze capture.pcapng --proto udp -o json
+      # only UDP streams, as JSON, from a gzipped capture
+      kubectl whose analyze capture.pcapng.gz --proto udp -o json
       # straight from tcpdump
       tcpdump -i eth0 -U -w - -c 200 | kubectl whose analyze -
     """
