@@ -5,7 +5,9 @@ Rules (research §1, checked against the installed tshark by the oracle tests):
   interface, no tunnel id, no time-out); indices are dense and given in first-frame order, one
   counter for TCP and one for UDP;
 * 4.0.x port reuse: a new TCP stream starts only for a pure SYN (SYN=1, ACK=0) whose direction
-  already has a base sequence number different from the SYN's raw seq (flagged `reused_ports`);
+  already has a base sequence number different from the SYN's raw seq (flagged `reused_ports`); a
+  pure SYN with the base seq stays and moves that direction's expected sequence back to the end of
+  its in-order data (measured);
   a SYN-ACK with a different seq is flagged `reused_ports` but stays in the stream; FIN, RST and
   idle time never split a stream (4.5-dev splits after FIN/RST; 4.0 does not);
 * a TCP/UDP header quoted in an ICMP error takes a stream index when its pair is new, but the
@@ -135,6 +137,11 @@ class StreamTable:
                     _freeze(st)  # no packet can reach the old stream any more
                     st = self._new_tcp(st.key, ts)  # share the key: one tuple per 4-tuple
                     ta = A_REUSED_PORTS
+            elif not flags & TH_ACK and fwd.maxseqtobeacked:
+                # a pure SYN repeating the first one takes the expected sequence back to the end of
+                # the in-order data (after a lost segment the two differ). Measured against 4.0.17:
+                # 150 random exchanges with such SYNs, 14 of them differing without this line, none with it
+                fwd.nextseq = fwd.maxseqtobeacked
         flows = st.flows
         fwd = flows[d]
         rev = flows[1 - d]

@@ -53,11 +53,10 @@ Agreement with tshark 4.0.17 (the installed oracle) and the deliberate differenc
   appear; tshark 4.0 needs `-d udp.port==8472,vxlan` for that (tests run it with that flag);
 * `state`/`history` follow Zeek's definitions (`analysis.conn_state`) on tshark's streams; Zeek's own
   time-outs, checksum (`C`) and gap (`G`) letters are not emulated;
-* two known differences, each pinned by a test in tests/test_crafted_oracle.py (`test_exception_*`):
+* one known difference, pinned by `test_exception_handshake_rtt_*` in tests/test_crafted_oracle.py:
   `handshake_rtt` is given even when no later frame of the stream carries tshark's analysis subtree
-  (tshark computes the RTT but shows it only on such frames); and a pure SYN repeating the first one
-  after a lost segment moves tshark's expected sequence back, which we do not emulate (the next
-  segment is then out-of-order for us, a lost segment for tshark).
+  (tshark computes the RTT but shows it only on such frames: a flag, an exact ACK of an unacked
+  segment, data in flight).
 """
 from __future__ import annotations
 

@@ -187,6 +187,8 @@ static int tcp_packet(Engine *e, int64_t frame, int64_t ts, int64_t orig_len, co
             ta = A_REUSED_PORTS; /* 4.0 flags a SYN-ACK with another seq but keeps the stream */
             if (!(flags & TH_ACK) && !(st = probe_new(&p, ts)))
                 return -1;
+        } else if (!(flags & TH_ACK) && f->maxseqtobeacked) {
+            f->nextseq = f->maxseqtobeacked; /* a repeated pure SYN: back to the in-order end (measured) */
         }
     }
     Flow *fwd = &st->flows[d], *rev = &st->flows[1 - d];
