@@ -238,9 +238,8 @@ def crafted_problems(name, tmp_path) -> list:
 def random_conversation(seed: int) -> list:
     """A TCP exchange with seeded random gaps, repeats, probes, window changes, odd flags and SYN-ACKs.
 
-    No pure SYN after the first one here (they have their own test, `conversation_with_syns`: they
-    meet the one documented difference, handshake_rtt); real reuse is covered by `reuse_variants`
-    and B's `reuse` capture."""
+    No pure SYN after the first one here (they have their own test, `conversation_with_syns`); real
+    reuse is covered by `reuse_variants` and B's `reuse` capture."""
     import random
 
     rnd = random.Random(seed)
@@ -343,8 +342,7 @@ def test_flag_names_equal_tsharks_info_column(tmp_path):
     assert ours == theirs
 
 
-# --- the documented exceptions: where we knowingly differ from tshark 4.0.17, pinned so that a change
-# on either side (a fix here, another tshark) shows up ---------------------------------------------
+# --- what the random exchanges found: tshark 4.0.17's behaviour, found by minimising differences ----
 
 def _tshark_fields(path, *fields):
     import subprocess
@@ -354,18 +352,22 @@ def _tshark_fields(path, *fields):
     return [line.split("\t") for line in out.splitlines()]
 
 
-def test_exception_handshake_rtt_of_a_stream_whose_later_frames_carry_no_analysis(tmp_path):
-    """tshark computes the initial RTT at the first pure ACK after a SYN, but *shows* it
+def test_handshake_rtt_is_shown_as_tshark_shows_it(tmp_path):
+    """tshark computes the initial RTT at the first pure ACK after a SYN but shows it
     (tcp.analysis.initial_rtt) only on frames that carry its analysis subtree: a flag, an ACK that
-    exactly acknowledges an unacked segment, or data in flight. A stream whose remaining frames carry
-    none of these shows no RTT in tshark; we report the RTT (it is one) instead of emulating
-    tshark's unacked-segment list for a display rule."""
-    path = tmp_path / "rtt.pcap"
-    path.write_bytes(g.pcap([(T0, g.eth(seg(C, S, 40000, 80, 999, 0, g.SYN, 29200))),
-                             (T0 + 37 * MS, g.eth(seg(S, C, 80, 40000, 5200, 999, g.ACK)))], nano=True))
-    assert [row[1] for row in _tshark_fields(path, "tcp.stream", "tcp.analysis.initial_rtt")] == ["", ""]
-    (row,) = analyze_file(str(path)).streams
-    assert row["handshake_rtt"] == pytest.approx(0.037)
+    exactly acknowledges an unacked segment, or data in flight. An ACK below the SYN's next sequence
+    does none of these: no RTT until a later frame does."""
+    syn = (T0, g.eth(seg(C, S, 40000, 80, 999, 0, g.SYN, 29200)))
+    low_ack = (T0 + 37 * MS, g.eth(seg(S, C, 80, 40000, 5200, 999, g.ACK)))
+    data = (T0 + 40 * MS, g.eth(seg(C, S, 40000, 80, 1000, 5200, g.ACK, payload=b"q")))
+    for recs, want in (([syn, low_ack], None), ([syn, low_ack, data], 0.037)):
+        path = tmp_path / "rtt.pcap"
+        path.write_bytes(g.pcap(recs, nano=True))
+        shown = [row[1] for row in _tshark_fields(path, "frame.number", "tcp.analysis.initial_rtt") if row[1]]
+        assert (float(shown[0]) if shown else None) == (pytest.approx(want) if want else None)
+        (row,) = analyze_file(str(path)).streams
+        assert row["handshake_rtt"] == (pytest.approx(want) if want else None)
+        assert not crafted_problems_for(path.read_bytes(), tmp_path)
 
 
 def test_a_repeated_pure_syn_after_an_unseen_segment_equals_tshark(tmp_path):
@@ -414,8 +416,5 @@ def crafted_problems_for(data: bytes, tmp_path) -> list:
 
 @pytest.mark.parametrize("seed", range(24))
 def test_random_exchanges_with_mid_conversation_syns_equal_tshark(seed, tmp_path):
-    """Everything equal but the documented handshake_rtt difference (a value where tshark shows none,
-    see the test above it)."""
     problems = crafted_problems_for(g.pcap(conversation_with_syns(seed), nano=True), tmp_path)
-    problems = [p for p in problems if not ("handshake_rtt" in p and p.endswith("tshark=None"))]
     assert not problems, "\n".join(problems)

@@ -249,7 +249,7 @@ static PyObject *Engine_row(Engine *self, PyObject *args)
         return NULL;
     }
     const char *state = s->is_udp ? zeek_udp_conn_state(&s->z) : zeek_conn_state(&s->z);
-    PyObject *rtt = (!s->is_udp && s->first_rtt) ? PyFloat_FromDouble((double)s->first_rtt / 1e9)
+    PyObject *rtt = (!s->is_udp && s->first_rtt && s->rtt_shown) ? PyFloat_FromDouble((double)s->first_rtt / 1e9)
                                                   : new_ref(Py_None);
     PyObject *encap = s->encap ? new_ref(s->encap) : new_ref(Py_None);
     PyObject *r = Py_BuildValue(

@@ -41,7 +41,7 @@ def row_values(s, file_first: Optional[int]) -> tuple:
     z = s.zeek
     if hasattr(s, "flows"):
         return ("tcp",) + common + ((s.syn, s.fin, s.rst), s.retrans, s.zero_window, s.dup_acks, s.ooo, s.lost,
-                                    s.first_rtt / 1e9 if s.first_rtt else None, z.conn_state(), z.history(),
+                                    s.first_rtt / 1e9 if s.first_rtt and s.rtt_shown else None, z.conn_state(), z.history(),
                                     s.encap, s.client_isn, s.server_isn, s.synack_ack, s.rst_ack,
                                     s.first_ts / 1e9)
     return ("udp",) + common + (_NO_FLAGS, 0, 0, 0, 0, 0, None, z.conn_state(), z.history(), s.encap, None, None,

@@ -31,7 +31,7 @@ class TcpStream:
     __slots__ = ("index", "key", "flows", "first_frame", "first_ts", "base_ts", "last_ts", "first_dir", "syn_dir",
                  "pkts0", "pkts1", "bytes0", "bytes1", "pay0", "pay1", "syn", "fin", "rst", "retrans",
                  "zero_window", "dup_acks", "ooo", "lost", "mru_syn", "first_rtt", "zeek", "zeek_orig",
-                 "encap", "client_isn", "server_isn", "synack_ack", "rst_ack")
+                 "encap", "client_isn", "server_isn", "synack_ack", "rst_ack", "rtt_shown")
 
     def __init__(self, index: int, key: tuple, ts: int):
         self.index = index
@@ -52,6 +52,7 @@ class TcpStream:
         self.zeek_orig = 0
         self.encap = None
         self.client_isn = self.server_isn = self.synack_ack = self.rst_ack = None
+        self.rtt_shown = False  # tshark shows tcp.analysis.initial_rtt on a frame of this stream
 
 
 class UdpStream:
@@ -145,7 +146,8 @@ class StreamTable:
         flows = st.flows
         fwd = flows[d]
         rev = flows[1 - d]
-        ta = analyze(fwd, rev, seq, ack, seglen, flags, win, ts, st.first_rtt, ta)
+        track = not st.rtt_shown
+        ta = analyze(fwd, rev, seq, ack, seglen, flags, win, ts, st.first_rtt, ta, track)
 
         if st.first_dir < 0:
             st.first_dir = d
@@ -193,6 +195,11 @@ class StreamTable:
                     st.rst_ack = ack
         if flags & _SYN_ACK == TH_ACK and st.mru_syn and not st.first_rtt:
             st.first_rtt = ts - st.mru_syn
+        if track and ta and st.first_rtt:
+            # tshark computes the RTT at the handshake's ACK but shows it only on frames that carry
+            # its analysis subtree (a flag, an exact ACK of an unacked segment, data in flight)
+            st.rtt_shown = True
+            flows[0].segs = flows[1].segs = None
         if ta:
             if ta & A_ANY_RETRANSMISSION:
                 st.retrans += 1

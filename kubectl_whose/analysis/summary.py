@@ -53,10 +53,9 @@ Agreement with tshark 4.0.17 (the installed oracle) and the deliberate differenc
   appear; tshark 4.0 needs `-d udp.port==8472,vxlan` for that (tests run it with that flag);
 * `state`/`history` follow Zeek's definitions (`analysis.conn_state`) on tshark's streams; Zeek's own
   time-outs, checksum (`C`) and gap (`G`) letters are not emulated;
-* one known difference, pinned by `test_exception_handshake_rtt_*` in tests/test_crafted_oracle.py:
-  `handshake_rtt` is given even when no later frame of the stream carries tshark's analysis subtree
-  (tshark computes the RTT but shows it only on such frames: a flag, an exact ACK of an unacked
-  segment, data in flight).
+* `handshake_rtt` is what tshark shows: it computes the RTT at the handshake's ACK but shows it only
+  on frames that carry its analysis subtree (a flag, an exact ACK of an unacked segment, data in
+  flight), so a stream with no such frame after that ACK has none (`tcp_analysis._unacked`).
 """
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ are raw (absolute) 32-bit values, compared with wrap-around as tshark's GT_SEQ/L
 (`0 < (a - b) & M32 < 2**31` is GT_SEQ(a, b), written inline: this runs for every packet); a
 `nextseq`/`lastack`/`maxseqtobeacked` of 0 means "not seen yet", exactly as in tshark. The
 window is the raw header value (tshark scales it only after the analysis ran).
-The unacked-segment list is not kept: in 4.0 it only feeds RTT/RTO and bytes-in-flight
-figures, none of the flags.
+tshark's unacked-segment lists feed none of the flags, only whether a frame carries the analysis
+subtree (and with it the handshake RTT); they are kept per stream only until that RTT is shown.
 
 Two details were settled by measurement, not by the source text we could read (random exchanges
 against the installed tshark, tests/test_crafted_oracle.py): after an "ACKed unseen segment" the
@@ -31,6 +31,10 @@ A_WINDOW_FULL = 0x1000
 A_REUSED_PORTS = 0x2000
 A_SPURIOUS_RETRANSMISSION = 0x4000
 A_ANY_RETRANSMISSION = A_RETRANSMISSION | A_FAST_RETRANSMISSION | A_SPURIOUS_RETRANSMISSION
+# not a tshark flag: the frame carries tshark's analysis subtree without one (it exactly ACKs an
+# unacked segment, or it carries data in flight). Only whether the handshake RTT is shown needs it.
+A_SUBTREE = 0x100000
+MAX_UNACKED = 10_000  # tshark's TCP_MAX_UNACKED_SEGMENTS
 
 # expert field names as in tcp.analysis.<name>, in tshark's display order
 ANALYSIS_NAMES = (
@@ -68,7 +72,7 @@ class Flow:
     """One direction of a TCP stream (tshark's tcp_flow_t + its seq-analysis info)."""
 
     __slots__ = ("base_seq", "base_set", "win_scale", "window", "nextseq", "nextseqtime", "lastack",
-                 "lastacktime", "maxseqtobeacked", "dupacknum", "lastsegmentflags")
+                 "lastacktime", "maxseqtobeacked", "dupacknum", "lastsegmentflags", "valid_bif", "segs")
 
     def __init__(self):
         self.base_seq = 0
@@ -82,17 +86,25 @@ class Flow:
         self.maxseqtobeacked = 0
         self.dupacknum = 0
         self.lastsegmentflags = 0
+        self.valid_bif = True  # tshark's bytes-in-flight is valid (no lost segment since the last ACK)
+        self.segs = None  # unacked [seq, nextseq] pairs, newest last; kept only while `track`
 
 
 def analyze(fwd: Flow, rev: Flow, seq: int, ack: int, seglen: int, flags: int, window: int, ts: int,
-            first_rtt: int, ta: int = 0) -> int:
-    """Update both flows for one segment; return its TCP_A_* flags (`ta`: flags already set)."""
+            first_rtt: int, ta: int = 0, track: bool = False) -> int:
+    """Update both flows for one segment; return its TCP_A_* flags (`ta`: flags already set).
+
+    `track`: also keep tshark's unacked-segment lists and add A_SUBTREE when this frame carries
+    tshark's analysis subtree with no flag; the stream table asks for it until the handshake RTT
+    has been shown (`rtt_shown`), the only figure that depends on it."""
     if not fwd.base_set:
         fwd.base_seq = seq if flags & TH_SYN else (seq - 1) & M32
         fwd.base_set = True
     if not rev.base_set and flags & TH_ACK:
         rev.base_seq = (ack - 1) & M32
         rev.base_set = True
+    if flags & TH_ACK:
+        rev.valid_bif = True
 
     nextseq = fwd.nextseq
     lastack = fwd.lastack
@@ -123,6 +135,7 @@ def analyze(fwd: Flow, rev: Flow, seq: int, ack: int, seglen: int, flags: int, w
                     ta |= A_WINDOW_FULL
         if nextseq and not flags & TH_RST and 0 < (seq - nextseq) & M32 < 0x80000000:
             ta |= A_LOST_PACKET
+            fwd.valid_bif = False
 
     # finished_fwd:
     if ack != lastack:
@@ -167,4 +180,33 @@ def analyze(fwd: Flow, rev: Flow, seq: int, ack: int, seglen: int, flags: int, w
     fwd.lastack = ack
     fwd.lastacktime = ts
     fwd.lastsegmentflags = ta
+    if track:
+        ta |= _unacked(fwd, rev, seq, ack, seglen, synfin)
     return ta
+
+
+def _unacked(fwd: Flow, rev: Flow, seq: int, ack: int, seglen: int, synfin: int) -> int:
+    """tshark's unacked-segment lists: this segment joins fwd's, this ACK clears rev's. A_SUBTREE
+    when the ACK exactly acknowledges a segment or the frame carries data in flight."""
+    sub = 0
+    if seglen or synfin:
+        segs = fwd.segs
+        if segs is None:
+            segs = fwd.segs = []
+        if len(segs) < MAX_UNACKED:
+            segs.append([seq, (seq + seglen + synfin) & M32])
+    rsegs = rev.segs
+    if rsegs:
+        keep = []
+        for s in rsegs:
+            if ack == s[1]:
+                sub = A_SUBTREE  # acked exactly: tshark notes the frame it acks, then drops it
+            elif (s[0] - ack) & M32 >= 0x80000000 and not 0 < (ack - s[1]) & M32 < 0x80000000:
+                s[0] = ack  # acked in part (tshark's GT_SEQ(ack, seq) && LE_SEQ(ack, nextseq))
+                keep.append(s)
+            elif (ack - s[1]) & M32 >= 0x80000000:
+                keep.append(s)  # not acked yet (GT_SEQ(nextseq, ack))
+        rev.segs = keep
+    if seglen and fwd.segs and fwd.valid_bif:
+        sub = A_SUBTREE
+    return sub

@@ -44,12 +44,23 @@ enum { INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET };
 /* ------------------------------------------------------------------------------------------ */
 /* per-stream state                                                                           */
 
+/* not a tshark flag: the frame carries tshark's analysis subtree without one (tcp_analysis.py) */
+#define A_SUBTREE 0x100000
+#define MAX_UNACKED 10000 /* tshark's TCP_MAX_UNACKED_SEGMENTS */
+
 typedef struct {
     uint32_t base_seq, window, nextseq, lastack, maxseqtobeacked, lastsegmentflags;
     int64_t nextseqtime, lastacktime;
     int32_t dupacknum;
     int8_t base_set, win_scale; /* win_scale: -1 unknown, -2 no scaling, else the shift */
+    uint8_t valid_bif;          /* tshark's bytes-in-flight is valid */
 } Flow;
+
+/* tshark's unacked segments of one direction: (seq, nextseq) pairs */
+typedef struct {
+    uint32_t n, cap;
+    uint32_t *pairs;
+} Unacked;
 
 #define HIST_INLINE 15
 typedef struct {
@@ -76,6 +87,8 @@ typedef struct {
     int64_t pkts[2], bytes[2], pay[2];
     uint32_t syn, fin, rst, retrans, zero_window, dup_acks, ooo, lost;
     int64_t mru_syn, first_rtt;
+    uint8_t rtt_shown; /* tshark shows tcp.analysis.initial_rtt on a frame of this stream */
+    Unacked *unacked;  /* [2], allocated while the handshake RTT is not shown yet, NULL after */
     int64_t client_isn, server_isn, synack_ack, rst_ack; /* -1: none */
     PyObject *encap; /* a str label or NULL */
     Zeek z;

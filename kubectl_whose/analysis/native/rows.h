@@ -222,7 +222,7 @@ static int json_row(Engine *self, Text *t, const Stream *s, int64_t file_first)
                  "\"dup_acks\": %u, \"out_of_order\": %u, \"lost_segments\": %u, \"handshake_rtt\": ",
                  s->syn, s->fin, s->rst, s->retrans, s->zero_window, s->dup_acks, s->ooo, s->lost) < 0)
         return -1;
-    if (!udp && s->first_rtt) {
+    if (!udp && s->first_rtt && s->rtt_shown) {
         if (text_seconds(t, s->first_rtt, 0) < 0)
             return -1;
     } else if (text_add(t, "null", 4) < 0) {

@@ -65,6 +65,7 @@ static uint64_t table_find(Table *t, uint32_t h, const uint8_t *a, const uint8_t
 
 static void stream_free(Stream *s)
 {
+    drop_unacked(&s->unacked);
     if (s->z.hcap)
         PyMem_Free(s->z.heap);
     Py_XDECREF(s->encap);
@@ -102,6 +103,7 @@ static Stream *table_new(Table *t, uint64_t slot, uint32_t h, const uint8_t *a, 
     s->client_isn = s->server_isn = s->synack_ack = s->rst_ack = -1;
     s->flows[0].window = s->flows[1].window = M32;
     s->flows[0].win_scale = s->flows[1].win_scale = -1;
+    s->flows[0].valid_bif = s->flows[1].valid_bif = 1;
     int fresh = !t->slots[slot];
     t->slots[slot] = (int32_t)(t->n + 1);
     t->hashes[slot] = h;
@@ -192,7 +194,16 @@ static int tcp_packet(Engine *e, int64_t frame, int64_t ts, int64_t orig_len, co
         }
     }
     Flow *fwd = &st->flows[d], *rev = &st->flows[1 - d];
-    ta = tcp_analyze(fwd, rev, seq, ack, seglen, flags, win, ts, st->first_rtt, ta);
+    int track = !st->rtt_shown;
+    if (track && !st->unacked) {
+        st->unacked = (Unacked *)PyMem_Calloc(2, sizeof(Unacked));
+        if (!st->unacked) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    ta = tcp_analyze(fwd, rev, seq, ack, seglen, flags, win, ts, st->first_rtt, ta,
+                     track ? &st->unacked[d] : NULL, track ? &st->unacked[1 - d] : NULL);
 
     if (st->first_dir < 0) {
         st->first_dir = (int8_t)d;
@@ -242,6 +253,11 @@ static int tcp_packet(Engine *e, int64_t frame, int64_t ts, int64_t orig_len, co
     }
     if ((flags & (TH_SYN | TH_ACK)) == TH_ACK && st->mru_syn && !st->first_rtt)
         st->first_rtt = ts - st->mru_syn;
+    if (track && ta && st->first_rtt) {
+        /* tshark shows the RTT only on frames that carry its analysis subtree */
+        st->rtt_shown = 1;
+        drop_unacked(&st->unacked);
+    }
     if (ta) {
         if (ta & A_ANY_RETRANSMISSION)
             st->retrans++;

@@ -4,8 +4,61 @@
 /* ------------------------------------------------------------------------------------------ */
 /* tshark's sequence analysis (tcp_analysis.py analyze)                                      */
 
+/* tshark's unacked-segment lists (tcp_analysis.py _unacked): this segment joins fwd's, this ACK
+ * clears rev's; A_SUBTREE when the ACK exactly acknowledges a segment or the frame carries data in
+ * flight. A failed allocation is reported through hist_oom. */
+static int unacked(Unacked *fl, Unacked *rl, const Flow *fwd, uint32_t seq, uint32_t ack, int64_t seglen,
+                   int synfin)
+{
+    int sub = 0;
+    if ((seglen || synfin) && fl->n < MAX_UNACKED) {
+        if (fl->n == fl->cap) {
+            uint32_t ncap = fl->cap ? fl->cap * 2 : 4;
+            uint32_t *pairs = (uint32_t *)PyMem_Realloc(fl->pairs, sizeof(uint32_t) * 2 * ncap);
+            if (!pairs) {
+                hist_oom = 1;
+                return 0;
+            }
+            fl->pairs = pairs;
+            fl->cap = ncap;
+        }
+        fl->pairs[2 * fl->n] = seq;
+        fl->pairs[2 * fl->n + 1] = seq + (uint32_t)seglen + (uint32_t)synfin;
+        fl->n++;
+    }
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < rl->n; i++) {
+        uint32_t s0 = rl->pairs[2 * i], s1 = rl->pairs[2 * i + 1];
+        if (ack == s1) {
+            sub = A_SUBTREE; /* acked exactly: tshark notes the frame it acks, then drops it */
+            continue;
+        }
+        if ((uint32_t)(s0 - ack) >= 0x80000000u && !GT_SEQ(ack, s1))
+            s0 = ack; /* acked in part */
+        else if ((uint32_t)(ack - s1) < 0x80000000u)
+            continue; /* acked whole (or older): dropped */
+        rl->pairs[2 * kept] = s0;
+        rl->pairs[2 * kept + 1] = s1;
+        kept++;
+    }
+    rl->n = kept;
+    if (seglen && fl->n && fwd->valid_bif)
+        sub = A_SUBTREE;
+    return sub;
+}
+
+static void drop_unacked(Unacked **u)
+{
+    if (*u) {
+        PyMem_Free((*u)[0].pairs);
+        PyMem_Free((*u)[1].pairs);
+        PyMem_Free(*u);
+        *u = NULL;
+    }
+}
+
 static int tcp_analyze(Flow *fwd, Flow *rev, uint32_t seq, uint32_t ack, int64_t seglen, int flags, uint32_t window,
-                       int64_t ts, int64_t first_rtt, int ta)
+                       int64_t ts, int64_t first_rtt, int ta, Unacked *fl, Unacked *rl)
 {
     if (!fwd->base_set) {
         fwd->base_seq = (flags & TH_SYN) ? seq : seq - 1u;
@@ -15,6 +68,8 @@ static int tcp_analyze(Flow *fwd, Flow *rev, uint32_t seq, uint32_t ack, int64_t
         rev->base_seq = ack - 1u;
         rev->base_set = 1;
     }
+    if (flags & TH_ACK)
+        rev->valid_bif = 1;
     uint32_t nextseq = fwd->nextseq, lastack = fwd->lastack;
     if (seglen == 1 && seq == nextseq && rev->window == 0) {
         ta |= A_ZERO_WINDOW_PROBE;
@@ -47,8 +102,10 @@ static int tcp_analyze(Flow *fwd, Flow *rev, uint32_t seq, uint32_t ack, int64_t
                     ta |= A_WINDOW_FULL;
             }
         }
-        if (nextseq && !(flags & TH_RST) && GT_SEQ(seq, nextseq))
+        if (nextseq && !(flags & TH_RST) && GT_SEQ(seq, nextseq)) {
             ta |= A_LOST_PACKET;
+            fwd->valid_bif = 0;
+        }
     }
     /* finished_fwd: */
     if (ack != lastack)
@@ -98,5 +155,7 @@ static int tcp_analyze(Flow *fwd, Flow *rev, uint32_t seq, uint32_t ack, int64_t
     fwd->lastack = ack;
     fwd->lastacktime = ts;
     fwd->lastsegmentflags = (uint32_t)ta;
+    if (fl)
+        ta |= unacked(fl, rl, fwd, seq, ack, seglen, synfin);
     return ta;
 }
