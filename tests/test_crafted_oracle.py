@@ -418,3 +418,22 @@ def crafted_problems_for(data: bytes, tmp_path) -> list:
 def test_random_exchanges_with_mid_conversation_syns_equal_tshark(seed, tmp_path):
     problems = crafted_problems_for(g.pcap(conversation_with_syns(seed), nano=True), tmp_path)
     assert not problems, "\n".join(problems)
+
+
+def test_a_sequence_difference_of_exactly_2_to_the_31_counts_as_tshark_counts_it(tmp_path):
+    """tshark's GT_SEQ(a, b) is (gint32)(b - a) < 0: a jump of exactly 2**31 is "greater" (lost
+    segment, ACKed unseen segment) where a plain half-range test would say neither."""
+    half = 2**31
+    hs = [seg(C, S, 40000, 80, 999, 0, g.SYN, 29200), seg(S, C, 80, 40000, 4999, 1000, g.SYN | g.ACK, 29200),
+          seg(C, S, 40000, 80, 1000, 5000, g.ACK)]
+    jump = hs + [seg(C, S, 40000, 80, 1000, 5000, g.ACK, payload=b"x" * 100),
+                 seg(C, S, 40000, 80, (1100 + half) % 2**32, 5000, g.ACK, payload=b"y" * 10),
+                 seg(C, S, 40000, 80, (1110 + half) % 2**32, 5000, g.ACK, payload=b"z" * 10)]
+    ack = hs + [seg(S, C, 80, 40000, 5000, 1000, g.ACK, payload=b"x" * 100),
+                seg(C, S, 40000, 80, 1000, (5100 + half) % 2**32, g.ACK)]
+    for frames in (jump, ack):
+        data = g.pcap([(T0 + i * MS, g.eth(f)) for i, f in enumerate(frames)], nano=True)
+        problems = crafted_problems_for(data, tmp_path)
+        assert not problems, "\n".join(problems)
+    detail = analyze_file(str(tmp_path / "_adhoc.pcap"), detail_stream=0).detail["packets"]
+    assert detail[-1]["analysis"] == ["ack_lost_segment"]

@@ -2,7 +2,9 @@
 
 Only first-pass state matters in tshark, so one pass here gives the same flags. Sequence numbers
 are raw (absolute) 32-bit values, compared with wrap-around as tshark's GT_SEQ/LT_SEQ do
-(`0 < (a - b) & M32 < 2**31` is GT_SEQ(a, b), written inline: this runs for every packet); a
+(`0 < (a - b) & M32 <= 2**31` is GT_SEQ(a, b), `(gint32)(b - a) < 0`: a difference of exactly
+2**31 counts as greater, and LE_SEQ(a, b) is `not 0 < (a - b) & M32 < 2**31`; written inline: this
+runs for every packet); a
 `nextseq`/`lastack`/`maxseqtobeacked` of 0 means "not seen yet", exactly as in tshark. The
 window is the raw header value (tshark scales it only after the analysis ran).
 tshark's unacked-segment lists feed none of the flags, only whether a frame carries the analysis
@@ -133,7 +135,7 @@ def analyze(fwd: Flow, rev: Flow, seq: int, ack: int, seglen: int, flags: int, w
                 shift = 0 if rev.win_scale == -2 else rev.win_scale
                 if (seq + seglen) & M32 == (rev.lastack + (rev.window << shift)) & M32:
                     ta |= A_WINDOW_FULL
-        if nextseq and not flags & TH_RST and 0 < (seq - nextseq) & M32 < 0x80000000:
+        if nextseq and not flags & TH_RST and 0 < (seq - nextseq) & M32 <= 0x80000000:
             ta |= A_LOST_PACKET
             fwd.valid_bif = False
 
@@ -141,7 +143,7 @@ def analyze(fwd: Flow, rev: Flow, seq: int, ack: int, seglen: int, flags: int, w
     if ack != lastack:
         fwd.dupacknum = 0
     rmax = rev.maxseqtobeacked
-    if rmax and flags & TH_ACK and 0 < (ack - rmax) & M32 < 0x80000000:
+    if rmax and flags & TH_ACK and 0 < (ack - rmax) & M32 <= 0x80000000:
         if rev.nextseq > rev.maxseqtobeacked:  # plain unsigned compare; measured against 4.0.17
             rev.maxseqtobeacked = rev.nextseq
             ta |= A_ACK_LOST_PACKET
@@ -152,7 +154,7 @@ def analyze(fwd: Flow, rev: Flow, seq: int, ack: int, seglen: int, flags: int, w
 
     synfin = 1 if flags & (TH_SYN | TH_FIN) else 0
     if seglen > 0 or synfin:
-        seq_not_advanced = bool(nextseq) and 0 < (nextseq - seq) & M32 < 0x80000000
+        seq_not_advanced = bool(nextseq) and 0 < (nextseq - seq) & M32 <= 0x80000000
         if not ta & A_KEEP_ALIVE:
             if seglen > 1 and (nextseq - 1) & M32 == seq:
                 seq_not_advanced = False
@@ -170,7 +172,7 @@ def analyze(fwd: Flow, rev: Flow, seq: int, ack: int, seglen: int, flags: int, w
 
     if not ta & A_ZERO_WINDOW_PROBE:  # probes do not advance nextseq
         nxt = (seq + seglen + synfin) & M32
-        if not nextseq or 0 < (nxt - nextseq) & M32 < 0x80000000:
+        if not nextseq or 0 < (nxt - nextseq) & M32 <= 0x80000000:
             fwd.nextseq = nxt
             fwd.nextseqtime = ts
         fmax = fwd.maxseqtobeacked

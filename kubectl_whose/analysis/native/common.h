@@ -35,8 +35,10 @@
 #define DEFAULT_OOO_NS 3000000LL
 #define MAX_RECORD (256u * 1024u * 1024u)
 
-/* GT_SEQ(a, b) of tshark: 0 < (a - b) mod 2**32 < 2**31 */
+/* 0 < (a - b) mod 2**32 < 2**31: Zeek's seq_delta(a, b) > 0, and (negated) tshark's LE_SEQ(a, b) */
 #define GT_SEQ(a, b) ((uint32_t)((uint32_t)(a) - (uint32_t)(b)) - 1u < 0x7FFFFFFFu)
+/* tshark's GT_SEQ(a, b), (gint32)(b - a) < 0: also true for a difference of exactly 2**31 */
+#define TS_GT(a, b) ((uint32_t)((uint32_t)(b) - (uint32_t)(a)) >= 0x80000000u)
 
 /* Zeek endpoint states (conn_state.py) */
 enum { INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET };

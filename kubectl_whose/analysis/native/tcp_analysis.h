@@ -102,7 +102,7 @@ static int tcp_analyze(Flow *fwd, Flow *rev, uint32_t seq, uint32_t ack, int64_t
                     ta |= A_WINDOW_FULL;
             }
         }
-        if (nextseq && !(flags & TH_RST) && GT_SEQ(seq, nextseq)) {
+        if (nextseq && !(flags & TH_RST) && TS_GT(seq, nextseq)) {
             ta |= A_LOST_PACKET;
             fwd->valid_bif = 0;
         }
@@ -111,7 +111,7 @@ static int tcp_analyze(Flow *fwd, Flow *rev, uint32_t seq, uint32_t ack, int64_t
     if (ack != lastack)
         fwd->dupacknum = 0;
     uint32_t rmax = rev->maxseqtobeacked;
-    if (rmax && (flags & TH_ACK) && GT_SEQ(ack, rmax)) {
+    if (rmax && (flags & TH_ACK) && TS_GT(ack, rmax)) {
         if (rev->nextseq > rev->maxseqtobeacked) {
             rev->maxseqtobeacked = rev->nextseq;
             ta |= A_ACK_LOST_PACKET;
@@ -123,7 +123,7 @@ static int tcp_analyze(Flow *fwd, Flow *rev, uint32_t seq, uint32_t ack, int64_t
     }
     int synfin = (flags & (TH_SYN | TH_FIN)) ? 1 : 0;
     if (seglen > 0 || synfin) {
-        int seq_not_advanced = nextseq && GT_SEQ(nextseq, seq);
+        int seq_not_advanced = nextseq && TS_GT(nextseq, seq);
         if (!(ta & A_KEEP_ALIVE)) {
             if (seglen > 1 && (uint32_t)(nextseq - 1u) == seq)
                 seq_not_advanced = 0;
@@ -143,7 +143,7 @@ static int tcp_analyze(Flow *fwd, Flow *rev, uint32_t seq, uint32_t ack, int64_t
     }
     if (!(ta & A_ZERO_WINDOW_PROBE)) {
         uint32_t nxt = (uint32_t)(seq + (uint32_t)seglen + (uint32_t)synfin);
-        if (!nextseq || GT_SEQ(nxt, nextseq)) {
+        if (!nextseq || TS_GT(nxt, nextseq)) {
             fwd->nextseq = nxt;
             fwd->nextseqtime = ts;
         }
