@@ -40,7 +40,14 @@ def whose(lab, *args):
 def popen_whose(lab, *args, **kw):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, "-m", "kubectl_whose", *args, "--kubeconfig", str(lab.kubeconfig)],
-                            env=env, **kw)
+                            env=env, preexec_fn=_default_sigint, **kw)
+
+
+def _default_sigint() -> None:
+    """A test runner started in the background (`cmd &`, nohup, some CI agents) has SIGINT ignored, and
+    an ignored signal stays ignored across exec: Python would then never raise KeyboardInterrupt and
+    the Ctrl-C tests would wait forever. A user's terminal gives the default; so do we."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def tshark_streams(path):
