@@ -9,6 +9,7 @@ like a cut capture: the frames before it are kept and a warning says what happen
 """
 from __future__ import annotations
 
+import itertools
 import zlib
 from typing import Callable, Iterator
 
@@ -40,11 +41,18 @@ def _inflate(head: bytes, chunks: Iterator[bytes], warn: Warn, name: str) -> Ite
     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
     inflated = 0
     member = 1
-    pending = head
-    while True:
-        while pending:
+    for data in itertools.chain([head], chunks):
+        while data:
+            if d.eof:  # a member ended: another may follow (cat a.gz b.gz), or zero padding
+                if not data.strip(b"\x00"):
+                    break
+                if not data.startswith(GZIP_MAGIC[:len(data)]):
+                    warn(f"{len(data)} bytes after the end of the gzip data were ignored", False)
+                    return
+                d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                member += 1
             try:
-                out = d.decompress(pending, MAX_PIECE)
+                out = d.decompress(data, MAX_PIECE)
             except zlib.error as e:
                 if not inflated:
                     raise WhoseError(f"{name} is gzip-compressed but its data is corrupt ({e})",
@@ -54,28 +62,7 @@ def _inflate(head: bytes, chunks: Iterator[bytes], warn: Warn, name: str) -> Ite
             inflated += len(out)
             if out:
                 yield out
-            if d.eof:  # a member ended: another may follow (cat a.gz b.gz), or padding
-                rest = d.unused_data
-                if not rest.strip(b"\x00"):
-                    pending = b""
-                    break
-                if not rest.startswith(GZIP_MAGIC[:len(rest)]):
-                    warn(f"{len(rest)} bytes after the end of the gzip data were ignored", False)
-                    return
-                d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                member += 1
-                pending = rest
-            else:
-                pending = d.unconsumed_tail
-        nxt = next(chunks, None)
-        if nxt is None:
-            break
-        if d.eof:
-            if not nxt.strip(b"\x00"):
-                continue
-            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            member += 1
-        pending = nxt
+            data = d.unused_data if d.eof else d.unconsumed_tail
     if not d.eof:
         tail = d.flush()
         if tail:

@@ -8,8 +8,6 @@ decoder declines go to `CaptureAnalyzer._general`, whose events land in the same
 """
 from __future__ import annotations
 
-from kubectl_whose.analysis.tcp_analysis import analysis_names
-
 # the engine keeps nanoseconds in 64 bits: a pcapng timestamp beyond year 2262 is clamped
 MIN_TS, MAX_TS = -(1 << 63), (1 << 63) - 1
 
@@ -68,23 +66,15 @@ def _interfaces(reader) -> tuple:
 
 
 def native_detail(engine, proto: str) -> list:
-    """The `detail.packets` rows of `--stream N` (same dicts as `StreamTable._tcp_detail`)."""
-    from kubectl_whose.analysis.streams import flag_names
+    """The `detail.packets` rows of `--stream N`, from the raw tuples the engine collected."""
+    from kubectl_whose.analysis.streams import tcp_detail_row, udp_detail_row
 
     raw = engine.take_detail()
     ends = engine.detail_endpoints(proto)
     if not raw or ends is None:
         return []
-    rows = []
     if proto == "udp":
-        for frame, dts, length, d, paylen in raw:
-            rows.append({"frame": frame, "time": round(dts / 1e9, 9), "src": ends[d], "dst": ends[1 - d],
-                         "length": length, "segment_length": paylen, "flags": "", "flags_hex": "0x000", "seq": 0,
-                         "ack": None, "window": 0, "analysis": []})
-        return rows
-    for frame, dts, length, d, seglen, flags, seq, ack, window, ta in raw:
-        rows.append({"frame": frame, "time": round(dts / 1e9, 9), "src": ends[d], "dst": ends[1 - d],
-                     "length": length, "segment_length": seglen, "flags": flag_names(flags),
-                     "flags_hex": f"0x{flags:03x}", "seq": seq, "ack": ack, "window": window,
-                     "analysis": analysis_names(ta)})
-    return rows
+        return [udp_detail_row(frame, dts, ends[d], ends[1 - d], length, paylen)
+                for frame, dts, length, d, paylen in raw]
+    return [tcp_detail_row(frame, dts, ends[d], ends[1 - d], length, seglen, flags, seq, ack, window, ta)
+            for frame, dts, length, d, seglen, flags, seq, ack, window, ta in raw]

@@ -40,10 +40,10 @@ def row_values(s, file_first: Optional[int]) -> tuple:
               round((s.last_ts - s.first_ts) / 1e9, 9))
     z = s.zeek
     if hasattr(s, "flows"):
+        rtt = s.first_rtt / 1e9 if s.first_rtt and s.rtt_shown else None
         return ("tcp",) + common + ((s.syn, s.fin, s.rst), s.retrans, s.zero_window, s.dup_acks, s.ooo, s.lost,
-                                    s.first_rtt / 1e9 if s.first_rtt and s.rtt_shown else None, z.conn_state(), z.history(),
-                                    s.encap, s.client_isn, s.server_isn, s.synack_ack, s.rst_ack,
-                                    s.first_ts / 1e9)
+                                    rtt, z.conn_state(), z.history(), s.encap, s.client_isn, s.server_isn,
+                                    s.synack_ack, s.rst_ack, s.first_ts / 1e9)
     return ("udp",) + common + (_NO_FLAGS, 0, 0, 0, 0, 0, None, z.conn_state(), z.history(), s.encap, None, None,
                                 None, None, s.first_ts / 1e9)
 

@@ -232,12 +232,9 @@ class StreamTable:
         src, dst = (format_endpoint(a, pa), format_endpoint(b, pb)) if d == 0 else \
             (format_endpoint(b, pb), format_endpoint(a, pa))
         window = win << fwd.win_scale if not flags & TH_SYN and fwd.win_scale >= 0 else win
-        self.detail.append({
-            "frame": frame, "time": round((ts - st.base_ts) / 1e9, 9), "src": src, "dst": dst,
-            "length": orig_len, "segment_length": seglen, "flags": flag_names(flags),
-            "flags_hex": f"0x{flags:03x}", "seq": (seq - fwd.base_seq) & M32,
-            "ack": (ack - rev.base_seq) & M32 if flags & TH_ACK else ack, "window": window,
-            "analysis": analysis_names(ta)})
+        self.detail.append(tcp_detail_row(frame, ts - st.base_ts, src, dst, orig_len, seglen, flags,
+                                          (seq - fwd.base_seq) & M32,
+                                          (ack - rev.base_seq) & M32 if flags & TH_ACK else ack, window, ta))
 
     def tcp_quote(self, ts: int, src: bytes, dst: bytes, sport: int, dport: int, seq: int, flags: int) -> None:
         """A TCP header quoted in an ICMP error: it takes an index as a packet would (a new pair, or
@@ -291,10 +288,7 @@ class StreamTable:
 
             a, b, pa, pb = key
             ends = (format_endpoint(a, pa), format_endpoint(b, pb))
-            self.detail.append({"frame": frame, "time": round((ts - st.base_ts) / 1e9, 9),
-                                "src": ends[d], "dst": ends[1 - d], "length": orig_len,
-                                "segment_length": paylen, "flags": "", "flags_hex": "0x000", "seq": 0,
-                                "ack": None, "window": 0, "analysis": []})
+            self.detail.append(udp_detail_row(frame, ts - st.base_ts, ends[d], ends[1 - d], orig_len, paylen))
 
     def _new_udp(self, key: tuple, ts: int) -> UdpStream:
         st = UdpStream(len(self.udp_streams), key, ts)
@@ -306,6 +300,21 @@ class StreamTable:
         _d, key = _flow_key(src, dst, sport, dport)
         if key not in self.udp:
             self._new_udp(key, ts)
+
+
+def tcp_detail_row(frame: int, dts: int, src: str, dst: str, length: int, seglen: int, flags: int, seq: int,
+                   ack: int, window: int, ta: int) -> dict:
+    """One row of `--stream N` (`detail.packets`); seq/ack relative as tshark shows them, `dts` in ns
+    since the stream's first frame. Both engines build their rows here."""
+    return {"frame": frame, "time": round(dts / 1e9, 9), "src": src, "dst": dst, "length": length,
+            "segment_length": seglen, "flags": flag_names(flags), "flags_hex": f"0x{flags:03x}", "seq": seq,
+            "ack": ack, "window": window, "analysis": analysis_names(ta)}
+
+
+def udp_detail_row(frame: int, dts: int, src: str, dst: str, length: int, paylen: int) -> dict:
+    return {"frame": frame, "time": round(dts / 1e9, 9), "src": src, "dst": dst, "length": length,
+            "segment_length": paylen, "flags": "", "flags_hex": "0x000", "seq": 0, "ack": None, "window": 0,
+            "analysis": []}
 
 
 _FLAG_NAMES = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "AE")  # 0x100 is "AE" in 4.0.17

@@ -102,8 +102,7 @@ class CaptureSummary:
 
     def __init__(self, packets: int, truncated: bool, warnings: List[str], linktypes: List[str],
                  first_ts: Optional[float], rows, detail: Optional[dict] = None, tcp_stream_count: int = 0,
-                 udp_stream_count: int = 0, frames_without_transport: int = 0, bytes: int = 0,
-                 engine: str = "python"):
+                 udp_stream_count: int = 0, frames_without_transport: int = 0, bytes: int = 0):
         self.packets = packets
         self.truncated = truncated
         self.warnings = warnings
@@ -114,7 +113,6 @@ class CaptureSummary:
         self.udp_stream_count = udp_stream_count
         self.frames_without_transport = frames_without_transport
         self.bytes = bytes
-        self.engine = engine  # "native" | "python": which engine computed the rows (not in the JSON)
         self._source = rows
         self._rows: Optional[List[dict]] = None
 
@@ -306,7 +304,7 @@ class CaptureAnalyzer:
             if self.detail_stream is not None:
                 detail = {"proto": self.detail_proto, "index": self.detail_stream,
                           "packets": native_detail(t, self.detail_proto)}
-            return CaptureSummary(*head, rows, detail, *t.counts(), self.no_transport, self.bytes, "native")
+            return CaptureSummary(*head, rows, detail, *t.counts(), self.no_transport, self.bytes)
         ordered = []
         if self.proto in ("tcp", "all"):
             ordered += [s for s in t.tcp_streams if s.first_dir >= 0]
@@ -318,7 +316,7 @@ class CaptureAnalyzer:
         if self.detail_stream is not None:
             detail = {"proto": self.detail_proto, "index": self.detail_stream, "packets": t.detail}
         return CaptureSummary(*head, PythonRows(ordered, self.first_ts), detail, len(t.tcp_streams),
-                              len(t.udp_streams), self.no_transport, self.bytes, "python")
+                              len(t.udp_streams), self.no_transport, self.bytes)
 
 
 def _sec(ns: Optional[int]) -> Optional[float]:
