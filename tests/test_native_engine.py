@@ -38,10 +38,55 @@ def test_native_engine_is_built_where_ci_runs():
     assert choose() == "native" and choose("python") == "python"
 
 
+class Recorder:
+    """An engine seen through its interface: every call the analyzer makes, with its arguments and answer."""
+
+    def __init__(self, engine, log: list):
+        self._engine, self._log, self.name = engine, log, engine.name
+
+    def __getattr__(self, method):
+        bound = getattr(self._engine, method)
+
+        def call(*args):
+            answer = bound(*args)
+            self._log.append((method, _plain(args), _plain(answer)))
+            return answer
+
+        return call
+
+
+def _plain(value):
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a reader window: where it starts
+        return (type(value).__name__, value.pos, value.frames, value.big_endian)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_plain(v) for v in value)
+    return "general" if callable(value) else value
+
+
+def interface_methods() -> set:
+    from kubectl_whose.analysis.engine import StreamEngine
+
+    return {n for n in vars(StreamEngine) if not n.startswith("_") and callable(getattr(StreamEngine, n))}
+
+
+def engine_answers(engine, log: list) -> list:
+    """The calls the analyzer made, then every result method of the interface on every row."""
+    n = engine.order(True, True)
+    out = list(log) + [("order", n), ("counts", engine.counts()), ("join_candidates", engine.join_candidates()),
+                       ("top", engine.top(3)), ("json_rows", engine.json_rows(0, n, T0, ",")),
+                       ("detail_endpoints", engine.detail_endpoints("tcp"), engine.detail_endpoints("udp")),
+                       ("take_detail", engine.take_detail())]
+    out += [("row", i, engine.row(i, T0), engine.is_udp(i), engine.json_rows(i, i + 1, T0, "")) for i in range(n)]
+    return out
+
+
 def outcome(data: bytes, engine: str, chunk: int = 1 << 20, **kw):
-    """Everything a user can see of one analysis: the dict, the JSON text, live snapshots; or the error."""
+    """Everything a user can see of one analysis: the dict, the JSON text, live snapshots; or the error.
+    Last, the engine's answers method by method (`engine_answers`)."""
     a = CaptureAnalyzer(engine=engine, **kw)
-    assert a.engine == engine
+    assert a.engine.name == engine
+    log: list = []
+    a.engine = Recorder(a.engine, log)
     snaps = []
     try:
         for i in range(0, len(data), chunk):
@@ -49,11 +94,11 @@ def outcome(data: bytes, engine: str, chunk: int = 1 << 20, **kw):
             snaps.append(a.snapshot(3).to_dict())
         summary = a.finish()
     except WhoseError as e:
-        return ("error", e.code, str(e))
+        return ("error", e.code, str(e), log)
     out = io.StringIO()
     write_json(summary, out)
     return summary.to_dict(), out.getvalue(), list(summary.iter_json_rows()), summary.row_counts(), \
-        summary.join_candidates(), snaps
+        summary.join_candidates(), snaps, engine_answers(a.engine._engine, log)
 
 
 def assert_same(data: bytes, chunk: int = 1 << 20, **kw):
@@ -61,16 +106,33 @@ def assert_same(data: bytes, chunk: int = 1 << 20, **kw):
     if native[0] == "error" or python[0] == "error":
         assert native == python
         return native
-    for what, n, p in zip(("dict", "json text", "json rows", "row counts", "join candidates", "snapshots"),
-                          native, python):
+    for what, n, p in zip(("dict", "json text", "json rows", "row counts", "join candidates", "snapshots",
+                           "engine methods"), native, python):
         if n != p and what == "dict":
             for key in n:
                 if n[key] != p[key] and key == "streams":
                     diff = next((a, b) for a, b in zip(n[key], p[key]) if a != b)
                     pytest.fail(f"streams differ, first at\n native {diff[0]}\n python {diff[1]}")
                 assert n[key] == p[key], key
+        if n != p and what == "engine methods":
+            first = next(i for i, (a, b) in enumerate(zip(n, p)) if a != b) if len(n) == len(p) else min(len(n),
+                                                                                                        len(p))
+            pytest.fail(f"the engines answer differently, first at call {first}:\n native {n[first:first + 1]}\n"
+                        f" python {p[first:first + 1]}")
         assert n == p, what
     return native
+
+
+def test_both_engines_implement_the_whole_interface():
+    from kubectl_whose.analysis.python_engine import PythonEngine
+
+    methods = interface_methods()
+    assert {"tcp_packet", "feed_pcap", "feed_pcapng", "row", "take_detail"} <= methods
+    assert not [m for m in methods if not callable(getattr(PythonEngine(), m, None))]
+    if native_engine() is not None:
+        from kubectl_whose.analysis.native_engine import NativeEngine
+
+        assert not [m for m in methods if not callable(getattr(NativeEngine(native_engine()), m, None))]
 
 
 @needs_native
@@ -237,3 +299,14 @@ def test_seconds_in_the_json_rows_are_written_as_python_writes_them():
     values += [rnd.choice([1, -1]) * rnd.randint(0, 10**9) * 10**rnd.randint(0, 6) for _ in range(20_000)]
     assert [seconds_text(v, True) for v in values] == [repr(round(v / 1e9, 9)) for v in values]
     assert [seconds_text(v, False) for v in values] == [repr(v / 1e9) for v in values]
+
+
+@needs_native
+def test_the_c_plain_link_types_are_the_python_table():
+    """One link-type table: `native/decode.h` takes exactly the plain link types of `linktypes.PLAIN`,
+    at the same offsets, and every plain link type is one the general decoder reads too."""
+    from kubectl_whose.analysis._engine import linktypes
+    from kubectl_whose.analysis.linktypes import LINKTYPES, PLAIN
+
+    assert linktypes() == PLAIN
+    assert set(PLAIN) <= set(LINKTYPES) and {1, 113, 276} <= set(PLAIN)

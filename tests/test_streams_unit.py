@@ -235,8 +235,8 @@ def test_detail_is_kept_only_for_the_selected_stream_and_reused_streams_are_froz
     recs = g.http_conversation() + g.http_conversation(isn_c=50_000, t0=T0 + 10**9)
     a = CaptureAnalyzer(detail_stream=1, engine="python")  # the Python table's internals
     a.feed(g.pcap(recs, nano=True))
-    assert len(a.table.detail) == 9
-    old, new = a.table.tcp_streams
+    assert len(a.engine.table.detail) == 9
+    old, new = a.engine.table.tcp_streams
     assert old.flows is None and new.flows is not None
     rows = by_index(a.finish())
     assert rows[("tcp", 0)]["state"] == "SF" and rows[("tcp", 0)]["history"] == "ShADadfF"

@@ -435,8 +435,25 @@ static PyObject *seconds_text(PyObject *module, PyObject *args)
     return r;
 }
 
+/* linktypes() -> {number: (ip_at, ethertype_at, version)}: the plain link types of decode.h */
+static PyObject *linktypes(PyObject *module, PyObject *noargs)
+{
+    PyObject *d = PyDict_New();
+    for (int k = 0; d && k < N_PLAIN_LINKTYPES; k++) {
+        PyObject *key = PyLong_FromLong(PLAIN_LINKTYPES[k].number);
+        PyObject *val = Py_BuildValue("(iii)", PLAIN_LINKTYPES[k].ip_at, PLAIN_LINKTYPES[k].ethertype_at,
+                                      PLAIN_LINKTYPES[k].version);
+        if (!key || !val || PyDict_SetItem(d, key, val) < 0)
+            Py_CLEAR(d);
+        Py_XDECREF(key);
+        Py_XDECREF(val);
+    }
+    return d;
+}
+
 static PyMethodDef module_functions[] = {
     {"seconds_text", seconds_text, METH_VARARGS, "the JSON text of ns nanoseconds as seconds"},
+    {"linktypes", linktypes, METH_NOARGS, "the plain link types: {number: (ip_at, ethertype_at, version)}"},
     {NULL, NULL, 0, NULL},
 };
 

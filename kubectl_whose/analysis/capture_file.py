@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 import struct
 import sys
-from typing import BinaryIO, Iterator, List, Optional, Tuple, Union
+from typing import BinaryIO, Iterator, List, NamedTuple, Optional, Tuple, Union
 
+from kubectl_whose.analysis.linktypes import linktype_name
 from kubectl_whose.errors import ExitCode, WhoseError
 
 Record = Tuple[int, int, int, int, int, bytes]
@@ -30,15 +31,9 @@ PCAPNG_BOM = 0x1A2B3C4D
 MAX_RECORD = 256 * 1024 * 1024
 READ_CHUNK = 1 << 20
 
-LINKTYPE_NAMES = {0: "NULL", 1: "EN10MB", 12: "RAW", 14: "RAW", 101: "RAW", 108: "LOOP", 113: "LINUX_SLL",
-                  228: "IPV4", 229: "IPV6", 276: "LINUX_SLL2"}
+class Interface:
+    """One pcapng interface description: its link type and how its timestamps turn into nanoseconds."""
 
-
-def linktype_name(linktype: int) -> str:
-    return LINKTYPE_NAMES.get(linktype, f"LINKTYPE_{linktype}")
-
-
-class _Interface:
     __slots__ = ("linktype", "units_num", "units_den", "offset_ns")
 
     def __init__(self, linktype: int, resol: int, offset_s: int):
@@ -52,6 +47,28 @@ class _Interface:
 
     def to_ns(self, units: int) -> int:
         return units * self.units_num // self.units_den + self.offset_ns
+
+
+class PcapWindow(NamedTuple):
+    """The unread part of a classic pcap buffer, for a stream engine to consume in one pass."""
+
+    buf: bytearray
+    pos: int
+    big_endian: bool
+    ns: bool  # nanosecond timestamps (magic 0xa1b23c4d)
+    rec_len: int  # 16, or 24 for Kuznetsov's patched libpcap
+    linktype: int
+    frames: int  # frames read before `pos`
+
+
+class PcapngWindow(NamedTuple):
+    """The unread part of a pcapng buffer, with the interfaces of the current section."""
+
+    buf: bytearray
+    pos: int
+    big_endian: bool
+    interfaces: Tuple[Interface, ...]
+    frames: int
 
 
 class CaptureReader:
@@ -76,7 +93,7 @@ class CaptureReader:
         self._pcap_linktype = 0
         # pcapng state
         self._endian = "<"
-        self._ifaces: List[_Interface] = []
+        self._ifaces: List[Interface] = []
 
     # -- input -------------------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
@@ -87,6 +104,22 @@ class CaptureReader:
             del self._buf[:self._pos]
             self._pos = 0
         self._buf += data
+
+    def window(self) -> Optional[Union[PcapWindow, PcapngWindow]]:
+        """The buffered bytes not read yet, or None before a complete file header (or after corruption).
+        A consumer reads whole records from it and reports how far it got with `consumed`."""
+        if self._ended or (self.format is None and not self._read_file_header()):
+            return None
+        if self.format == "pcap":
+            return PcapWindow(self._buf, self._pos, self._big_endian, self._ns, self._rec_len, self._pcap_linktype,
+                              self.frames)
+        return PcapngWindow(self._buf, self._pos, self._endian == ">", tuple(self._ifaces), self.frames)
+
+    def consumed(self, pos: int, frames: int) -> None:
+        """A consumer of `window()` read up to `pos`, `frames` frames in all."""
+        self.frames = frames
+        if not self._ended:
+            self._pos = pos
 
     def records(self) -> Iterator[Record]:
         """Yield every complete record buffered so far."""
@@ -121,7 +154,9 @@ class CaptureReader:
     def _warn(self, text: str) -> None:
         self.warnings.append(text)
 
-    def _corrupt(self, why: str) -> None:
+    def corrupt(self, why: str) -> None:
+        """The input is broken at the read position: a BAD_INPUT error before any frame, else a warning
+        that keeps the frames read so far and ignores the rest."""
         if self.frames == 0:
             raise WhoseError(f"{self.name} is not a readable capture: {why}", ExitCode.BAD_INPUT)
         self.truncated = True
@@ -187,7 +222,7 @@ class CaptureReader:
                 if caplen > MAX_RECORD:
                     self.frames = frames
                     self._pos = pos
-                    self._corrupt(f"record length {caplen} is impossible")
+                    self.corrupt(f"record length {caplen} is impossible")
                     return
                 start = pos + rec_len
                 stop = start + caplen
@@ -228,12 +263,12 @@ class CaptureReader:
             elif bom == 0x4D3C2B1A:
                 self._endian = ">"
             else:
-                self._corrupt(f"section header with unknown byte-order magic 0x{bom:08x}")
+                self.corrupt(f"section header with unknown byte-order magic 0x{bom:08x}")
                 return False, None
             self._ifaces = []  # interface ids restart in every section
         blen = struct.unpack_from(self._endian + "I", buf, pos + 4)[0]
         if blen < 12 or blen % 4 or blen > MAX_RECORD:
-            self._corrupt(f"pcapng block of impossible length {blen}")
+            self.corrupt(f"pcapng block of impossible length {blen}")
             return False, None
         if end - pos < blen:
             return False, None
@@ -248,31 +283,31 @@ class CaptureReader:
         e = self._endian
         if btype == 6:  # Enhanced Packet Block
             if stop - body < 20:
-                self._corrupt("enhanced packet block too short")
+                self.corrupt("enhanced packet block too short")
                 return None
             iface_id, ts_hi, ts_lo, caplen, orig_len = struct.unpack_from(e + "IIIII", buf, body)
             data = body + 20
             return self._pcapng_packet(iface_id, (ts_hi << 32) | ts_lo, caplen, orig_len, buf, data, stop)
         if btype == 3:  # Simple Packet Block: interface 0, no timestamp
             if stop - body < 4:
-                self._corrupt("simple packet block too short")
+                self.corrupt("simple packet block too short")
                 return None
             orig_len = struct.unpack_from(e + "I", buf, body)[0]
             caplen = min(orig_len, stop - body - 4)
             return self._pcapng_packet(0, None, caplen, orig_len, buf, body + 4, stop)
         if btype == 2:  # obsolete Packet Block
             if stop - body < 20:
-                self._corrupt("packet block too short")
+                self.corrupt("packet block too short")
                 return None
             iface_id, _drops, ts_hi, ts_lo, caplen, orig_len = struct.unpack_from(e + "HHIIII", buf, body)
             return self._pcapng_packet(iface_id, (ts_hi << 32) | ts_lo, caplen, orig_len, buf, body + 20, stop)
         if btype == 1:  # Interface Description Block
             if stop - body < 8:
-                self._corrupt("interface description block too short")
+                self.corrupt("interface description block too short")
                 return None
             linktype = struct.unpack_from(e + "H", buf, body)[0]
             resol, offset = self._idb_options(buf, body + 8, stop)
-            self._ifaces.append(_Interface(linktype, resol, offset))
+            self._ifaces.append(Interface(linktype, resol, offset))
             if linktype not in self.linktypes:
                 self.linktypes.append(linktype)
         return None  # SHB, statistics, name resolution, unknown blocks: nothing to yield
@@ -297,10 +332,10 @@ class CaptureReader:
     def _pcapng_packet(self, iface_id: int, units: Optional[int], caplen: int, orig_len: int, buf: bytearray,
                        data: int, stop: int) -> Optional[Record]:
         if iface_id >= len(self._ifaces):
-            self._corrupt(f"packet refers to interface {iface_id}, but only {len(self._ifaces)} are described")
+            self.corrupt(f"packet refers to interface {iface_id}, but only {len(self._ifaces)} are described")
             return None
         if data + caplen > stop:
-            self._corrupt(f"packet length {caplen} exceeds its block")
+            self.corrupt(f"packet length {caplen} exceeds its block")
             return None
         iface = self._ifaces[iface_id]
         self.frames += 1
@@ -354,4 +389,5 @@ def read_records(source) -> Tuple[List[Record], CaptureReader]:
     return out, reader
 
 
-__all__ = ["CaptureReader", "Record", "linktype_name", "open_source", "read_chunks", "read_records"]
+__all__ = ["CaptureReader", "Interface", "PcapWindow", "PcapngWindow", "Record", "linktype_name", "open_source",
+           "read_chunks", "read_records"]

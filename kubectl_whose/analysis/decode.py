@@ -1,7 +1,7 @@
 """Frame bytes → the transport events the stream table needs, in two paths that agree.
 
-`decode_fast` handles the common case (Ethernet/SLL/SLL2/RAW → IPv4/IPv6 → TCP/UDP, no tunnel,
-no fragment, no extension header) with `struct.unpack_from` on the raw frame and returns one
+`plain_event` handles the common case (Ethernet/SLL/SLL2/RAW → IPv4/IPv6 → TCP/UDP, no tunnel,
+no fragment, no extension header) with `struct.unpack_from` on the raw bytes and returns one
 event, or None when the frame needs `decode_frame`, the general path (VLAN tags, NULL/LOOP,
 IPv6 extension headers, fragments, ICMP errors, VXLAN/Geneve/IP-in-IP/GRE), which returns a list
 of events. Both build the same tuples, so the stream table cannot tell which path ran.
@@ -22,6 +22,7 @@ import struct
 from typing import List, Optional, Tuple
 
 from kubectl_whose.analysis.fragments import FrameEvents, Reassembly
+from kubectl_whose.analysis.linktypes import PLAIN
 
 EV_TCP, EV_UDP, EV_TCP_QUOTE, EV_UDP_QUOTE = 0, 1, 2, 3
 
@@ -43,68 +44,69 @@ _UDP = struct.Struct("!HHH").unpack_from
 _IP4 = struct.Struct("!BxHxxHxB").unpack_from  # ver/ihl, total length, flags/frag, proto
 _IP4_ID = struct.Struct("!BxHHHxB").unpack_from  # ... with the identification field
 _IP6 = struct.Struct("!4xHB").unpack_from  # payload length, next header
+_IP4_PLAIN = struct.Struct("!BxHxxHxB2x4s4s").unpack_from  # ver/ihl, total, flags/frag, proto, src, dst
+_IP6_PLAIN = struct.Struct("!4xHBx16s16s").unpack_from  # payload length, next header, src, dst
 _LE_I = struct.Struct("<I").unpack_from
 _BE_I = struct.Struct("!I").unpack_from
 
 
-def _fast_l3(linktype: int, frame: bytes) -> int:
-    """Offset of the IP header for the fast path's link types, -1 otherwise."""
-    if linktype == 1:
-        return 14 if len(frame) >= 14 and frame[12:14] in (b"\x08\x00", b"\x86\xdd") else -1
-    if linktype == 276:
-        return 20 if frame[0:2] in (b"\x08\x00", b"\x86\xdd") else -1
-    if linktype == 113:
-        return 16 if frame[14:16] in (b"\x08\x00", b"\x86\xdd") else -1
-    if linktype in (101, 12, 14, 228, 229):
-        return 0
-    return -1
+def plain_event(buf, start: int, stop: int, linktype: int):
+    """The one event of a plain TCP/UDP frame in buf[start:stop], or None to take the general path.
 
-
-def decode_fast(linktype: int, frame: bytes):
-    """One event for a plain TCP/UDP frame, or None to take the general path."""
-    off = _fast_l3(linktype, frame)
-    if off < 0 or len(frame) < off + 20:
+    `buf` may be the reader's whole buffer (bytes or bytearray): nothing is copied but the addresses.
+    A plain frame is a plain link type (`linktypes.PLAIN`) carrying IPv4/IPv6, not a fragment, with
+    one TCP/UDP header and no tunnel; `native/decode.h` makes the same choice."""
+    lt = PLAIN.get(linktype)
+    if lt is None:
         return None
-    vihl = frame[off]
-    if vihl >> 4 == 4:
-        vihl, total, frag, proto = _IP4(frame, off)
+    ip_at, et_at, version = lt
+    off = start + ip_at
+    if stop - off < 20:
+        return None
+    if et_at >= 0:
+        ethertype = (buf[start + et_at] << 8) | buf[start + et_at + 1]
+        version = 4 if ethertype == ETH_IPV4 else 6 if ethertype == ETH_IPV6 else -1
+    elif not version:
+        version = buf[off] >> 4
+    if version == 4:
+        vihl, total, frag, proto, src, dst = _IP4_PLAIN(buf, off)
         ihl = (vihl & 15) * 4
-        if frag & 0x3FFF or ihl < 20 or total < ihl:
+        if vihl >> 4 != 4 or frag & 0x3FFF or ihl < 20 or total < ihl or stop - off < ihl:
             return None
-        src = frame[off + 12:off + 16]
-        dst = frame[off + 16:off + 20]
         l4 = off + ihl
         l4len = total - ihl
-    elif vihl >> 4 == 6:
-        if len(frame) < off + 40:
+    elif version == 6:
+        if stop - off < 40 or buf[off] >> 4 != 6:
             return None
-        plen, proto = _IP6(frame, off)
-        if plen == 0:
+        l4len, proto, src, dst = _IP6_PLAIN(buf, off)
+        if l4len == 0:
             return None
-        src = frame[off + 8:off + 24]
-        dst = frame[off + 24:off + 40]
         l4 = off + 40
-        l4len = plen
     else:
         return None
     if proto == 6:
-        if len(frame) < l4 + 16:
+        if stop < l4 + 16:
             return None
-        sport, dport, seq, ack, offflags, win = _TCP(frame, l4)
+        sport, dport, seq, ack, offflags, win = _TCP(buf, l4)
         hlen = (offflags >> 12) * 4
         if hlen < 20 or l4len < hlen:
             return None
         flags = offflags & 0x0FFF
-        wscale = wscale_option(frame, l4 + 20, min(l4 + hlen, len(frame))) if flags & 2 else -1
+        wscale = wscale_option(buf, l4 + 20, min(l4 + hlen, stop)) if flags & 2 else -1
         return (EV_TCP, src, dst, sport, dport, seq, ack, flags, win, l4len - hlen, wscale, None)
     if proto == 17:
-        if len(frame) < l4 + 8:
+        if stop < l4 + 8:
             return None
-        sport, dport, ulen = _UDP(frame, l4)
+        sport, dport, ulen = _UDP(buf, l4)
         if sport in TUNNEL_PORTS or dport in TUNNEL_PORTS:
             return None
         return (EV_UDP, src, dst, sport, dport, (ulen if 8 <= ulen <= l4len else l4len) - 8, None)
     return None
+
+
+def decode_fast(linktype: int, frame: bytes):
+    """`plain_event` of a whole frame."""
+    return plain_event(frame, 0, len(frame), linktype)
 
 
 def wscale_option(frame, pos: int, stop: int) -> int:
@@ -148,25 +150,14 @@ def decode_frame(linktype: int, frame: bytes, frags: Optional[Reassembly] = None
 def _link(linktype: int, frame: bytes) -> Tuple[int, int]:
     """(offset of the L3 header, ethertype) or (-1, 0) for frames that carry no IP."""
     n = len(frame)
-    if linktype == 1:
-        return _ether_payload(frame, 0) if n >= 14 else (-1, 0)
-    if linktype == 113:
-        if n < 16:
-            return -1, 0
-        return _vlan_skip(frame, 16, _H(frame, 14)[0])
-    if linktype == 276:
-        if n < 20:
-            return -1, 0
-        return _vlan_skip(frame, 20, _H(frame, 0)[0])
-    if linktype in (101, 12, 14):
-        if not n:
-            return -1, 0
-        version = frame[0] >> 4
+    plain = PLAIN.get(linktype)
+    if plain is not None:
+        ip_at, et_at, version = plain
+        if et_at >= 0:
+            return _vlan_skip(frame, ip_at, _H(frame, et_at)[0]) if n >= ip_at else (-1, 0)
+        if not version:
+            version = frame[0] >> 4 if n else 0
         return (0, ETH_IPV4) if version == 4 else (0, ETH_IPV6) if version == 6 else (-1, 0)
-    if linktype == 228:
-        return 0, ETH_IPV4
-    if linktype == 229:
-        return 0, ETH_IPV6
     if linktype in (0, 108):
         if n < 4:
             return -1, 0

@@ -17,7 +17,7 @@ Direction: flow 0 is the sender with the larger (address, port), tshark's `flow1
 from __future__ import annotations
 
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 from kubectl_whose.analysis.conn_state import ZeekTcp, ZeekUdp, orig_is_receiver
 from kubectl_whose.analysis.tcp_analysis import (A_ANY_RETRANSMISSION, A_DUPLICATE_ACK, A_LOST_PACKET,
@@ -104,17 +104,15 @@ def _flow_key(src: bytes, dst: bytes, sport: int, dport: int):
 class StreamTable:
     """Every stream of a capture; per-packet detail only for the one selected stream."""
 
-    def __init__(self, detail_proto: str = "tcp", detail_stream: Optional[int] = None):
+    def __init__(self, detail_tcp: int = -1, detail_udp: int = -1):
         self.tcp: Dict[tuple, TcpStream] = {}
         self.udp: Dict[tuple, UdpStream] = {}
         self.tcp_streams: List[TcpStream] = []
         self.udp_streams: List[UdpStream] = []
-        self.detail_proto = detail_proto
-        self.detail_stream = detail_stream
-        self.detail: List[dict] = []
-        want = -1 if detail_stream is None else detail_stream
-        self._detail_tcp = want if detail_proto == "tcp" else -1
-        self._detail_udp = want if detail_proto == "udp" else -1
+        # the raw per-packet tuples of the --stream N stream (`summary.detail_rows` makes the rows)
+        self.detail: List[tuple] = []
+        self._detail_tcp = detail_tcp
+        self._detail_udp = detail_udp
 
     # -- TCP -----------------------------------------------------------------------------------
     def tcp_packet(self, frame: int, ts: int, orig_len: int, src: bytes, dst: bytes, sport: int, dport: int,
@@ -225,16 +223,10 @@ class StreamTable:
         return st
 
     def _tcp_detail(self, st, d, frame, ts, orig_len, seq, ack, flags, win, seglen, ta) -> None:
-        from kubectl_whose.analysis.decode import format_endpoint
-
         fwd, rev = st.flows[d], st.flows[1 - d]
-        a, b, pa, pb = st.key
-        src, dst = (format_endpoint(a, pa), format_endpoint(b, pb)) if d == 0 else \
-            (format_endpoint(b, pb), format_endpoint(a, pa))
         window = win << fwd.win_scale if not flags & TH_SYN and fwd.win_scale >= 0 else win
-        self.detail.append(tcp_detail_row(frame, ts - st.base_ts, src, dst, orig_len, seglen, flags,
-                                          (seq - fwd.base_seq) & M32,
-                                          (ack - rev.base_seq) & M32 if flags & TH_ACK else ack, window, ta))
+        self.detail.append((frame, ts - st.base_ts, orig_len, d, seglen, flags, (seq - fwd.base_seq) & M32,
+                            (ack - rev.base_seq) & M32 if flags & TH_ACK else ack, window, ta))
 
     def tcp_quote(self, ts: int, src: bytes, dst: bytes, sport: int, dport: int, seq: int, flags: int) -> None:
         """A TCP header quoted in an ICMP error: it takes an index as a packet would (a new pair, or
@@ -284,11 +276,7 @@ class StreamTable:
             st.pay1 += paylen
         st.zeek.packet(0 if d == st.zeek_orig else 1)
         if st.index == self._detail_udp:
-            from kubectl_whose.analysis.decode import format_endpoint
-
-            a, b, pa, pb = key
-            ends = (format_endpoint(a, pa), format_endpoint(b, pb))
-            self.detail.append(udp_detail_row(frame, ts - st.base_ts, ends[d], ends[1 - d], orig_len, paylen))
+            self.detail.append((frame, ts - st.base_ts, orig_len, d, paylen))
 
     def _new_udp(self, key: tuple, ts: int) -> UdpStream:
         st = UdpStream(len(self.udp_streams), key, ts)

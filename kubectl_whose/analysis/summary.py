@@ -59,24 +59,20 @@ Agreement with tshark 4.0.17 (the installed oracle) and the deliberate differenc
 """
 from __future__ import annotations
 
-import heapq
 import struct
 from dataclasses import dataclass
 from typing import Iterator, List, Optional
 
-from kubectl_whose.analysis.capture_file import CaptureReader, linktype_name, open_source, read_chunks
+from kubectl_whose.analysis.capture_file import CaptureReader, open_source, read_chunks
 from kubectl_whose.analysis.compressed import gunzip_if_compressed
-from kubectl_whose.analysis.decode import EV_TCP, EV_TCP_QUOTE, EV_UDP, decode_fast, decode_frame, format_endpoint
-from kubectl_whose.analysis.fastpath import FAST_LINKTYPES, feed_classic_pcap
+from kubectl_whose.analysis.decode import EV_TCP, EV_TCP_QUOTE, EV_UDP, decode_frame
+from kubectl_whose.analysis.engine import choose as choose_engine, make_engine
 from kubectl_whose.analysis.fragments import Reassembly
-from kubectl_whose.analysis.engine import choose as choose_engine, native_engine
-from kubectl_whose.analysis.native_feed import feed_native, native_detail
-from kubectl_whose.analysis.row_source import NativeRows, PythonRows
-from kubectl_whose.analysis.rows import client_dir
-from kubectl_whose.analysis.streams import StreamTable, UdpStream
+from kubectl_whose.analysis.linktypes import LINKTYPES, linktype_name
+from kubectl_whose.analysis.row_source import Rows
+from kubectl_whose.analysis.streams import tcp_detail_row, udp_detail_row
 from kubectl_whose.errors import ExitCode, WhoseError
 
-SUPPORTED_LINKTYPES = frozenset({0, 1, 12, 14, 101, 108, 113, 228, 229, 276})
 PROTOS = ("tcp", "udp", "all")
 
 
@@ -95,8 +91,7 @@ class LiveStats:
 
 
 class CaptureSummary:
-    """The result of one analysis. Stream rows are built on demand (`rows`: `row_source.PythonRows`
-    or `NativeRows`), so a capture with 100 000 streams can be written out row by row
+    """The result of one analysis. Stream rows are built on demand (`row_source.Rows`), so a capture with 100 000 streams can be written out row by row
     (`iter_streams`, `json_chunks`) without holding every row at once; `streams` (a list) and
     `to_dict()` build them all."""
 
@@ -171,7 +166,11 @@ def check_stream_index(proto: str, index: int, count: int) -> None:
 
 
 class CaptureAnalyzer:
-    """Feed pcap/pcapng bytes in any chunking; `snapshot()` while running, `finish()` at the end."""
+    """Feed pcap/pcapng bytes in any chunking; `snapshot()` while running, `finish()` at the end.
+
+    The reader keeps the bytes; the engine (`engine.StreamEngine`, whichever was chosen) reads whole
+    records out of the reader's window and hands every frame its plain-frame decoder declines to
+    `_general`, whose events go back into the same engine."""
 
     def __init__(self, proto: str = "all", detail_stream: Optional[int] = None, detail_proto: str = "tcp",
                  name: str = "input", fast_path: bool = True, engine: Optional[str] = None):
@@ -181,13 +180,9 @@ class CaptureAnalyzer:
         self.reader = CaptureReader(name)
         self._want_tcp = proto in ("tcp", "all") or detail_proto == "tcp" and detail_stream is not None
         self._want_udp = proto in ("udp", "all") or detail_proto == "udp" and detail_stream is not None
-        self.engine = choose_engine(engine)
-        if self.engine == "native":
-            want = -1 if detail_stream is None else detail_stream
-            self.table = native_engine()(self._want_tcp, self._want_udp, want if detail_proto == "tcp" else -1,
-                                         want if detail_proto == "udp" else -1)
-        else:
-            self.table = StreamTable(detail_proto, detail_stream)
+        want = -1 if detail_stream is None else detail_stream
+        self.engine = make_engine(choose_engine(engine), self._want_tcp, self._want_udp,
+                                  want if detail_proto == "tcp" else -1, want if detail_proto == "udp" else -1)
         self.detail_stream = detail_stream
         self.detail_proto = detail_proto
         self.packets = 0
@@ -202,48 +197,49 @@ class CaptureAnalyzer:
     def feed(self, data: bytes) -> None:
         reader = self.reader
         reader.feed(data)
-        if reader.format is None and (reader._ended or not reader._read_file_header()):
+        window = reader.window()
+        if window is None:
             return
         if not self.fast_path:
             for frame_no, ts, linktype, _caplen, orig_len, frame in reader.records():
                 self._count(ts, orig_len)
                 self._general(frame_no, ts, linktype, orig_len, frame)
             return
-        if self.engine == "native":
-            feed_native(self)
+        engine = self.engine
+        if reader.format == "pcap":
+            fed = engine.feed_pcap(window, self._general)
+            self._consumed(fed)
+            if fed[6] >= 0:
+                reader.corrupt(f"record length {fed[6]} is impossible")
             return
-        if reader.format == "pcap" and reader._pcap_linktype in FAST_LINKTYPES:
-            feed_classic_pcap(self)
-            return
-        table = self.table
-        tcp_packet = table.tcp_packet
-        udp_packet = table.udp_packet
-        want_tcp, want_udp = self._want_tcp, self._want_udp
-        fast = decode_fast
-        packets = self.packets
-        nbytes = self.bytes
-        ts = None
-        try:
-            for frame_no, ts, linktype, _caplen, orig_len, frame in reader.records():
-                packets += 1
-                nbytes += orig_len
-                if packets == 1:
-                    self.first_ts = ts
-                ev = fast(linktype, frame)
-                if ev is not None:
-                    if ev[0] == EV_TCP:
-                        if want_tcp:
-                            tcp_packet(frame_no, ts, orig_len, ev[1], ev[2], ev[3], ev[4], ev[5], ev[6], ev[7],
-                                       ev[8], ev[9], ev[10], None)
-                    elif want_udp:
-                        udp_packet(frame_no, ts, orig_len, ev[1], ev[2], ev[3], ev[4], ev[5], None)
-                    continue
-                self._general(frame_no, ts, linktype, orig_len, frame)
-        finally:
-            self.packets = packets
-            self.bytes = nbytes
-            if ts is not None:
-                self.last_ts = ts
+        while True:
+            # runs of enhanced packet blocks in the engine; any other block (or an odd one) here, one at a time
+            fed = engine.feed_pcapng(window, self._general)
+            self._consumed(fed)
+            if not fed[6]:
+                return
+            more, rec = reader.pcapng_step()
+            if not more:
+                return
+            if rec is not None:
+                frame_no, ts, linktype, _caplen, orig_len, frame = rec
+                ts = engine.timestamp(ts)
+                self._count(ts, orig_len)
+                if not engine.frame(frame_no, ts, linktype, orig_len, frame):
+                    self._general(frame_no, ts, linktype, orig_len, frame)
+            window = reader.window()  # a new section may change the byte order and the interfaces
+            if window is None:
+                return
+
+    def _consumed(self, fed) -> None:
+        pos, frames, packets, nbytes, first, last, _stop = fed
+        self.reader.consumed(pos, frames)
+        if packets:
+            if self.packets == 0:
+                self.first_ts = first
+            self.last_ts = last
+            self.packets += packets
+            self.bytes += nbytes
 
     def _count(self, ts: int, orig_len: int) -> None:
         self.packets += 1
@@ -253,7 +249,7 @@ class CaptureAnalyzer:
         self.last_ts = ts
 
     def _general(self, frame_no: int, ts: int, linktype: int, orig_len: int, frame: bytes) -> None:
-        if linktype not in SUPPORTED_LINKTYPES:
+        if linktype not in LINKTYPES:
             self.unsupported[linktype] = self.unsupported.get(linktype, 0) + 1
             self.no_transport += 1
             return
@@ -263,31 +259,25 @@ class CaptureAnalyzer:
             events = []
         if not any(ev[0] <= EV_UDP for ev in events):  # nothing but a quote in an ICMP error
             self.no_transport += 1
-        table = self.table
+        engine = self.engine
         for ev in events:
             kind = ev[0]
             if kind == EV_TCP:
                 if self._want_tcp:
-                    table.tcp_packet(frame_no, ts, orig_len, *ev[1:])
+                    engine.tcp_packet(frame_no, ts, orig_len, *ev[1:])
             elif kind == EV_UDP:
                 if self._want_udp:
-                    table.udp_packet(frame_no, ts, orig_len, *ev[1:])
+                    engine.udp_packet(frame_no, ts, orig_len, *ev[1:])
             elif kind == EV_TCP_QUOTE:
                 if self._want_tcp:
-                    table.tcp_quote(ts, *ev[1:])
+                    engine.tcp_quote(ts, *ev[1:])
             elif self._want_udp:
-                table.udp_quote(ts, *ev[1:])
+                engine.udp_quote(ts, *ev[1:])
 
     def snapshot(self, top: int = 5) -> LiveStats:
-        t = self.table
-        if self.engine == "native":
-            tcp_n, udp_n = t.counts()
-            return LiveStats(self.packets, self.bytes, _sec(self.first_ts), _sec(self.last_ts), tcp_n, udp_n,
-                             [dict(zip(_BRIEF_KEYS, b)) for b in t.top(top)])
-        streams = [s for s in t.tcp_streams + t.udp_streams if s.first_dir >= 0] if top else []
-        busiest = heapq.nlargest(top, streams, key=lambda s: s.pkts0 + s.pkts1) if top else []
-        return LiveStats(self.packets, self.bytes, _sec(self.first_ts), _sec(self.last_ts), len(t.tcp_streams),
-                         len(t.udp_streams), [_brief(s) for s in busiest])
+        tcp_n, udp_n = self.engine.counts()
+        return LiveStats(self.packets, self.bytes, _sec(self.first_ts), _sec(self.last_ts), tcp_n, udp_n,
+                         [dict(zip(_BRIEF_KEYS, b)) for b in self.engine.top(top)])
 
     def finish(self) -> CaptureSummary:
         self.reader.close()
@@ -295,28 +285,28 @@ class CaptureAnalyzer:
         for linktype, n in sorted(self.unsupported.items()):
             warnings.append(f"link type {linktype_name(linktype)} ({linktype}) is not supported: "
                             f"{n} frames not decoded")
-        t = self.table
-        head = (self.packets, self.reader.truncated, warnings, [linktype_name(lt) for lt in self.reader.linktypes],
-                _sec(self.first_ts))
-        if self.engine == "native":
-            rows = NativeRows(t, t.order(self.proto in ("tcp", "all"), self.proto in ("udp", "all")), self.first_ts)
-            detail = None
-            if self.detail_stream is not None:
-                detail = {"proto": self.detail_proto, "index": self.detail_stream,
-                          "packets": native_detail(t, self.detail_proto)}
-            return CaptureSummary(*head, rows, detail, *t.counts(), self.no_transport, self.bytes)
-        ordered = []
-        if self.proto in ("tcp", "all"):
-            ordered += [s for s in t.tcp_streams if s.first_dir >= 0]
-        if self.proto in ("udp", "all"):
-            ordered += [s for s in t.udp_streams if s.first_dir >= 0]
-        # busiest first, then index; TCP before UDP on a tie
-        ordered.sort(key=lambda s: (-(s.pkts0 + s.pkts1), s.index, isinstance(s, UdpStream)))
+        engine = self.engine
+        rows = Rows(engine, engine.order(self.proto in ("tcp", "all"), self.proto in ("udp", "all")), self.first_ts)
         detail = None
         if self.detail_stream is not None:
-            detail = {"proto": self.detail_proto, "index": self.detail_stream, "packets": t.detail}
-        return CaptureSummary(*head, PythonRows(ordered, self.first_ts), detail, len(t.tcp_streams),
-                              len(t.udp_streams), self.no_transport, self.bytes)
+            detail = {"proto": self.detail_proto, "index": self.detail_stream,
+                      "packets": detail_rows(engine, self.detail_proto)}
+        return CaptureSummary(self.packets, self.reader.truncated, warnings,
+                              [linktype_name(lt) for lt in self.reader.linktypes], _sec(self.first_ts), rows, detail,
+                              *engine.counts(), self.no_transport, self.bytes)
+
+
+def detail_rows(engine, proto: str) -> list:
+    """The `detail.packets` rows of `--stream N`, from the raw tuples the engine collected."""
+    raw = engine.take_detail()
+    ends = engine.detail_endpoints(proto)
+    if not raw or ends is None:
+        return []
+    if proto == "udp":
+        return [udp_detail_row(frame, dts, ends[d], ends[1 - d], length, paylen)
+                for frame, dts, length, d, paylen in raw]
+    return [tcp_detail_row(frame, dts, ends[d], ends[1 - d], length, seglen, flags, seq, ack, window, ta)
+            for frame, dts, length, d, seglen, flags, seq, ack, window, ta in raw]
 
 
 def _sec(ns: Optional[int]) -> Optional[float]:
@@ -324,14 +314,6 @@ def _sec(ns: Optional[int]) -> Optional[float]:
 
 
 _BRIEF_KEYS = ("proto", "index", "client", "server", "packets", "bytes")
-
-
-def _brief(s) -> dict:
-    a, b, pa, pb = s.key
-    ends = (format_endpoint(a, pa), format_endpoint(b, pb))
-    client = client_dir(s)
-    return dict(zip(_BRIEF_KEYS, ("udp" if isinstance(s, UdpStream) else "tcp", s.index, ends[client],
-                                  ends[1 - client], s.pkts0 + s.pkts1, s.bytes0 + s.bytes1)))
 
 
 def analyze_file(path_or_fileobj, proto: str = "all", detail_stream: Optional[int] = None,

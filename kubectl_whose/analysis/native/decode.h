@@ -35,47 +35,40 @@ static int wscale_option(const uint8_t *f, int64_t pos, int64_t stop)
 
 static int is_tunnel_port(uint32_t p) { return p == 4789 || p == 8472 || p == 6081; }
 
+/* The plain link types: linktypes.PLAIN in Python, which tests hold this table to (Engine.linktypes()).
+ * ip_at: offset of the IP header; ethertype_at: of the 16-bit protocol field, -1 for raw IP;
+ * version: 4 or 6 when the link type fixes it, 0 when the ethertype or the first nibble says. */
+static const struct { int number, ip_at, ethertype_at, version; } PLAIN_LINKTYPES[] = {
+    {1, 14, 12, 0},  /* EN10MB */
+    {12, 0, -1, 0},  /* RAW (OpenBSD) */
+    {14, 0, -1, 0},  /* RAW (BSD/OS) */
+    {101, 0, -1, 0}, /* RAW */
+    {113, 16, 14, 0}, /* LINUX_SLL */
+    {228, 0, -1, 4}, /* IPV4 */
+    {229, 0, -1, 6}, /* IPV6 */
+    {276, 20, 0, 0}, /* LINUX_SLL2 */
+};
+#define N_PLAIN_LINKTYPES ((int)(sizeof(PLAIN_LINKTYPES) / sizeof(PLAIN_LINKTYPES[0])))
+
 /* -1 error, 0 handled, 1 not a plain frame */
 static int plain_frame(Engine *e, int64_t frame_no, int64_t ts, int linktype, int64_t orig_len, const uint8_t *f,
                        int64_t n)
 {
-    int64_t off;
-    int version; /* 4 or 6 */
-    switch (linktype) {
-    case 1:
-    case 113:
-    case 276: {
-        int64_t et_at = linktype == 1 ? 12 : linktype == 113 ? 14 : 0;
-        off = linktype == 1 ? 14 : linktype == 113 ? 16 : 20;
-        if (n < off)
-            return 1;
-        uint32_t et = be16(f + et_at);
-        if (et == 0x0800)
-            version = 4;
-        else if (et == 0x86DD)
-            version = 6;
-        else
-            return 1;
-        break;
-    }
-    case 101:
-    case 12:
-    case 14:
-        if (n < 1)
-            return 1;
-        off = 0;
-        version = f[0] >> 4;
-        break;
-    case 228:
-        off = 0;
-        version = 4;
-        break;
-    case 229:
-        off = 0;
-        version = 6;
-        break;
-    default:
+    int k = 0;
+    while (k < N_PLAIN_LINKTYPES && PLAIN_LINKTYPES[k].number != linktype)
+        k++;
+    if (k == N_PLAIN_LINKTYPES)
         return 1;
+    int64_t off = PLAIN_LINKTYPES[k].ip_at;
+    int et_at = PLAIN_LINKTYPES[k].ethertype_at;
+    int version = PLAIN_LINKTYPES[k].version;
+    if (n < off + 1)
+        return 1;
+    if (et_at >= 0) {
+        uint32_t et = be16(f + et_at);
+        version = et == 0x0800 ? 4 : et == 0x86DD ? 6 : -1;
+    } else if (!version) {
+        version = f[off] >> 4;
     }
     int64_t l4, l4len;
     int proto, alen;

@@ -82,7 +82,7 @@ class WalkContext:
 
     def sport(self) -> int:
         if self.packet.sport is None:
-            self.assume(f"source port unknown (pass --from IP:PORT); assumed ephemeral port 40000")
+            self.assume("source port unknown (pass --from IP:PORT); assumed ephemeral port 40000")
             return 40000
         return self.packet.sport
 
