@@ -174,7 +174,7 @@ def best(runs: List[Dict[str, float]]) -> Dict[str, float]:
 
 def engine_in_use() -> str:
     """The analysis engine `analyze` runs by default here: native when `_engine.c` is built."""
-    from kubectl_whose.analysis.engine import choose
+    from kubectl_whose.analysis.streams.engine import choose
 
     return choose()
 

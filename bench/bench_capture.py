@@ -53,7 +53,7 @@ def synthetic_pcap(path: str, packets: int, streams: int = 2000, payload: int = 
 
 
 def bench_live_analysis(packets: int) -> dict:
-    from kubectl_whose.analysis.summary import CaptureAnalyzer
+    from kubectl_whose.analysis.streams.summary import CaptureAnalyzer
     from kubectl_whose.cli.capture import PcapSink
 
     tmp = tempfile.mkdtemp(prefix="whose-bench-")

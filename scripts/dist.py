@@ -5,7 +5,7 @@
 
 Two archives, one launcher and the dependencies bundled under lib/ in both:
 * kubectl-whose-vX-linux-amd64.tar.gz ships the native analysis engine
-  (lib/kubectl_whose/analysis/_engine.abi3.so). It is built against the limited API, so the one
+  (lib/kubectl_whose/analysis/streams/native/_engine.abi3.so). It is built against the limited API, so the one
   file serves every CPython >= 3.9 on linux/amd64; it is only built on a linux/x86_64 machine.
 * kubectl-whose-vX.tar.gz is pure Python, for every other platform krew serves: it runs the same
   analysis with the pure-Python engine.
@@ -36,7 +36,7 @@ from typing import Optional, Sequence
 ROOT = Path(__file__).resolve().parent.parent
 RELEASES = "https://github.com/kubectl-whose/kubectl-whose/releases/download"
 EPOCH = int(os.environ.get("SOURCE_DATE_EPOCH", "1700000000"))
-NATIVE_ENGINE = Path("kubectl_whose") / "analysis" / "_engine.abi3.so"  # relative to lib/
+NATIVE_ENGINE = Path("kubectl_whose") / "analysis" / "streams" / "native" / "_engine.abi3.so"  # relative to lib/
 NATIVE_SUFFIX = "-linux-amd64"  # the one platform the native archive is built for
 
 

@@ -124,7 +124,7 @@ def test_stream_flag_table_shows_the_handshake(lab, tmp_path):
 
 def test_write_file_is_byte_identical_to_tcpdumps_own_copy(lab, tmp_path):
     """The exact pipeline `capture -w` uses (exec stream -> PcapSink), with tcpdump's output also tee'd inside."""
-    from kubectl_whose.analysis.summary import CaptureAnalyzer
+    from kubectl_whose.analysis.streams.summary import CaptureAnalyzer
     from kubectl_whose.cli.capture import PcapSink, RemoteCapture
     from kubectl_whose.cli.options import KubeFlags
     from kubectl_whose.cluster.session import open_debug_session

@@ -1,4 +1,4 @@
-"""gzip-compressed captures (`analysis.compressed`), read as tshark reads them: tshark on the very same
+"""gzip-compressed captures (`analysis.pcap.gunzip`), read as tshark reads them: tshark on the very same
 `.gz` file is the oracle; cut, corrupt and padded gzip streams, several members, and the output bound
 that keeps a zip bomb from taking memory."""
 from __future__ import annotations
@@ -8,8 +8,8 @@ import zlib
 
 import pytest
 
-from kubectl_whose.analysis.compressed import MAX_PIECE, gunzip_if_compressed
-from kubectl_whose.analysis.summary import analyze_file
+from kubectl_whose.analysis.pcap.gunzip import MAX_PIECE, gunzip_if_compressed
+from kubectl_whose.analysis.streams.summary import analyze_file
 from kubectl_whose.errors import ExitCode, WhoseError
 from tests import pcapgen as g
 from tests.cli import run

@@ -14,10 +14,10 @@ from typing import Dict, List
 
 import pytest
 
-from kubectl_whose.analysis.connections import join_connections
-from kubectl_whose.analysis.netinfo import build_netinfo
+from kubectl_whose.analysis.pod.connections import join_connections
+from kubectl_whose.analysis.pod.netinfo import build_netinfo
 from kubectl_whose.analysis.netfilter.iptables_save import parse_iptables
-from kubectl_whose.analysis.summary import analyze_file
+from kubectl_whose.analysis.streams.summary import analyze_file
 from kubectl_whose.collect.netinfo import RECIPES
 from tests.netns import NetLab, requires_netns, requires_tools, sweep_stale
 from tests.sidecar_lab import SidecarPod
@@ -359,7 +359,7 @@ def test_tshark_streams_give_the_same_joins(scenarios):
 
 
 def test_connections_json_is_the_join_in_one_call(scenarios):
-    from kubectl_whose.analysis.connections import connections_json
+    from kubectl_whose.analysis.pod.connections import connections_json
 
     run = scenarios["closed"]
     summary, joins = analyse(run, "lo")

@@ -13,7 +13,7 @@ import struct
 
 import pytest
 
-from kubectl_whose.analysis.summary import analyze_file
+from kubectl_whose.analysis.streams.summary import analyze_file
 from tests import pcapgen as g
 from tests.netns import requires_tools
 from tests.tshark_oracle import analyze as tshark_analyze
@@ -373,7 +373,7 @@ def test_handshake_rtt_is_shown_as_tshark_shows_it(tmp_path):
 def test_a_repeated_pure_syn_after_an_unseen_segment_equals_tshark(tmp_path):
     """After a segment beyond the expected sequence (lost_segment), a pure SYN repeating the first one
     moves tshark's expected sequence back to the end of the in-order data: the SYN is a plain
-    retransmission and the next segment a lost one (the rule in `analysis.streams`)."""
+    retransmission and the next segment a lost one (the rule in `analysis.streams.python.table`)."""
     path = tmp_path / "midsyn.pcap"
     recs = [seg(C, S, 40000, 80, 1000, 4999, g.RST | g.ACK),
             seg(C, S, 40000, 80, 2448, 4998, g.ACK, payload=b"x" * 1448),

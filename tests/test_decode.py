@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from kubectl_whose.analysis.decode import (EV_TCP, EV_TCP_QUOTE, EV_UDP, EV_UDP_QUOTE, decode_fast, decode_frame,
+from kubectl_whose.analysis.pcap.decode import (EV_TCP, EV_TCP_QUOTE, EV_UDP, EV_UDP_QUOTE, decode_fast, decode_frame,
                                            format_endpoint)
 from tests import pcapgen as g
 

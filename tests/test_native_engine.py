@@ -1,4 +1,4 @@
-"""The native engine (`analysis/_engine.c`) held to the answers of the Python engine it transcribes.
+"""The native engine (`analysis/streams/native/_engine.c`) held to the answers of the Python engine it transcribes.
 
 tshark judges the engine that runs by default (test_analyze_oracle.py and test_crafted_oracle.py use the
 native one when it is built, as CI does); here the two engines meet on the same inputs, so that both
@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kubectl_whose.analysis.engine import choose, native_engine
-from kubectl_whose.analysis.summary import CaptureAnalyzer
+from kubectl_whose.analysis.streams.engine import choose, native_engine
+from kubectl_whose.analysis.streams.summary import CaptureAnalyzer
 from kubectl_whose.errors import ExitCode, WhoseError
 from kubectl_whose.render.summary_json import write_json
 from tests import pcapgen as g
@@ -33,7 +33,7 @@ T0 = 1_700_000_000 * 10**9
 def test_native_engine_is_built_where_ci_runs():
     if native_engine() is None:
         assert not os.environ.get("CI"), "CI must test the native engine: `pip install -e .` did not build " \
-                                         "kubectl_whose/analysis/_engine.c (see the pip output)"
+                                         "kubectl_whose/analysis/streams/native/_engine.c (see the pip output)"
         pytest.skip("the native engine is not built here")
     assert choose() == "native" and choose("python") == "python"
 
@@ -64,7 +64,7 @@ def _plain(value):
 
 
 def interface_methods() -> set:
-    from kubectl_whose.analysis.engine import StreamEngine
+    from kubectl_whose.analysis.streams.engine import StreamEngine
 
     return {n for n in vars(StreamEngine) if not n.startswith("_") and callable(getattr(StreamEngine, n))}
 
@@ -124,13 +124,13 @@ def assert_same(data: bytes, chunk: int = 1 << 20, **kw):
 
 
 def test_both_engines_implement_the_whole_interface():
-    from kubectl_whose.analysis.python_engine import PythonEngine
+    from kubectl_whose.analysis.streams.python.engine import PythonEngine
 
     methods = interface_methods()
     assert {"tcp_packet", "feed_pcap", "feed_pcapng", "row", "take_detail"} <= methods
     assert not [m for m in methods if not callable(getattr(PythonEngine(), m, None))]
     if native_engine() is not None:
-        from kubectl_whose.analysis.native_engine import NativeEngine
+        from kubectl_whose.analysis.streams.native.engine import NativeEngine
 
         assert not [m for m in methods if not callable(getattr(NativeEngine(native_engine()), m, None))]
 
@@ -241,7 +241,7 @@ def test_engine_choice_errors_are_one_line_with_their_exit_code(monkeypatch, tmp
     r = run("analyze", str(cap), env={"KUBECTL_WHOSE_ENGINE": "fast"})
     assert r.code == ExitCode.USAGE and "KUBECTL_WHOSE_ENGINE='fast': use native, python or auto" in r.stderr
     assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1
-    from kubectl_whose.analysis import engine
+    from kubectl_whose.analysis.streams import engine
 
     monkeypatch.setattr(engine, "native_engine", lambda: None)
     with pytest.raises(WhoseError) as e:
@@ -290,7 +290,7 @@ def test_seconds_in_the_json_rows_are_written_as_python_writes_them():
     below 1e-4, negative times and the range where it falls back to Python's own conversion."""
     import random
 
-    from kubectl_whose.analysis._engine import seconds_text
+    from kubectl_whose.analysis.streams.native._engine import seconds_text
 
     rnd = random.Random(7)
     values = [0, 1, -1, 5, 15, 99_999, 100_000, -100_000, 999_999_999, 10**9, -10**9, 4 * 10**15 - 1, 4 * 10**15,
@@ -305,8 +305,8 @@ def test_seconds_in_the_json_rows_are_written_as_python_writes_them():
 def test_the_c_plain_link_types_are_the_python_table():
     """One link-type table: `native/decode.h` takes exactly the plain link types of `linktypes.PLAIN`,
     at the same offsets, and every plain link type is one the general decoder reads too."""
-    from kubectl_whose.analysis._engine import linktypes
-    from kubectl_whose.analysis.linktypes import LINKTYPES, PLAIN
+    from kubectl_whose.analysis.streams.native._engine import linktypes
+    from kubectl_whose.analysis.pcap.linktypes import LINKTYPES, PLAIN
 
     assert linktypes() == PLAIN
     assert set(PLAIN) <= set(LINKTYPES) and {1, 113, 276} <= set(PLAIN)

@@ -206,4 +206,4 @@ def test_offline_never_loads_the_kubernetes_client(saved):
                         str(saved["dir"]), "-o", "json"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and json.loads(r.stdout)["interfaces"]
     imported = {line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines() if "|" in line}
-    assert "kubectl_whose.analysis.netinfo" in imported and "kubernetes" not in imported
+    assert "kubectl_whose.analysis.pod.netinfo" in imported and "kubernetes" not in imported

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kubectl_whose.analysis.netinfo import build_netinfo, parse_links, parse_rules
-from kubectl_whose.analysis.sockets import parse_endpoint, parse_ss
+from kubectl_whose.analysis.pod.netinfo import build_netinfo, parse_links, parse_rules
+from kubectl_whose.analysis.pod.sockets import parse_endpoint, parse_ss
 from kubectl_whose.collect.netinfo import RECIPES
 from kubectl_whose.errors import ExitCode, WhoseError
 from tests.netns import NetLab, requires_netns, requires_tools, sweep_stale
@@ -195,7 +195,7 @@ class TestRealOutputs:
                          if "users:" in line else line for line in world["outputs"]["sockets"].splitlines())
         socks = {s.local_port: s for s in parse_ss(text) if s.listening}
         assert not socks[15001].processes and socks[15001].uid == 1337
-        from kubectl_whose.analysis.sockets import attribute_owners
+        from kubectl_whose.analysis.pod.sockets import attribute_owners
 
         attribute_owners(list(socks.values()))
         assert socks[15001].owner.mesh == "istio" and socks[5353].owner.kind == "unknown"

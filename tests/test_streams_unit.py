@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kubectl_whose.analysis.engine import native_engine
-from kubectl_whose.analysis.summary import CaptureAnalyzer
+from kubectl_whose.analysis.streams.engine import native_engine
+from kubectl_whose.analysis.streams.summary import CaptureAnalyzer
 from tests import pcapgen as g
 
 C, S = "10.0.0.1", "10.0.0.2"
@@ -216,7 +216,7 @@ def test_fused_pcap_path_record_path_and_general_path_agree(detail, engine):
 @pytest.mark.parametrize("scenario", ["http_short", "loss", "any_sll2", "ipv6", "vxlan_8472"])
 @pytest.mark.root
 def test_both_paths_agree_on_real_captures(scenario, engine, captures):
-    from kubectl_whose.analysis.capture_file import read_chunks
+    from kubectl_whose.analysis.pcap.reader import read_chunks
 
     path = captures.get(scenario).path
     out = []
@@ -257,7 +257,7 @@ def test_snapshot_counts_while_feeding():
 
 def test_zeek_shortcut_for_established_packets_changes_nothing(monkeypatch):
     """ZeekTcp.packet skips the state machine for plain data/ACKs; the full path must agree."""
-    from kubectl_whose.analysis import conn_state
+    from kubectl_whose.analysis.streams.python import conn_state
 
     recs = mixed_records() + g.http_conversation(cport=45000, t0=T0 + 99 * MS)[:5]
     quick = [(r["history"], r["state"]) for r in analyze(recs, engine="python").streams]
@@ -291,7 +291,7 @@ def test_json_text_rows_equal_the_dict_rows():
 
 def test_flag_names_are_wiresharks():
     """As tshark 4.0.17's Info column prints them: [SYN, ECE, CWR], [ACK, AE, Reserved], [<None>]."""
-    from kubectl_whose.analysis.streams import flag_names
+    from kubectl_whose.analysis.streams.python.table import flag_names
 
     assert flag_names(0x0C2) == "SYN,ECE,CWR" and flag_names(0x310) == "ACK,AE,Reserved"
     assert flag_names(0x000) == "<None>" and flag_names(0x019) == "FIN,PSH,ACK"

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from kubectl_whose.analysis.netfilter import load_dumps
-from kubectl_whose.analysis.netfilter.packet import TraceQuery
+from kubectl_whose.analysis.netfilter.trace.packet import TraceQuery
 from kubectl_whose.analysis.netfilter.trace import trace
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "netfilter")

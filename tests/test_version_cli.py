@@ -6,7 +6,7 @@ here the same command runs in-process against this checkout, for the KUBECTL_WHO
 import pytest
 import yaml
 
-from kubectl_whose.analysis.engine import native_engine
+from kubectl_whose.analysis.streams.engine import native_engine
 from kubectl_whose.errors import ExitCode
 from tests.cli import run
 

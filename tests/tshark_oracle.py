@@ -1,7 +1,7 @@
 """What tshark (Debian 4.0.x) says about a capture, aggregated into the shape of our JSON contract.
 
 One `tshark -T fields` pass per file gives every frame's fields; this module folds them into
-per-stream figures exactly as the contract defines them (see `kubectl_whose.analysis.summary`):
+per-stream figures exactly as the contract defines them (see `kubectl_whose.analysis.streams.summary`):
 streams keyed by (proto, `tcp.stream` / `udp.stream`), bytes = `frame.len`, payload = `tcp.len` /
 `udp.length - 8`, start = `frame.time_relative` of the stream's first frame, and so on.
 

@@ -1,6 +1,6 @@
 """`kubectl whose analyze FILE`: the per-stream summary of a saved capture, offline.
 
-The same engine `capture` feeds from the exec stream (`analysis.summary`), here fed from a file or
+The same engine `capture` feeds from the exec stream (`analysis.streams.summary`), here fed from a file or
 a pipe. Stream numbers are tshark's `tcp.stream` / `udp.stream`, so `--stream 3` here and
 `tshark -Y tcp.stream==3` show the same packets.
 """
@@ -38,7 +38,7 @@ def analyze(file: str, stream: Optional[int], proto: str, output: str) -> None:
       # straight from tcpdump
       tcpdump -i eth0 -U -w - -c 200 | kubectl whose analyze -
     """
-    from kubectl_whose.analysis.summary import analyze_file, check_stream_index
+    from kubectl_whose.analysis.streams.summary import analyze_file, check_stream_index
     from kubectl_whose.render.capture_summary import connections_of, print_summary
 
     detail_proto = "udp" if proto == "udp" else "tcp"

@@ -155,7 +155,7 @@ def capture(kube, pod, container, interface, bpf, duration, count, snaplen, writ
 
 
 def run_capture(kube, opts: CaptureOptions) -> None:
-    from kubectl_whose.analysis.summary import CaptureAnalyzer
+    from kubectl_whose.analysis.streams.summary import CaptureAnalyzer
     from kubectl_whose.cluster.session import open_debug_session
     from kubectl_whose.collect import tcpdump
 
@@ -310,7 +310,7 @@ def _connections(kube, opts: CaptureOptions, summary, interrupted: bool) -> list
     connections = connections_of(summary)
     if not connections or not opts.owners or interrupted:
         return connections
-    from kubectl_whose.analysis.netinfo import build_netinfo
+    from kubectl_whose.analysis.pod.netinfo import build_netinfo
     from kubectl_whose.cli.net import run_recipes
     from kubectl_whose.cli.rules import collect_rulesets_in
     from kubectl_whose.cluster.session import open_debug_session
@@ -327,7 +327,7 @@ def _connections(kube, opts: CaptureOptions, summary, interrupted: bool) -> list
 
 def _render(summary, opts: CaptureOptions, connections: list) -> None:
     """Exactly what `analyze FILE` prints for the saved file; on stderr when stdout is the pcap."""
-    from kubectl_whose.analysis.summary import check_stream_index
+    from kubectl_whose.analysis.streams.summary import check_stream_index
     from kubectl_whose.render.capture_summary import print_summary
 
     detail = opts.stream is not None

@@ -72,7 +72,7 @@ def net(kube, pod, container, from_dir, save_dir, image, output):
     opts = NetOptions(pod, container, from_dir, save_dir, image, output)
     opts.validate()
     collected = read_saved(from_dir) if from_dir else collect_live(kube, opts)
-    from kubectl_whose.analysis.netinfo import build_netinfo
+    from kubectl_whose.analysis.pod.netinfo import build_netinfo
     from kubectl_whose.render.net_view import render_net
     from kubectl_whose.render.output import emit
 

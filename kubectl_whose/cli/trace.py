@@ -54,7 +54,7 @@ def trace(kube, pod, to, proto, src, uid, gid, inbound, iface, pod_ips, ctstate,
     Prints every possible end (ACCEPT, DROP, REJECT, REDIRECT to a port, DNAT to each endpoint with
     its probability, SNAT/MASQUERADE), the path through the chains, and the assumptions made.
     """
-    from kubectl_whose.analysis.netfilter.packet import TraceQuery
+    from kubectl_whose.analysis.netfilter.trace.packet import TraceQuery
     from kubectl_whose.analysis.netfilter.trace import trace as run_trace
     from kubectl_whose.render.output import emit
     from kubectl_whose.render.trace_view import render_trace

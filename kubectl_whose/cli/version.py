@@ -13,7 +13,7 @@ def analysis_engine() -> Tuple[str, Optional[str]]:
     Raises the same WhoseError those commands would (a bad or unsatisfiable KUBECTL_WHOSE_ENGINE),
     so `version` never claims an engine the analysis would refuse to run.
     """
-    from kubectl_whose.analysis.engine import ENV, choose, native_engine
+    from kubectl_whose.analysis.streams.engine import ENV, choose, native_engine
 
     engine = choose()
     if engine == "native":

@@ -1,6 +1,6 @@
 """What `net` runs in the debug container: one argv list per view, and the file each is saved as.
 
-Recipes only; parsing lives in `analysis.netinfo` / `analysis.sockets`. The file names are the
+Recipes only; parsing lives in `analysis.pod.netinfo` / `analysis.pod.sockets`. The file names are the
 `--from-file DIR` contract: a directory holding these files goes through the same parser as a
 live run, so `for name, r in RECIPES.items(): open(r.file, "w").write(run(r.argv))` on a node
 (or in any debug shell) produces an offline input.

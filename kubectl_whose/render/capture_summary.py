@@ -1,7 +1,7 @@
 """The final output of `analyze` and `capture`: one function, so both print the same thing.
 
 Streams (tshark's numbering) or one stream's flag table, then the NAT-split streams joined into
-connections (`analysis.connections`). `-o json` is written row by row (`summary_json`), `-o yaml`
+connections (`analysis.pod.connections`). `-o json` is written row by row (`summary_json`), `-o yaml`
 from the same dict, `table`/`wide` with rich.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any, List
 
 def connections_of(summary: Any, **evidence) -> List[dict]:
     """The `connections` list (issue 6): joins proved by sequence numbers; `streams` stays tshark's."""
-    from kubectl_whose.analysis.connections import connections_json
+    from kubectl_whose.analysis.pod.connections import connections_json
 
     return connections_json(summary, **evidence)
 

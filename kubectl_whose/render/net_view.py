@@ -5,7 +5,7 @@ rules, every socket); `wide` adds the local/broadcast tables, every rule, MACs, 
 """
 from __future__ import annotations
 
-from kubectl_whose.analysis.netinfo import NetInfo
+from kubectl_whose.analysis.pod.netinfo import NetInfo
 from kubectl_whose.render.output import make_console
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Iterator, List, Optional, Tuple
 
-from kubectl_whose.analysis.rows import row_dict
+from kubectl_whose.analysis.streams.python.rows import row_dict
 
 JSON_CHUNK = 2000  # rows per text chunk
 

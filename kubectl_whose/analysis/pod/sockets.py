@@ -19,7 +19,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-from kubectl_whose.analysis import mesh
+from kubectl_whose.analysis.pod import mesh
 from kubectl_whose.errors import ExitCode, WhoseError
 
 NETIDS = {"tcp", "udp", "raw", "u_str", "u_dgr", "u_seq", "sctp", "mptcp", "tcp6", "udp6", "p_raw", "p_dgr"}

@@ -11,11 +11,11 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, List, Optional, Tuple
 
-from kubectl_whose.analysis.netfilter import nat_effects
+from kubectl_whose.analysis.netfilter.trace import nat_effects
 from kubectl_whose.analysis.netfilter.nft_json import NftChain, NftRule, NftTable
 from kubectl_whose.analysis.netfilter.nft_text import expr_text, rule_text
-from kubectl_whose.analysis.netfilter.packet import endpoint, iface_matches
-from kubectl_whose.analysis.netfilter.trace_context import WalkContext
+from kubectl_whose.analysis.netfilter.trace.packet import endpoint, iface_matches
+from kubectl_whose.analysis.netfilter.trace.context import WalkContext
 
 PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "ipv6-icmp": 58, "sctp": 132}
 HOOK_NAMES = {"prerouting": "PREROUTING", "input": "INPUT", "forward": "FORWARD", "output": "OUTPUT",

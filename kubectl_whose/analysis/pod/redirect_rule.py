@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, List, Optional, Sequence, Tuple
 
-from kubectl_whose.analysis.sockets import format_endpoint
+from kubectl_whose.analysis.pod.sockets import format_endpoint
 
 Endpoint = Tuple[str, int]
 
@@ -23,7 +23,7 @@ def explain_redirect(rules: Any, client: Endpoint, origin: Endpoint, proxy: Endp
     optional at import time so the join works in builds without it.
     """
     try:
-        from kubectl_whose.analysis.netfilter.packet import TraceQuery
+        from kubectl_whose.analysis.netfilter.trace.packet import TraceQuery
         from kubectl_whose.analysis.netfilter.trace import trace
     except ImportError:
         return None, "rules given, but this build has no netfilter trace evaluator"

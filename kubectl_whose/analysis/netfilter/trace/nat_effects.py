@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from kubectl_whose.analysis.netfilter.packet import endpoint, parse_nat_to
-from kubectl_whose.analysis.netfilter.trace_context import WalkContext
+from kubectl_whose.analysis.netfilter.trace.packet import endpoint, parse_nat_to
+from kubectl_whose.analysis.netfilter.trace.context import WalkContext
 
 
 def _first_port(spec: Optional[str]) -> Optional[int]:

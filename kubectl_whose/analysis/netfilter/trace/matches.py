@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Callable, Dict, Optional, Tuple
 
 from kubectl_whose.analysis.netfilter.model import Match, Option
-from kubectl_whose.analysis.netfilter.packet import port_in
-from kubectl_whose.analysis.netfilter.trace_context import WalkContext
+from kubectl_whose.analysis.netfilter.trace.packet import port_in
+from kubectl_whose.analysis.netfilter.trace.context import WalkContext
 
 Result = Tuple[Optional[bool], str]
 OWNER_HOOKS = ("OUTPUT", "POSTROUTING")

@@ -1,6 +1,6 @@
 """Reading the analysis engine's stream rows: endpoints however they are spelled, times, TCP or not.
 
-The rows are `CaptureSummary.to_dict()["streams"]` (contract in `analysis.summary`); this module only
+The rows are `CaptureSummary.to_dict()["streams"]` (contract in `analysis.streams.summary`); this module only
 reads them, so the join works on a live capture's summary, a saved `-o json`, or rows built elsewhere.
 """
 from __future__ import annotations

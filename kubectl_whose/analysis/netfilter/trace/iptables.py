@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Optional, Tuple
 
-from kubectl_whose.analysis.netfilter import nat_effects
+from kubectl_whose.analysis.netfilter.trace import nat_effects
 from kubectl_whose.analysis.netfilter.dump import rule_text
 from kubectl_whose.analysis.netfilter.model import Match, NON_TERMINAL_TARGETS, Rule, Table
-from kubectl_whose.analysis.netfilter.packet import iface_matches, in_network
-from kubectl_whose.analysis.netfilter.trace_context import WalkContext
+from kubectl_whose.analysis.netfilter.trace.packet import iface_matches, in_network
+from kubectl_whose.analysis.netfilter.trace.context import WalkContext
 
 OUTPUT_HOOKS = ("OUTPUT", "POSTROUTING")  # where a packet has an owner socket
 INPUT_IF_HOOKS = ("PREROUTING", "INPUT", "FORWARD")
@@ -164,7 +164,7 @@ def rule_matches(ctx: WalkContext, rule: Rule, hook: str) -> Tuple[bool, str]:
 
 
 def match_module(ctx: WalkContext, m: Match, hook: str) -> Tuple[bool, str]:
-    from kubectl_whose.analysis.netfilter import trace_matches
+    from kubectl_whose.analysis.netfilter.trace import matches as trace_matches
 
     if m.module == "statistic":
         return _statistic(ctx, m)

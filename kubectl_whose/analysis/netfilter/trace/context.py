@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
-from kubectl_whose.analysis.netfilter.packet import Packet, TraceQuery
+from kubectl_whose.analysis.netfilter.trace.packet import Packet, TraceQuery
 
 
 @dataclass
@@ -93,7 +93,7 @@ class WalkContext:
         return self.packet.src
 
     def is_local(self, ip: Optional[str]) -> bool:
-        from kubectl_whose.analysis.netfilter.packet import is_loopback
+        from kubectl_whose.analysis.netfilter.trace.packet import is_loopback
 
         if ip is None:
             return False

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Tuple
 
-from kubectl_whose.analysis.capture_file import PcapngWindow, PcapWindow
+from kubectl_whose.analysis.pcap.reader import PcapngWindow, PcapWindow
 
 # the engine keeps nanoseconds in 64 bits: a pcapng timestamp beyond year 2262 is clamped
 MIN_TS, MAX_TS = -(1 << 63), (1 << 63) - 1

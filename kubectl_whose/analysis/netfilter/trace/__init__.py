@@ -32,10 +32,10 @@ from typing import Dict, List, Optional, Sequence, Union
 
 from kubectl_whose.analysis.netfilter.model import IptablesRuleset
 from kubectl_whose.analysis.netfilter.nft_json import NftRuleset
-from kubectl_whose.analysis.netfilter.packet import TraceQuery, endpoint
-from kubectl_whose.analysis.netfilter.trace_connection import later_packets, reject_answer, reply
-from kubectl_whose.analysis.netfilter.trace_context import Step
-from kubectl_whose.analysis.netfilter.trace_walk import walk
+from kubectl_whose.analysis.netfilter.trace.packet import TraceQuery, endpoint
+from kubectl_whose.analysis.netfilter.trace.connection import later_packets, reject_answer, reply
+from kubectl_whose.analysis.netfilter.trace.context import Step
+from kubectl_whose.analysis.netfilter.trace.walk import walk
 
 Ruleset = Union[IptablesRuleset, NftRuleset]
 MAX_WALKS = 512  # branch combinations explored before giving up (kube-proxy: one branch point per service)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Optional
 
-from kubectl_whose.analysis.decode import format_endpoint
+from kubectl_whose.analysis.pcap.decode import format_endpoint
 
 ROW_KEYS = ("proto", "index", "client", "server", "packets", "bytes", "payload_bytes", "client_packets",
             "server_packets", "client_bytes", "server_bytes", "client_payload_bytes", "server_payload_bytes",

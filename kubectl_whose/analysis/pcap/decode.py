@@ -21,8 +21,8 @@ import socket
 import struct
 from typing import List, Optional, Tuple
 
-from kubectl_whose.analysis.fragments import FrameEvents, Reassembly
-from kubectl_whose.analysis.linktypes import PLAIN
+from kubectl_whose.analysis.pcap.fragments import FrameEvents, Reassembly
+from kubectl_whose.analysis.pcap.linktypes import PLAIN
 
 EV_TCP, EV_UDP, EV_TCP_QUOTE, EV_UDP_QUOTE = 0, 1, 2, 3
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import List, Sequence, Tuple
 
-from kubectl_whose.analysis.netfilter.packet import Packet, TraceQuery, is_loopback
-from kubectl_whose.analysis.netfilter.trace_context import Step
-from kubectl_whose.analysis.netfilter.trace_walk import Ruleset, walk
+from kubectl_whose.analysis.netfilter.trace.packet import Packet, TraceQuery, is_loopback
+from kubectl_whose.analysis.netfilter.trace.context import Step
+from kubectl_whose.analysis.netfilter.trace.walk import Ruleset, walk
 
 
 def later_packets(rulesets: Sequence[Ruleset], query: TraceQuery, pkt: Packet) -> Tuple[str, List[Step], List[str]]:

@@ -1,8 +1,8 @@
 """The stream engine's one interface, and which implementation analyses a capture.
 
 Two engines compute the same rows (tshark 4.0.17's stream figures, Zeek's states): `PythonEngine`
-(`analysis.python_engine`: `streams`, `tcp_analysis`, `conn_state`), the reference that runs
-anywhere, and its transcription in C (`_engine.c`, wrapped by `analysis.native_engine`), built by
+(`analysis.streams.python.engine`: `streams`, `tcp_analysis`, `conn_state`), the reference that runs
+anywhere, and its transcription in C (`_engine.c`, wrapped by `analysis.streams.native.engine`), built by
 `pip install` when a compiler is there and skipped otherwise (a krew archive is pure Python).
 `CaptureAnalyzer` holds one of them and never asks which; tests/test_native_engine.py compares the
 two method by method, and every capture goes through tshark too.
@@ -34,7 +34,7 @@ class StreamEngine(Protocol):
 
     name: str  # "python" | "native"
 
-    # events (addresses packed, 4 or 16 bytes; fields as `analysis.decode` documents them)
+    # events (addresses packed, 4 or 16 bytes; fields as `analysis.pcap.decode` documents them)
     def tcp_packet(self, frame: int, ts: int, orig_len: int, src: bytes, dst: bytes, sport: int, dport: int,
                    seq: int, ack: int, flags: int, win: int, seglen: int, wscale: int, encap) -> None: ...
     def udp_packet(self, frame: int, ts: int, orig_len: int, src: bytes, dst: bytes, sport: int, dport: int,
@@ -63,7 +63,7 @@ class StreamEngine(Protocol):
         """Rows lo..hi-1 as compact JSON objects joined by sep."""
     def is_udp(self, i: int) -> bool: ...
     def join_candidates(self) -> List[int]:
-        """Rows a NAT-split join can use (`analysis.connections`)."""
+        """Rows a NAT-split join can use (`analysis.pod.connections`)."""
     def top(self, n: int) -> List[tuple]:
         """The n busiest streams so far: (proto, index, client, server, packets, bytes)."""
     def detail_endpoints(self, proto: str) -> Optional[Tuple[str, str]]:
@@ -77,7 +77,7 @@ class StreamEngine(Protocol):
 def native_engine():
     """The `Engine` class of the compiled module, or None when it was not built."""
     try:
-        from kubectl_whose.analysis._engine import Engine
+        from kubectl_whose.analysis.streams.native._engine import Engine
     except ImportError:
         return None
     return Engine
@@ -93,7 +93,7 @@ def choose(engine: Optional[str] = None) -> str:
     if native_engine() is not None:
         return "native"
     if wanted == "native":
-        raise WhoseError("the native analysis engine is not built (kubectl_whose/analysis/_engine.c); reinstall "
+        raise WhoseError("the native analysis engine is not built (kubectl_whose/analysis/streams/native/_engine.c); reinstall "
                          f"with a C compiler (pip install --force-reinstall kubectl-whose) or unset {ENV}",
                          ExitCode.TOOL_MISSING)
     return "python"
@@ -102,9 +102,9 @@ def choose(engine: Optional[str] = None) -> str:
 def make_engine(name: str, want_tcp: bool, want_udp: bool, detail_tcp: int, detail_udp: int) -> StreamEngine:
     """A new engine of that name ('native' or 'python', as `choose` returns it)."""
     if name == "native":
-        from kubectl_whose.analysis.native_engine import NativeEngine
+        from kubectl_whose.analysis.streams.native.engine import NativeEngine
 
         return NativeEngine(native_engine(), want_tcp, want_udp, detail_tcp, detail_udp)
-    from kubectl_whose.analysis.python_engine import PythonEngine
+    from kubectl_whose.analysis.streams.python.engine import PythonEngine
 
     return PythonEngine(want_tcp, want_udp, detail_tcp, detail_udp)

@@ -14,8 +14,8 @@ from typing import List, Sequence, Tuple, Union
 
 from kubectl_whose.analysis.netfilter.model import IptablesRuleset
 from kubectl_whose.analysis.netfilter.nft_json import NftRuleset
-from kubectl_whose.analysis.netfilter.packet import Packet, TraceQuery, endpoint, is_loopback
-from kubectl_whose.analysis.netfilter.trace_context import WalkContext
+from kubectl_whose.analysis.netfilter.trace.packet import Packet, TraceQuery, endpoint, is_loopback
+from kubectl_whose.analysis.netfilter.trace.context import WalkContext
 
 Ruleset = Union[IptablesRuleset, NftRuleset]
 IPTABLES_PRIORITY = {"raw": -300, "mangle": -150, "filter": 0, "security": 50}
@@ -58,8 +58,8 @@ def entries(rulesets: Sequence[Ruleset], hook: str, family: str, notes: List[str
 
 
 def walk(rulesets: Sequence[Ruleset], q: TraceQuery, choices: List[int]) -> Tuple[WalkContext, str]:
-    from kubectl_whose.analysis.netfilter.trace_iptables import walk_table
-    from kubectl_whose.analysis.netfilter.trace_nft import walk_chain
+    from kubectl_whose.analysis.netfilter.trace.iptables import walk_table
+    from kubectl_whose.analysis.netfilter.trace.nft import walk_chain
 
     local_ips = list(q.pod_ips) or ([q.dst] if q.inbound else [])
     src = q.src

@@ -12,10 +12,10 @@ import heapq
 import struct
 from typing import List, Optional, Tuple
 
-from kubectl_whose.analysis.capture_file import MAX_RECORD, PcapngWindow, PcapWindow
-from kubectl_whose.analysis.decode import EV_TCP, format_endpoint, plain_event
-from kubectl_whose.analysis.rows import client_dir, row_values, stream_json
-from kubectl_whose.analysis.streams import StreamTable, TcpStream, UdpStream
+from kubectl_whose.analysis.pcap.reader import MAX_RECORD, PcapngWindow, PcapWindow
+from kubectl_whose.analysis.pcap.decode import EV_TCP, format_endpoint, plain_event
+from kubectl_whose.analysis.streams.python.rows import client_dir, row_values, stream_json
+from kubectl_whose.analysis.streams.python.table import StreamTable, TcpStream, UdpStream
 
 _REC = {False: struct.Struct("<IIII").unpack_from, True: struct.Struct(">IIII").unpack_from}
 _BLOCK = {False: struct.Struct("<II").unpack_from, True: struct.Struct(">II").unpack_from}
@@ -149,7 +149,7 @@ class PythonEngine:
 
     def join_candidates(self) -> List[int]:
         """Rows a NAT-split join can use: a SYN nobody answered in its own 4-tuple, or an answer
-        (SYN-ACK / RST+ACK) without a SYN (`analysis.connections`)."""
+        (SYN-ACK / RST+ACK) without a SYN (`analysis.pod.connections`)."""
         return [i for i, s in enumerate(self._order) if isinstance(s, TcpStream) and
                 (s.client_isn is not None) != (s.synack_ack is not None or s.rst_ack is not None)]
 

@@ -1,5 +1,5 @@
-/* The native stream engine: the per-packet work of `analysis.streams`, `analysis.tcp_analysis`,
- * `analysis.conn_state` and the plain-frame decoder of `analysis.decode`, in C.
+/* The native stream engine: the per-packet work of `analysis.streams.python.table`, `analysis.streams.python.tcp_analysis`,
+ * `analysis.streams.python.conn_state` and the plain-frame decoder of `analysis.pcap.decode`, in C.
  *
  * Why: the pure-Python engine costs ~3 us a packet and ~40 us a new stream; tshark's conv table on
  * 100 000 short connections is ~5x faster than that, and issue 2 asks for 5x faster than tshark.
@@ -18,13 +18,13 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#include "native/common.h"
-#include "native/conn_state.h"
-#include "native/tcp_analysis.h"
-#include "native/streams.h"
-#include "native/decode.h"
-#include "native/rows.h"
-#include "native/readers.h"
+#include "common.h"
+#include "conn_state.h"
+#include "tcp_analysis.h"
+#include "streams.h"
+#include "decode.h"
+#include "rows.h"
+#include "readers.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* the Python type                                                                            */
@@ -487,7 +487,7 @@ static PyType_Slot Engine_slots[] = {
 };
 
 static PyType_Spec Engine_spec = {
-    "kubectl_whose.analysis._engine.Engine", sizeof(Engine), 0, Py_TPFLAGS_DEFAULT, Engine_slots,
+    "kubectl_whose.analysis.streams.native._engine.Engine", sizeof(Engine), 0, Py_TPFLAGS_DEFAULT, Engine_slots,
 };
 
 static struct PyModuleDef engine_module = {

@@ -3,7 +3,7 @@
 `capture` feeds `CaptureAnalyzer` chunks from the exec stream and calls `snapshot()` for its live
 view; `analyze FILE` calls `analyze_file`. Both run the very same code.
 
-Two engines compute the same rows (`analysis.engine`): the pure-Python stream table (`streams`,
+Two engines compute the same rows (`analysis.streams.engine`): the pure-Python stream table (`streams`,
 `tcp_analysis`, `conn_state`), the reference that runs anywhere, and its transcription in C
 (`_engine.c`, ~10x faster), used when it is built. tests/test_native_engine.py holds them equal.
 
@@ -48,10 +48,10 @@ Agreement with tshark 4.0.17 (the installed oracle) and the deliberate differenc
 * every figure above equals what `tshark -T fields` gives for that tcp.stream/udp.stream, including
   IP fragment reassembly (a fragmented datagram counts in the frame that completes it), ICMP errors
   (the quoted header takes a stream index; the frame joins no stream) and the 4.0.x port-reuse rule
-  (see `analysis.streams`);
+  (see `analysis.streams.python.table`);
 * VXLAN on UDP 8472 (flannel, Cilium, the Linux default) is decoded like 4789, so its inner streams
   appear; tshark 4.0 needs `-d udp.port==8472,vxlan` for that (tests run it with that flag);
-* `state`/`history` follow Zeek's definitions (`analysis.conn_state`) on tshark's streams; Zeek's own
+* `state`/`history` follow Zeek's definitions (`analysis.streams.python.conn_state`) on tshark's streams; Zeek's own
   time-outs, checksum (`C`) and gap (`G`) letters are not emulated;
 * `handshake_rtt` is what tshark shows: it computes the RTT at the handshake's ACK but shows it only
   on frames that carry its analysis subtree (a flag, an exact ACK of an unacked segment, data in
@@ -63,14 +63,14 @@ import struct
 from dataclasses import dataclass
 from typing import Iterator, List, Optional
 
-from kubectl_whose.analysis.capture_file import CaptureReader, open_source, read_chunks
-from kubectl_whose.analysis.compressed import gunzip_if_compressed
-from kubectl_whose.analysis.decode import EV_TCP, EV_TCP_QUOTE, EV_UDP, decode_frame
-from kubectl_whose.analysis.engine import choose as choose_engine, make_engine
-from kubectl_whose.analysis.fragments import Reassembly
-from kubectl_whose.analysis.linktypes import LINKTYPES, linktype_name
-from kubectl_whose.analysis.row_source import Rows
-from kubectl_whose.analysis.streams import tcp_detail_row, udp_detail_row
+from kubectl_whose.analysis.pcap.reader import CaptureReader, open_source, read_chunks
+from kubectl_whose.analysis.pcap.gunzip import gunzip_if_compressed
+from kubectl_whose.analysis.pcap.decode import EV_TCP, EV_TCP_QUOTE, EV_UDP, decode_frame
+from kubectl_whose.analysis.streams.engine import choose as choose_engine, make_engine
+from kubectl_whose.analysis.pcap.fragments import Reassembly
+from kubectl_whose.analysis.pcap.linktypes import LINKTYPES, linktype_name
+from kubectl_whose.analysis.streams.rows import Rows
+from kubectl_whose.analysis.streams.python.table import tcp_detail_row, udp_detail_row
 from kubectl_whose.errors import ExitCode, WhoseError
 
 PROTOS = ("tcp", "udp", "all")
@@ -133,7 +133,7 @@ class CaptureSummary:
         return self._source.json_chunks(sep)
 
     def join_candidates(self) -> List[dict]:
-        """The rows a NAT-split join can use (`analysis.connections`), without building the others."""
+        """The rows a NAT-split join can use (`analysis.pod.connections`), without building the others."""
         return self._source.join_candidates()
 
     @property
@@ -319,7 +319,7 @@ _BRIEF_KEYS = ("proto", "index", "client", "server", "packets", "bytes")
 def analyze_file(path_or_fileobj, proto: str = "all", detail_stream: Optional[int] = None,
                  detail_proto: str = "tcp", engine: Optional[str] = None) -> CaptureSummary:
     """Analyse a capture file, a file object or a pipe (`-` is stdin), streaming it in chunks;
-    gzip-compressed input is inflated on the way (`analysis.compressed`)."""
+    gzip-compressed input is inflated on the way (`analysis.pcap.gunzip`)."""
     fobj, name, owned = open_source(path_or_fileobj)
     analyzer = CaptureAnalyzer(proto, detail_stream, detail_proto, name=name, engine=engine)
     reader = analyzer.reader

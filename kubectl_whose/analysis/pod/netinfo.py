@@ -1,6 +1,6 @@
 """A pod's network view from `ip -j` output: interfaces, addresses, routes, policy rules, neighbours.
 
-Pure: text in, dataclasses out. Sockets and their owners are in `analysis.sockets`; `NetInfo`
+Pure: text in, dataclasses out. Sockets and their owners are in `analysis.pod.sockets`; `NetInfo`
 holds both. Each parser accepts the JSON iproute2 prints (`ip -j ...`); an empty output (no
 neighbours, no rules for a family) is an empty list, not an error.
 
@@ -263,7 +263,7 @@ class NetInfo:
     routes: List[Route] = field(default_factory=list)
     rules: List[Rule] = field(default_factory=list)
     neighbours: List[Neighbour] = field(default_factory=list)
-    sockets: list = field(default_factory=list)  # analysis.sockets.Socket, owners attributed
+    sockets: list = field(default_factory=list)  # analysis.pod.sockets.Socket, owners attributed
     container: Optional[str] = None
     missing: List[str] = field(default_factory=list)  # views that could not be collected, with why
 
@@ -286,7 +286,7 @@ def build_netinfo(outputs: Dict[str, Optional[str]], container: Optional[str] = 
                   missing: Optional[List[str]] = None, sources: Optional[Dict[str, str]] = None) -> NetInfo:
     """outputs: recipe name (see collect.netinfo.RECIPES) -> text, or None when not collected.
     sources: recipe name -> what to call it in an error (the file it came from, offline)."""
-    from kubectl_whose.analysis.sockets import attribute_owners, parse_ss
+    from kubectl_whose.analysis.pod.sockets import attribute_owners, parse_ss
 
     def text(name: str) -> str:
         return outputs.get(name) or ""

@@ -19,8 +19,8 @@ from __future__ import annotations
 import sys
 from typing import Dict, List
 
-from kubectl_whose.analysis.conn_state import ZeekTcp, ZeekUdp, orig_is_receiver
-from kubectl_whose.analysis.tcp_analysis import (A_ANY_RETRANSMISSION, A_DUPLICATE_ACK, A_LOST_PACKET,
+from kubectl_whose.analysis.streams.python.conn_state import ZeekTcp, ZeekUdp, orig_is_receiver
+from kubectl_whose.analysis.streams.python.tcp_analysis import (A_ANY_RETRANSMISSION, A_DUPLICATE_ACK, A_LOST_PACKET,
                                                  A_OUT_OF_ORDER, A_REUSED_PORTS, A_ZERO_WINDOW, M32, TH_ACK,
                                                  TH_FIN, TH_RST, TH_SYN, Flow, analysis_names, analyze)
 

@@ -16,7 +16,7 @@ import struct
 import sys
 from typing import BinaryIO, Iterator, List, NamedTuple, Optional, Tuple, Union
 
-from kubectl_whose.analysis.linktypes import linktype_name
+from kubectl_whose.analysis.pcap.linktypes import linktype_name
 from kubectl_whose.errors import ExitCode, WhoseError
 
 Record = Tuple[int, int, int, int, int, bytes]

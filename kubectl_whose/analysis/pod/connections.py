@@ -17,7 +17,7 @@ The proxy's upstream leg (its own connection to the original destination, usuall
 *linked*, not joined: there is no sequence-number proof across a proxy, so the link carries its
 evidence (destination, timing, the socket's uid) for the reader to weigh.
 
-Input is the summary of `analysis.summary` (a `CaptureSummary` or its `to_dict()`); the streams are
+Input is the summary of `analysis.streams.summary` (a `CaptureSummary` or its `to_dict()`); the streams are
 referred to by index and never modified.
 """
 from __future__ import annotations
@@ -26,10 +26,10 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from kubectl_whose.analysis import mesh
-from kubectl_whose.analysis.redirect_rule import explain_redirect
-from kubectl_whose.analysis.sockets import Owner, Socket, SocketIndex, format_endpoint, owner_of
-from kubectl_whose.analysis.summary_rows import (Endpoint, is_loopback, is_tcp, parse_endpoint, row_end,
+from kubectl_whose.analysis.pod import mesh
+from kubectl_whose.analysis.pod.redirect_rule import explain_redirect
+from kubectl_whose.analysis.pod.sockets import Owner, Socket, SocketIndex, format_endpoint, owner_of
+from kubectl_whose.analysis.pod.stream_rows import (Endpoint, is_loopback, is_tcp, parse_endpoint, row_end,
                                                  row_start, iter_stream_rows)
 
 SEQ_MOD = 1 << 32
@@ -214,7 +214,7 @@ def _normal_endpoint(value: Any) -> Optional[str]:
 
 def connections_json(summary: Any, netinfo: Any = None, rules: Any = None,
                      container: Optional[str] = None) -> List[Dict[str, Any]]:
-    """The `connections` list for a summary's JSON, in one call: `netinfo` (`analysis.netinfo.NetInfo`)
+    """The `connections` list for a summary's JSON, in one call: `netinfo` (`analysis.pod.netinfo.NetInfo`)
     names owners and the pod's addresses, `rules` (parsed rulesets) names the redirect rule. Either may
     be None."""
     joins = join_connections(summary, sockets=netinfo.sockets if netinfo is not None else None, rules=rules,

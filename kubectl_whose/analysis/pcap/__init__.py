@@ -1,0 +1,1 @@
+"""Capture files: bytes of pcap/pcapng (gzipped or not) in, records and frame events out."""

@@ -1,0 +1,1 @@
+"""The native stream engine: `_engine.c` and its headers, behind the same interface."""

@@ -1,0 +1,1 @@
+"""The reference stream engine, in pure Python (the native one transcribes it)."""
