@@ -5,10 +5,10 @@
 
 1. Time from command start to "capture running" (the CLI's own stderr line, printed when tcpdump says it
    listens), for a NEW debug container (a fresh image tag forces one) and for a REUSED one. Goal: reused <= 1 s.
-2. Throughput of binary data through the exec WebSocket into `PcapSink` (the `-w` write path), sha256 checked
+2. Throughput of binary data through the exec WebSocket into `collect.capture.Tee` (the `-w` write path), sha256 checked
    against the file in the pod. Goal >= 50 MB/s.
 3. Highest packet rate the live analysis keeps up with: a synthetic pcap of small TCP packets fed in 64 KiB chunks
-   through `PcapSink` (file write + `CaptureAnalyzer.feed`, the exact live path), against tshark reading the same
+   through `collect.capture.Tee` (file write + `CaptureAnalyzer.feed`, the exact live path), against tshark reading the same
    file in the same run (`tshark -r F -q -z conv,tcp`). Goal >= 200k pkt/s. Peak RSS is reported.
 """
 from __future__ import annotations
@@ -53,8 +53,8 @@ def synthetic_pcap(path: str, packets: int, streams: int = 2000, payload: int = 
 
 
 def bench_live_analysis(packets: int) -> dict:
-    from kubectl_whose.analysis.streams.summary import CaptureAnalyzer
-    from kubectl_whose.cli.capture import PcapSink
+    from kubectl_whose.analysis.streams import CaptureAnalyzer
+    from kubectl_whose.collect.capture import Tee as PcapSink
 
     tmp = tempfile.mkdtemp(prefix="whose-bench-")
     try:
@@ -101,7 +101,7 @@ def time_to_running(kubeconfig: str, image: str) -> float:
 
 
 def bench_exec_throughput(kubeconfig: str, mbytes: int) -> dict:
-    from kubectl_whose.cli.capture import PcapSink
+    from kubectl_whose.collect.capture import Tee as PcapSink
     from kubectl_whose.cli.options import KubeFlags
     from kubectl_whose.cluster.session import open_debug_session
 

@@ -32,7 +32,7 @@ from tests.sidecar_lab import SidecarPod  # noqa: E402
 OURS = """
 import json, sys, time
 t0 = time.perf_counter()
-from kubectl_whose.analysis.streams.summary import analyze_file
+from kubectl_whose.analysis.streams import analyze_file
 from kubectl_whose.analysis.pod.connections import join_connections
 d = analyze_file(sys.argv[1]).to_dict()
 t1 = time.perf_counter()

@@ -19,7 +19,7 @@ from typing import List
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from kubectl_whose.analysis.streams.summary import CaptureAnalyzer, analyze_file
+from kubectl_whose.analysis.streams import CaptureAnalyzer, analyze_file
 from kubectl_whose.errors import ExitCode, WhoseError
 
 pytestmark = [pytest.mark.root]

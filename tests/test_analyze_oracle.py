@@ -30,7 +30,7 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from kubectl_whose.analysis.streams.summary import CaptureAnalyzer, analyze_file
+from kubectl_whose.analysis.streams import CaptureAnalyzer, analyze_file
 from tests.captures import SCENARIOS
 from tests.netns import requires_tools
 from tests.tshark_oracle import analyze as tshark_analyze

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kubectl_whose.analysis.pcap.reader import CaptureReader, read_records
-from kubectl_whose.analysis.streams.summary import CaptureAnalyzer, analyze_file
+from kubectl_whose.analysis.streams import CaptureAnalyzer, analyze_file
 from kubectl_whose.errors import ExitCode, WhoseError
 from tests import pcapgen as g
 

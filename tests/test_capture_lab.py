@@ -123,9 +123,10 @@ def test_stream_flag_table_shows_the_handshake(lab, tmp_path):
 
 
 def test_write_file_is_byte_identical_to_tcpdumps_own_copy(lab, tmp_path):
-    """The exact pipeline `capture -w` uses (exec stream -> PcapSink), with tcpdump's output also tee'd inside."""
-    from kubectl_whose.analysis.streams.summary import CaptureAnalyzer
-    from kubectl_whose.cli.capture import PcapSink, RemoteCapture
+    """The exact pipeline `capture -w` uses (exec stream -> Tee), with tcpdump's output also tee'd inside."""
+    from kubectl_whose.analysis.streams import CaptureAnalyzer
+    from kubectl_whose.collect.capture import RemoteCapture, Tee as PcapSink
+    from kubectl_whose.collect.tcpdump import CaptureRecipe
     from kubectl_whose.cli.options import KubeFlags
     from kubectl_whose.cluster.session import open_debug_session
 
@@ -134,7 +135,8 @@ def test_write_file_is_byte_identical_to_tcpdumps_own_copy(lab, tmp_path):
     script = 'echo "$$" >&2; tcpdump -U -w - "$@" | tee /tmp/whose-copy.pcap'
     with open_debug_session(kube, POD, say=None) as session:
         sink = PcapSink(str(out), CaptureAnalyzer())
-        RemoteCapture(session, ["sh", "-c", script, "sh", "-i", "any", "-c", "300"], sink, time.monotonic()).run(30)
+        RemoteCapture(session, CaptureRecipe("any", count=300), sink, time.monotonic(),
+                      argv=["sh", "-c", script, "sh", "-i", "any", "-c", "300"]).run(30)
         sink.close()
         remote = session.run(["sha256sum", "/tmp/whose-copy.pcap"]).stdout.split()[0].decode()
     assert sink.bytes > 300 * 40

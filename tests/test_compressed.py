@@ -9,7 +9,7 @@ import zlib
 import pytest
 
 from kubectl_whose.analysis.pcap.gunzip import MAX_PIECE, gunzip_if_compressed
-from kubectl_whose.analysis.streams.summary import analyze_file
+from kubectl_whose.analysis.streams import analyze_file
 from kubectl_whose.errors import ExitCode, WhoseError
 from tests import pcapgen as g
 from tests.cli import run

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubectl_whose.analysis.streams.summary import analyze_file
+from kubectl_whose.analysis.streams import analyze_file
 from tests.captures import SCENARIOS
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]

@@ -17,7 +17,7 @@ import pytest
 from kubectl_whose.analysis.pod.connections import join_connections
 from kubectl_whose.analysis.pod.netinfo import build_netinfo
 from kubectl_whose.analysis.netfilter.iptables_save import parse_iptables
-from kubectl_whose.analysis.streams.summary import analyze_file
+from kubectl_whose.analysis.streams import analyze_file
 from kubectl_whose.collect.netinfo import RECIPES
 from tests.netns import NetLab, requires_netns, requires_tools, sweep_stale
 from tests.sidecar_lab import SidecarPod

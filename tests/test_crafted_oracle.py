@@ -13,7 +13,7 @@ import struct
 
 import pytest
 
-from kubectl_whose.analysis.streams.summary import analyze_file
+from kubectl_whose.analysis.streams import analyze_file
 from tests import pcapgen as g
 from tests.netns import requires_tools
 from tests.tshark_oracle import analyze as tshark_analyze

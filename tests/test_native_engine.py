@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kubectl_whose.analysis.streams.engine import choose, native_engine
-from kubectl_whose.analysis.streams.summary import CaptureAnalyzer
+from kubectl_whose.analysis.streams import CaptureAnalyzer
 from kubectl_whose.errors import ExitCode, WhoseError
 from kubectl_whose.render.summary_json import write_json
 from tests import pcapgen as g

@@ -156,7 +156,7 @@ def test_help_names_every_file():
 
 
 class NamespaceSession:
-    """The `session.run` seam of `cli.net.run_recipes`, answered by running the real tools in a namespace here
+    """The `session.run` seam of `collect.netinfo.run`, answered by running the real tools in a namespace here
     (what the debug container does in a pod). `rewrite` changes an argv first; a binary listed in `absent`
     answers the way a container runtime does for a missing executable (exit 127 and its words)."""
 
@@ -178,7 +178,7 @@ class NamespaceSession:
 
 @requires_netns
 def test_run_recipes_partial_and_failing_tools():
-    from kubectl_whose.cli.net import run_recipes
+    from kubectl_whose.collect.netinfo import run as run_recipes
     from kubectl_whose.errors import WhoseError
 
     with NetLab("F") as lab:

@@ -12,7 +12,7 @@ from kubectl_whose.analysis.pod.connections import join_connections
 from kubectl_whose.analysis.netfilter.iptables_save import parse_iptables
 from kubectl_whose.analysis.pod.netinfo import build_netinfo, parse_links
 from kubectl_whose.analysis.pod.sockets import parse_ss
-from kubectl_whose.analysis.streams.summary import analyze_file
+from kubectl_whose.analysis.streams import analyze_file
 from kubectl_whose.collect.netinfo import RECIPES
 from kubectl_whose.errors import ExitCode
 from tests.cli import run

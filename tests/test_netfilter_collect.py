@@ -6,9 +6,15 @@ import subprocess
 
 import pytest
 
-from kubectl_whose.collect.netfilter import (
-    ADDRESS_RECIPE, RULE_RECIPES, VERSION_RECIPES, RecipeOutput, decide_backends, pod_addresses,
-)
+from kubectl_whose.analysis.netfilter.backends import decide_backends
+from kubectl_whose.analysis.pod.netinfo import pod_addresses
+from kubectl_whose.collect.netfilter import ADDRESS_RECIPE, RULE_RECIPES, VERSION_RECIPES, dump_of
+from kubectl_whose.collect.recipe import Output
+
+
+def RecipeOutput(recipe, stdout, stderr, exit_code, error=None):
+    """What the runner hands the backend decision for one recipe's run."""
+    return dump_of(Output(recipe, stdout, stderr, exit_code, error))
 from tests.netns import NetLab, requires_netns, requires_tools
 
 LEGACY_RULES = "*nat\n-A OUTPUT -p tcp --dport 80 -j REDIRECT --to-ports 15001\nCOMMIT\n"

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from kubectl_whose.analysis.netfilter import load_dumps, save_snapshot
-from kubectl_whose.analysis.netfilter.dump import dump_iptables
+from kubectl_whose.analysis.netfilter.model import dump_iptables
 from kubectl_whose.analysis.netfilter.iptables_save import parse_iptables
 from kubectl_whose.analysis.netfilter.nft_json import dump_nft, parse_nft_json
 from kubectl_whose.errors import ExitCode, WhoseError
@@ -174,7 +174,7 @@ def test_nft_fixture_through_real_nft_round_trips(name, tmp_path):
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from kubectl_whose.analysis.netfilter.dump import quote  # noqa: E402
+from kubectl_whose.analysis.netfilter.model import quote  # noqa: E402
 from kubectl_whose.analysis.netfilter.iptables_save import split_tokens  # noqa: E402
 
 _words = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), max_size=12)

@@ -6,6 +6,7 @@ plugin."""
 from __future__ import annotations
 
 from kubectl_whose.analysis.netfilter.iptables_save import parse_iptables
+from kubectl_whose.cluster.image import DEFAULT_IMAGE
 from kubectl_whose.errors import ExitCode
 from tests.cli import run
 
@@ -62,5 +63,5 @@ def test_rules_live_image_without_iptables_is_tool_missing(lab):
     assert r.code == ExitCode.TOOL_MISSING, (r.code, r.stderr)
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("kubectl-whose: error")]
     assert errors == ["kubectl-whose: error: the debug image busybox:1.36 has none of iptables-legacy-save, "
-                      "iptables-nft-save, nft; pass --image with an image that carries them (e.g. nicolaka/netshoot)"]
+                      f"iptables-nft-save, nft; pass --image with an image that carries them (e.g. {DEFAULT_IMAGE})"]
     assert "Traceback" not in r.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kubectl_whose.analysis.streams.engine import native_engine
-from kubectl_whose.analysis.streams.summary import CaptureAnalyzer
+from kubectl_whose.analysis.streams import CaptureAnalyzer
 from tests import pcapgen as g
 
 C, S = "10.0.0.1", "10.0.0.2"
@@ -291,7 +291,7 @@ def test_json_text_rows_equal_the_dict_rows():
 
 def test_flag_names_are_wiresharks():
     """As tshark 4.0.17's Info column prints them: [SYN, ECE, CWR], [ACK, AE, Reserved], [<None>]."""
-    from kubectl_whose.analysis.streams.python.table import flag_names
+    from kubectl_whose.analysis.streams.rows import flag_names
 
     assert flag_names(0x0C2) == "SYN,ECE,CWR" and flag_names(0x310) == "ACK,AE,Reserved"
     assert flag_names(0x000) == "<None>" and flag_names(0x019) == "FIN,PSH,ACK"

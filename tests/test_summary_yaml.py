@@ -9,7 +9,7 @@ import math
 import pytest
 import yaml
 
-from kubectl_whose.analysis.streams.summary import analyze_file
+from kubectl_whose.analysis.streams import analyze_file
 from kubectl_whose.render.output import dump_yaml
 from kubectl_whose.render.summary_yaml import RowWriter, write_yaml
 from tests import pcapgen as g

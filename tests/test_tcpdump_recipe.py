@@ -57,7 +57,7 @@ def test_stop_by_pid_within_two_seconds_keeps_buffered_packets(pod_ns, tmp_path)
                             text=True, check=True).stdout.split()
     assert len(frames) == 6  # 3 echo requests + 3 replies, all flushed on SIGINT
     assert summary_counts(err)["captured"] == 6
-    assert classify_failure(err, proc.returncode, "eth0", "icmp", "img") is None
+    assert classify_failure(CaptureRecipe("eth0", "icmp"), err, proc.returncode, "img") is None
 
 
 def test_duration_ends_remotely_and_is_not_an_error(pod_ns):
@@ -66,7 +66,7 @@ def test_duration_ends_remotely_and_is_not_an_error(pod_ns):
     r = ns.run(capture_argv(CaptureRecipe("eth0", None, None, None, 1)), check=False, text=False)
     assert 0.9 < time.monotonic() - t < 4
     assert r.returncode == 124  # timeout's "time is up"
-    assert classify_failure(r.stderr, r.returncode, "eth0", None, "img") is None
+    assert classify_failure(CaptureRecipe("eth0"), r.stderr, r.returncode, "img") is None
     assert r.stdout[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4")
 
 
@@ -82,7 +82,7 @@ def test_duration_ends_remotely_and_is_not_an_error(pod_ns):
 def test_real_tcpdump_errors_are_classified(pod_ns, recipe, prefix, code, message):
     lab, ns = pod_ns
     r = ns.run(prefix + capture_argv(recipe), check=False, text=False)
-    err = classify_failure(r.stderr, r.returncode, recipe.interface, recipe.bpf, "img")
+    err = classify_failure(recipe, r.stderr, r.returncode, "img")
     assert err is not None and err.code == code, r.stderr
     if message:
         assert err.message == message
@@ -98,7 +98,7 @@ def test_missing_tcpdump_is_tool_missing(pod_ns, tmp_path):
         os.symlink(subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True, text=True).stdout.strip(),
                    bindir / tool)
     r = ns.run(["env", f"PATH={bindir}", *capture_argv(CaptureRecipe("eth0", None, 1))], check=False, text=False)
-    err = classify_failure(r.stderr, r.returncode, "eth0", None, "busybox:1.36")
+    err = classify_failure(CaptureRecipe("eth0"), r.stderr, r.returncode, "busybox:1.36")
     assert r.returncode == 127
     assert (err.code, err.message) == (ExitCode.TOOL_MISSING, "the debug image busybox:1.36 has no tcpdump; pass "
                                        "--image with an image that carries it (default nicolaka/netshoot:v0.13)")

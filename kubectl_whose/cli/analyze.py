@@ -1,6 +1,6 @@
 """`kubectl whose analyze FILE`: the per-stream summary of a saved capture, offline.
 
-The same engine `capture` feeds from the exec stream (`analysis.streams.summary`), here fed from a file or
+The same engine `capture` feeds from the exec stream (`analysis.streams`), here fed from a file or
 a pipe. Stream numbers are tshark's `tcp.stream` / `udp.stream`, so `--stream 3` here and
 `tshark -Y tcp.stream==3` show the same packets.
 """
@@ -10,6 +10,7 @@ from typing import Optional
 
 import click
 
+from kubectl_whose.analysis.streams.summary import PROTOS
 from kubectl_whose.cli.options import output_option
 
 
@@ -18,7 +19,7 @@ from kubectl_whose.cli.options import output_option
 @click.option("--stream", "stream", type=int, metavar="N",
               help="Show the packet-by-packet flag table of stream N (tshark's tcp.stream, or udp.stream "
                    "with --proto udp).")
-@click.option("--proto", type=click.Choice(["tcp", "udp", "all"]), default="all", show_default=True,
+@click.option("--proto", type=click.Choice(PROTOS), default="all", show_default=True,
               help="Which streams to list.")
 @output_option()
 def analyze(file: str, stream: Optional[int], proto: str, output: str) -> None:
@@ -38,11 +39,12 @@ def analyze(file: str, stream: Optional[int], proto: str, output: str) -> None:
       # straight from tcpdump
       tcpdump -i eth0 -U -w - -c 200 | kubectl whose analyze -
     """
-    from kubectl_whose.analysis.streams.summary import analyze_file, check_stream_index
-    from kubectl_whose.render.capture_summary import connections_of, print_summary
+    from kubectl_whose.analysis.pod.connections import connections_json
+    from kubectl_whose.analysis.streams import analyze_file, check_stream_index
+    from kubectl_whose.render.capture_summary import print_summary
 
     detail_proto = "udp" if proto == "udp" else "tcp"
     summary = analyze_file(file, proto=proto, detail_stream=stream, detail_proto=detail_proto)
     if stream is not None:
         check_stream_index(detail_proto, stream, summary.stream_count(detail_proto))
-    print_summary(summary, connections_of(summary), output, detail=stream is not None)
+    print_summary(summary, connections_json(summary), output, detail=stream is not None)

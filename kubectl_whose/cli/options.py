@@ -14,6 +14,8 @@ from typing import Optional
 
 import click
 
+from kubectl_whose.cluster.image import DEFAULT_IMAGE, IMAGE_ENV
+
 OUTPUT_FORMATS = ("table", "wide", "json", "yaml")
 
 
@@ -41,6 +43,46 @@ def kube_flags(f):
         return f(*args, **kwargs)
 
     return wrapper
+
+
+@dataclass(frozen=True)
+class DebugFlags:
+    """How the debug container is chosen or added: `-c`, `--image`, `--ttl`, `--start-timeout`."""
+
+    container: Optional[str] = None  # share this container's process namespace (targetContainerName)
+    image: Optional[str] = None  # None: $KUBECTL_WHOSE_IMAGE, the config file, DEFAULT_IMAGE
+    ttl: Optional[float] = None  # seconds the idle process lives; None: the default (10 minutes)
+    start_timeout: float = 120.0
+
+
+_CONTAINER_HELP = "Share this container's process namespace (targetContainerName), so its sockets show processes."
+_IMAGE_HELP = (f"Debug image (default: ${IMAGE_ENV}, then image: in ~/.config/kubectl-whose/config.yaml, "
+               f"then {DEFAULT_IMAGE}).")
+
+
+def debug_flags(container: bool = True, lifetime: bool = True, container_help: str = _CONTAINER_HELP):
+    """kubectl-whose's debug-container flags, declared once: the command receives `debug: DebugFlags`.
+    `lifetime` adds --ttl and --start-timeout (commands that may add a container)."""
+
+    def decorate(f):
+        if lifetime:
+            f = click.option("--start-timeout", type=DurationType(), default="2m", show_default=True,
+                             help="How long to wait for a new debug container to run (image pulls can be slow).")(f)
+            f = click.option("--ttl", type=DurationType(), default="10m", show_default=True,
+                             help="How long the debug container idles before it exits (it is reused meanwhile).")(f)
+        f = click.option("--image", metavar="IMAGE", help=_IMAGE_HELP)(f)
+        if container:
+            f = click.option("-c", "--container", metavar="NAME", help=container_help)(f)
+
+        @functools.wraps(f)
+        def wrapper(*args, **kwargs):
+            kwargs["debug"] = DebugFlags(kwargs.pop("container", None), kwargs.pop("image", None),
+                                         kwargs.pop("ttl", None), kwargs.pop("start_timeout", 120.0))
+            return f(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 def output_option(default: str = "table"):

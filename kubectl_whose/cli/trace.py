@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import click
 
-from kubectl_whose.cli.options import EndpointType, kube_flags, output_option, pod_argument
-from kubectl_whose.cli.rules import live_options, load_rules
-
-CTSTATES = ("NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED")
+from kubectl_whose.analysis.netfilter.trace.packet import CTSTATES
+from kubectl_whose.cli.options import EndpointType, debug_flags, kube_flags, output_option, pod_argument
+from kubectl_whose.cli.rules import require_pod_or_files
 
 
 @click.command("trace", epilog="""\b
@@ -45,17 +44,17 @@ Examples:
 @click.option("--from-file", "from_files", multiple=True, metavar="DUMP",
               help="Read rules from a dump instead of the pod (repeatable, e.g. legacy and nft dumps).")
 @output_option()
-@live_options
+@debug_flags()
 @kube_flags
-def trace(kube, pod, to, proto, src, uid, gid, inbound, iface, pod_ips, ctstate, mark, from_files, output,
-          container, image, ttl):
+def trace(kube, debug, pod, to, proto, src, uid, gid, inbound, iface, pod_ips, ctstate, mark, from_files, output):
     """Trace a packet through a pod's netfilter rules, rule by rule, to its verdict.
 
     Prints every possible end (ACCEPT, DROP, REJECT, REDIRECT to a port, DNAT to each endpoint with
     its probability, SNAT/MASQUERADE), the path through the chains, and the assumptions made.
     """
-    from kubectl_whose.analysis.netfilter.trace.packet import TraceQuery
     from kubectl_whose.analysis.netfilter.trace import trace as run_trace
+    from kubectl_whose.analysis.netfilter.trace.packet import TraceQuery
+    from kubectl_whose.collect.netfilter import load_rules
     from kubectl_whose.render.output import emit
     from kubectl_whose.render.trace_view import render_trace
 
@@ -66,7 +65,8 @@ def trace(kube, pod, to, proto, src, uid, gid, inbound, iface, pod_ips, ctstate,
         mark_value = int(mark, 0)
     except ValueError:
         raise click.BadParameter(f"{mark!r} is not a number (examples: 0x4000, 16384)", param_hint="--mark")
-    rulesets, _, live_ips = load_rules(kube, pod, from_files, None, container, image, ttl)
+    require_pod_or_files(pod, from_files)
+    rulesets, _, live_ips = load_rules(kube, pod, from_files, None, debug)
     ips = tuple(e.ip for e in pod_ips) or tuple(live_ips)
     query = TraceQuery(dst=to.ip, dport=to.port, proto=proto, src=src.ip if src else None,
                        sport=src.port if src else None, uid=uid, gid=gid, inbound=inbound, iface=iface,

@@ -41,6 +41,8 @@ class Cluster:
     def api_client(self):
         """The generated kubernetes client, for callers that want it (slow to import)."""
         if self._api_client is None:
+            from kubectl_whose.cluster.kube_client import build_api_client
+
             self._api_client = build_api_client(self.config)
         return self._api_client
 
@@ -56,21 +58,6 @@ def connect(kube) -> Cluster:
     """`kube` is `cli.options.KubeFlags`."""
     resolved = resolve(namespace=kube.namespace, context=kube.context, kubeconfig=kube.kubeconfig)
     return Cluster(resolved, float(kube.request_timeout or 30.0))
-
-
-def build_api_client(resolved: ResolvedConfig):
-    from kubernetes import client
-    from kubernetes.config.config_exception import ConfigException
-    from kubernetes.config.kube_config import KubeConfigLoader
-
-    cfg = client.Configuration()
-    try:
-        KubeConfigLoader(config_dict=resolved.merged, active_context=resolved.context).load_and_set(cfg)
-    except ConfigException as e:
-        raise WhoseError(f"kubeconfig context {resolved.context!r} cannot be used ({e})", ExitCode.CONFIG) from None
-    # urllib3 retries hide a dead server for ~10 s; kubectl fails at once.
-    cfg.retries = False
-    return client.ApiClient(cfg)
 
 
 # --- error translation ------------------------------------------------------------------------------------------

@@ -132,12 +132,15 @@ def proxy_for(server: str, cluster: dict) -> Optional[str]:
 
 
 def _delegated_transport(resolved: ResolvedConfig) -> Transport:
-    from kubectl_whose.cluster.client import build_api_client
+    from kubectl_whose.cluster.kube_client import build_api_client
 
     cfg = build_api_client(resolved).configuration
     ctx = None
     if cfg.host.startswith("https://"):
-        ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert) if cfg.verify_ssl else ssl._create_unverified_context()
+        ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert if cfg.verify_ssl else None)
+        if not cfg.verify_ssl:  # insecure-skip-tls-verify, as the kubernetes client reads it
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
         if cfg.cert_file:
             ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
 

@@ -7,20 +7,19 @@ with open_debug_session(kube, pod, container=None, image=None, ttl=None) as sess
 ```
 Opening resolves the kubeconfig like kubectl, reads the pod, reuses or adds our ephemeral debug container
 (NET_ADMIN/NET_RAW only) and waits until it runs. A binary missing in the image comes back as `exit_code` 127
-with the runtime's words in `error`; `tool_missing()` turns that into the TOOL_MISSING line.
+with the runtime's words in `error` (`collect.recipe.binary_missing` tells).
 """
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, List, Optional, Sequence
 
-from kubectl_whose.cluster.exec_stream import MISSING_BINARY_EXIT, ExecResult, run_exec
-from kubectl_whose.errors import ExitCode, WhoseError
+from kubectl_whose.chatter import say as stderr_say
+from kubectl_whose.cluster.exec_stream import ExecResult, run_exec
 
-__all__ = ["open_debug_session", "DebugSession", "ExecResult", "tool_missing"]
+__all__ = ["open_debug_session", "DebugSession", "ExecResult"]
 
 
 class DebugSession:
@@ -65,25 +64,10 @@ class DebugSession:
                         on_stderr, stop, timeout, label)
 
 
-def tool_missing(result: ExecResult, binary: str, image: str) -> Optional[WhoseError]:
-    """The TOOL_MISSING error when `result` says `binary` (or the shell around it) is not in the image."""
-    text = (result.error or "") + " " + result.stderr.decode("utf-8", "replace")
-    if result.exit_code == MISSING_BINARY_EXIT or "executable file not found" in text or ": not found" in text:
-        words = (result.error or result.stderr.decode("utf-8", "replace")).strip().splitlines()
-        detail = f" ({words[-1]})" if words else ""
-        return WhoseError(f"the debug image {image} has no {binary}; pass --image with an image that carries it "
-                          f"(default nicolaka/netshoot:v0.13){detail}", ExitCode.TOOL_MISSING)
-    return None
-
-
-def _stderr_say(message: str) -> None:
-    print(f"kubectl-whose: {message}", file=sys.stderr, flush=True)
-
-
 @contextmanager
 def open_debug_session(kube, pod: str, container: Optional[str] = None, image: Optional[str] = None,
                        ttl: Optional[float] = None, *, min_remaining: float = 60.0, start_timeout: float = 120.0,
-                       say: Optional[Callable[[str], None]] = _stderr_say) -> Iterator[DebugSession]:
+                       say: Optional[Callable[[str], None]] = stderr_say) -> Iterator[DebugSession]:
     """`kube` is `cli.options.KubeFlags`; `container` is the pod's container to share a process namespace with
     (`-c`); `ttl` seconds the debug container idles before it exits; `min_remaining` the lifetime a reused
     container must still have."""

@@ -1,141 +1,72 @@
-"""What to run in the pod to read its netfilter rules, and which backend holds them.
+"""What to run in the pod to read its netfilter rules: every save tool of both iptables backends and nft.
 
-Recipes are data (name, argv, binary); they never parse. `decide_backends` takes what each recipe
-printed and keeps the dumps that hold rules: rules written with iptables-legacy are invisible to
-iptables-nft and the other way round (both run in the kernel), so both are shown when both have
-rules. A dump read by an iptables that did not write it can be wrong without saying so (lost
-matches, `[unsupported revision]`); such dumps are flagged untrustworthy.
+The recipes only print; `analysis.netfilter.backends` decides which dumps hold the rules and
+`analysis.netfilter` parses them, exactly as it parses a `--from-file` dump.
 """
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from kubectl_whose.analysis.netfilter.iptables_save import parse_iptables
-from kubectl_whose.analysis.netfilter.model import Finding, IptablesRuleset
-from kubectl_whose.analysis.netfilter.nft_json import NftRuleset, parse_nft_json
+from kubectl_whose.collect.recipe import Output, Recipe, run_all
+from kubectl_whose.errors import ExitCode, WhoseError
 
-
-@dataclass(frozen=True)
-class Recipe:
-    name: str
-    argv: Tuple[str, ...]
-    binary: str
-    backend: str  # legacy | nft | nftables
-    family: str  # ipv4 | ipv6 | any
-
-
+# recipe name -> (backend, family) of the rules its dump holds
+BACKENDS: Dict[str, Tuple[str, str]] = {
+    "iptables-legacy-save": ("legacy", "ipv4"),
+    "iptables-nft-save": ("nft", "ipv4"),
+    "ip6tables-legacy-save": ("legacy", "ipv6"),
+    "ip6tables-nft-save": ("nft", "ipv6"),
+    "nft": ("nftables", "any"),
+}
 RULE_RECIPES: Tuple[Recipe, ...] = (
-    Recipe("iptables-legacy-save", ("iptables-legacy-save", "-c"), "iptables-legacy-save", "legacy", "ipv4"),
-    Recipe("iptables-nft-save", ("iptables-nft-save", "-c"), "iptables-nft-save", "nft", "ipv4"),
-    Recipe("ip6tables-legacy-save", ("ip6tables-legacy-save", "-c"), "ip6tables-legacy-save", "legacy", "ipv6"),
-    Recipe("ip6tables-nft-save", ("ip6tables-nft-save", "-c"), "ip6tables-nft-save", "nft", "ipv6"),
-    Recipe("nft", ("nft", "-j", "list", "ruleset"), "nft", "nftables", "any"),
+    Recipe("iptables-legacy-save", ("iptables-legacy-save", "-c")),
+    Recipe("iptables-nft-save", ("iptables-nft-save", "-c")),
+    Recipe("ip6tables-legacy-save", ("ip6tables-legacy-save", "-c")),
+    Recipe("ip6tables-nft-save", ("ip6tables-nft-save", "-c")),
+    Recipe("nft", ("nft", "-j", "list", "ruleset")),
 )
 VERSION_RECIPES: Tuple[Recipe, ...] = tuple(
-    Recipe(f"{r.name} --version", (r.binary, "--version"), r.binary, r.backend, r.family) for r in RULE_RECIPES)
-ADDRESS_RECIPE = Recipe("addresses", ("ip", "-o", "addr", "show"), "ip", "", "any")
+    Recipe(f"{r.name} --version", (r.binary, "--version")) for r in RULE_RECIPES)
+ADDRESS_RECIPE = Recipe("addresses", ("ip", "-o", "addr", "show"))
 
 
-@dataclass
-class RecipeOutput:
-    recipe: Recipe
-    stdout: str
-    stderr: str
-    exit_code: int
-    error: Optional[str] = None  # the runtime's message when the binary could not be started
+def dump_of(output: Output):
+    """A rule recipe's output as `analysis.netfilter.backends.Dump`."""
+    from kubectl_whose.analysis.netfilter.backends import Dump
 
-    @property
-    def missing(self) -> bool:
-        return self.exit_code in (126, 127) or bool(self.error and ("not found" in self.error
-                                                                    or "no such file" in self.error.lower()))
+    backend, family = BACKENDS[output.recipe.name]
+    return Dump(output.recipe.name, output.recipe.binary, backend, family, output.stdout, output.stderr,
+                output.exit_code, output.missing)
 
 
-def pod_addresses(ip_addr_output: str) -> List[str]:
-    """Addresses from `ip -o addr show` (non-loopback first): the trace's LOCAL set."""
-    addrs = re.findall(r"\binet6?\s+([0-9a-fA-F:.]+)/\d+", ip_addr_output)
-    return [a for a in addrs if not (a.startswith("127.") or a == "::1" or a.lower().startswith("fe80"))]
+def collect_rulesets(session, timeout: float) -> Tuple[list, list, List[str]]:
+    """Every rule recipe in the session's debug container: (rulesets with rules, findings, pod addresses)."""
+    from kubectl_whose.analysis.netfilter.backends import decide_backends
+    from kubectl_whose.analysis.pod.netinfo import pod_addresses
+
+    versions = {o.recipe.binary: o.stdout.strip() for o in run_all(session, VERSION_RECIPES, timeout).values()
+                if o.exit_code == 0}
+    outputs = list(run_all(session, RULE_RECIPES, timeout).values())
+    addr = run_all(session, (ADDRESS_RECIPE,), timeout)[ADDRESS_RECIPE.name]
+    if all(o.missing for o in outputs):
+        from kubectl_whose.cluster.image import DEFAULT_IMAGE
+
+        raise WhoseError(f"the debug image {session.image} has none of iptables-legacy-save, iptables-nft-save, "
+                         f"nft; pass --image with an image that carries them (e.g. {DEFAULT_IMAGE})",
+                         ExitCode.TOOL_MISSING)
+    rulesets, findings = decide_backends([dump_of(o) for o in outputs], versions)
+    return rulesets, findings, pod_addresses(addr.stdout) if addr.exit_code == 0 else []
 
 
-def decide_backends(outputs: List[RecipeOutput], versions: Dict[str, str]) -> Tuple[List[object], List[Finding]]:
-    """Parsed dumps that hold rules (both backends when both do) and findings about the choice."""
-    findings: List[Finding] = []
-    parsed: List[object] = []
-    for out in outputs:
-        r = out.recipe
-        if out.missing:
-            findings.append(Finding("info", "tool-missing", f"{r.binary} is not in the debug image; "
-                                                            f"{r.backend} {r.family} rules not read"))
-            continue
-        for line in out.stderr.splitlines():
-            if line.strip():
-                code = "nft-incompatible" if "incompatible" in line else "tool-stderr"
-                findings.append(Finding("warning", code, f"{r.name}: {line.strip()}"))
-        if out.exit_code != 0 or not out.stdout.strip():
-            continue
-        if r.backend == "nftables":
-            rs = parse_nft_json(out.stdout, r.name)
-        else:
-            rs = parse_iptables(out.stdout, r.name, family=r.family)
-            rs.backend = r.backend
-        version = versions.get(r.binary)
-        _check_reader(rs, version, findings, r)
-        parsed.append(rs)
-    _drop_iptables_nft_tables(parsed, findings)
-    with_rules = [rs for rs in parsed if _has_rules(rs)]
-    backends = {rs.backend for rs in with_rules if isinstance(rs, IptablesRuleset)}
-    if {"legacy", "nft"} <= backends:
-        findings.append(Finding("warning", "both-backends",
-                                "rules exist in both iptables-legacy and iptables-nft; the kernel runs both "
-                                "(legacy first at equal priority), and each tool shows only its own"))
-    if not with_rules:
-        findings.append(Finding("info", "no-rules", "no netfilter rules in this pod's network namespace"))
-    return with_rules, findings
+def load_rules(kube, pod: Optional[str], from_files: Sequence[str], table: Optional[str], debug) -> \
+        Tuple[list, list, List[str]]:
+    """The rules of `--from-file` dumps, else of the pod (`debug`: `cli.options.DebugFlags`)."""
+    if from_files:
+        from kubectl_whose.analysis.netfilter import read_dump_file
 
+        return [rs for path in from_files for rs in read_dump_file(path, table)], [], []
+    from kubectl_whose.cluster.session import open_debug_session
 
-IPTABLES_TABLES = {"raw", "mangle", "nat", "filter", "security"}
-
-
-def _drop_iptables_nft_tables(parsed: list, findings: List[Finding]) -> None:
-    """iptables-nft keeps its rules in nft tables (`ip nat`, `ip filter`, ...) that `nft -j list ruleset` shows
-    too, partly as opaque `xt` expressions; when iptables-nft-save read them, show them once, as iptables rules."""
-    families = {("ip" if rs.family == "ipv4" else "ip6") for rs in parsed
-                if isinstance(rs, IptablesRuleset) and rs.backend == "nft" and rs.rule_count()}
-    for rs in parsed:
-        if not isinstance(rs, NftRuleset):
-            continue
-        owned = [t for t in rs.tables if t.family in families and t.name in IPTABLES_TABLES
-                 and all(c.isupper() for c in t.chains)]
-        if owned:
-            rs.tables = [t for t in rs.tables if t not in owned]
-            findings.append(Finding("info", "iptables-nft-tables",
-                                    "nft tables " + ", ".join(f"{t.family} {t.name}" for t in owned)
-                                    + " belong to iptables-nft; shown as iptables rules"))
-
-
-def _has_rules(rs) -> bool:
-    if isinstance(rs, NftRuleset):
-        return any(t.chains for t in rs.tables)
-    return rs.rule_count() > 0 or any(c.policy not in (None, "ACCEPT") for t in rs.tables.values()
-                                      for c in t.chains.values())
-
-
-def _check_reader(rs, version_line: Optional[str], findings: List[Finding], recipe: Recipe) -> None:
-    """A dump is untrustworthy when the reader says so or when its version differs from the writer's."""
-    if isinstance(rs, NftRuleset):
-        return
-    m = re.search(r"v(\d[\w.]*)", version_line or "")
-    reader = m.group(1) if m else None
-    if reader and rs.version and reader != rs.version:
-        rs.findings.append(Finding("warning", "version-mismatch",
-                                   f"{recipe.name} reports v{reader} but the dump says v{rs.version}"))
-    lossy = [f for f in rs.findings if f.code in ("unsupported-revision", "nft-incompatible")]
-    if lossy:
-        findings.append(Finding(
-            "warning", "untrustworthy-reader",
-            f"{recipe.name} v{reader or rs.version or '?'} could not read {len(lossy)} rule(s) written by another "
-            f"iptables version; shown rules may be incomplete (use a debug image whose iptables matches the "
-            f"pod's, --image)"))
-
-
+    with open_debug_session(kube, pod, debug.container, debug.image, debug.ttl,
+                            start_timeout=debug.start_timeout) as session:
+        return collect_rulesets(session, kube.request_timeout)

@@ -1,27 +1,18 @@
-"""What `net` runs in the debug container: one argv list per view, and the file each is saved as.
+"""What `net` runs in the debug container: one recipe per view, the file each is saved as, and its runner.
 
-Recipes only; parsing lives in `analysis.pod.netinfo` / `analysis.pod.sockets`. The file names are the
+Parsing lives in `analysis.pod.netinfo` / `analysis.pod.sockets`. The file names are the
 `--from-file DIR` contract: a directory holding these files goes through the same parser as a
-live run, so `for name, r in RECIPES.items(): open(r.file, "w").write(run(r.argv))` on a node
-(or in any debug shell) produces an offline input.
+live run, so `for r in RECIPES.values(): open(r.file, "w").write(run(r.argv))` on a node (or in
+any debug shell) produces an offline input.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, List, Tuple
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
 
-
-@dataclass(frozen=True)
-class Recipe:
-    name: str
-    argv: Tuple[str, ...]
-    file: str  # the file name under --from-file DIR
-    required: bool  # a live run fails when a required recipe fails; others only warn
-
-    @property
-    def binary(self) -> str:
-        return self.argv[0]
-
+from kubectl_whose.collect.recipe import Recipe, missing_tool_error, run_all
+from kubectl_whose.errors import ExitCode, WhoseError
 
 # `ip -d` adds linkinfo.info_kind (veth, bridge, vxlan...). `table all` lists every routing table of
 # both families (policy routing for TPROXY uses table 133); `ip rule` is per family, hence two runs.
@@ -32,16 +23,96 @@ class Recipe:
 RECIPES: Dict[str, Recipe] = {
     r.name: r
     for r in (
-        Recipe("link", ("ip", "-d", "-j", "link", "show"), "link.json", True),
-        Recipe("addr", ("ip", "-j", "addr", "show"), "addr.json", True),
-        Recipe("route", ("ip", "-j", "route", "show", "table", "all"), "route.json", False),
-        Recipe("rule", ("ip", "-j", "-4", "rule", "show"), "rule.json", False),
-        Recipe("rule6", ("ip", "-j", "-6", "rule", "show"), "rule6.json", False),
-        Recipe("neigh", ("ip", "-j", "neigh", "show"), "neigh.json", False),
-        Recipe("sockets", ("ss", "-H", "-t", "-u", "-a", "-n", "-p", "-e"), "ss.txt", False),
+        Recipe("link", ("ip", "-d", "-j", "link", "show"), required=True, file="link.json"),
+        Recipe("addr", ("ip", "-j", "addr", "show"), required=True, file="addr.json"),
+        Recipe("route", ("ip", "-j", "route", "show", "table", "all"), file="route.json"),
+        Recipe("rule", ("ip", "-j", "-4", "rule", "show"), file="rule.json"),
+        Recipe("rule6", ("ip", "-j", "-6", "rule", "show"), file="rule6.json"),
+        Recipe("neigh", ("ip", "-j", "neigh", "show"), file="neigh.json"),
+        Recipe("sockets", ("ss", "-H", "-t", "-u", "-a", "-n", "-p", "-e"), file="ss.txt"),
     )
 }
+FILES = ", ".join(r.file for r in RECIPES.values())
 
 
-def recipe_argvs() -> List[List[str]]:
-    return [list(r.argv) for r in RECIPES.values()]
+@dataclass
+class Collected:
+    outputs: Dict[str, Optional[str]] = field(default_factory=dict)
+    missing: List[str] = field(default_factory=list)
+    sources: Dict[str, str] = field(default_factory=dict)  # recipe name -> file, for error messages
+
+
+def run(session) -> Collected:
+    """Every recipe through `session.run` (a `cluster.session.DebugSession`); required ones must work."""
+    got = Collected()
+    for name, out in run_all(session, RECIPES.values()).items():
+        recipe = out.recipe
+        if out.missing:
+            if recipe.required:
+                raise missing_tool_error(recipe.binary, session.image, out.error, out.stderr)
+            got.outputs[name] = None
+            got.missing.append(f"{recipe.binary} is not in the debug image {session.image} ({name}); "
+                               f"pass --image with one that has it")
+            continue
+        if out.exit_code != 0:
+            if recipe.required:
+                # `ip link show` itself does not fail; an `ip` that rejects -j/-d is busybox's applet or an
+                # iproute2 older than 4.13 (2017), which had no JSON output
+                raise WhoseError(f"`{' '.join(recipe.argv)}` failed in the debug image {session.image} "
+                                 f"({out.why()}); it needs iproute2's ip with JSON output (-j): pass --image with "
+                                 f"one", ExitCode.TOOL_MISSING)
+            got.outputs[name] = None
+            got.missing.append(f"{name}: `{' '.join(recipe.argv)}` failed: {out.why()}")
+            continue
+        got.outputs[name] = out.stdout
+    return got
+
+
+def read_saved(directory: str) -> Collected:
+    """The outputs saved in DIR (`--from-file DIR`); missing files are noted, not fatal, unless all are."""
+    if not os.path.exists(directory):
+        raise WhoseError(f"--from-file {directory}: no such directory", ExitCode.NOT_FOUND)
+    if not os.path.isdir(directory):
+        raise WhoseError(f"--from-file {directory} is a file; give the directory holding {FILES}",
+                         ExitCode.BAD_INPUT)
+    got = Collected()
+    for name, recipe in RECIPES.items():
+        path = os.path.join(directory, recipe.file)
+        try:
+            with open(path, encoding="utf-8") as f:
+                got.outputs[name] = f.read()
+            got.sources[name] = path
+        except FileNotFoundError:
+            got.outputs[name] = None
+            got.missing.append(f"{recipe.file} is not in {directory}")
+        except (OSError, UnicodeDecodeError) as e:
+            raise WhoseError(f"{path}: cannot read it ({getattr(e, 'strerror', None) or e})",
+                             ExitCode.BAD_INPUT) from None
+    if all(v is None for v in got.outputs.values()):
+        raise WhoseError(f"{directory} holds none of the files net reads ({FILES}); see --help",
+                         ExitCode.BAD_INPUT)
+    return got
+
+
+def save(directory: str, got: Collected) -> None:
+    """Write a live run's outputs in the `--from-file DIR` layout."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+        for name, text in got.outputs.items():
+            if text is not None:
+                with open(os.path.join(directory, RECIPES[name].file), "w", encoding="utf-8") as f:
+                    f.write(text)
+    except OSError as e:
+        raise WhoseError(f"--save {directory}: cannot write there ({e.strerror})", ExitCode.BAD_INPUT) from None
+
+
+def collect_live(kube, pod: str, debug, save_dir: Optional[str] = None) -> Collected:
+    """Run every recipe in the pod's debug container (`debug`: `cli.options.DebugFlags`), saving them if asked."""
+    from kubectl_whose.cluster.session import open_debug_session
+
+    with open_debug_session(kube, pod, debug.container, debug.image, debug.ttl,
+                            start_timeout=debug.start_timeout) as session:
+        got = run(session)
+    if save_dir:
+        save(save_dir, got)
+    return got

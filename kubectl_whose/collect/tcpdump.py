@@ -99,9 +99,11 @@ def tcpdump_messages(stderr: bytes) -> List[str]:
     return [ln for ln in lines if ln.strip()]
 
 
-def classify_failure(stderr: bytes, exit_code: int, interface: str, bpf: Optional[str],
-                     image: str) -> Optional[WhoseError]:
+def classify_failure(recipe: CaptureRecipe, stderr: bytes, exit_code: int, image: str) -> Optional[WhoseError]:
     """The error tcpdump reported on stderr, as one line with the right exit code (None when it did not fail)."""
+    from kubectl_whose.collect.recipe import missing_tool_error
+
+    interface, bpf = recipe.interface, recipe.bpf
     lines = [ln for ln in tcpdump_messages(stderr) if not _NOISE.match(ln)]
     text = "\n".join(lines)
 
@@ -115,8 +117,7 @@ def classify_failure(stderr: bytes, exit_code: int, interface: str, bpf: Optiona
 
     first = line_with("filter expression", "syntax error", "illegal")
     if "kubectl-whose: tcpdump: not found" in text or (exit_code == 127 and "tcpdump" in text):
-        return WhoseError(f"the debug image {image} has no tcpdump; pass --image with an image that carries it "
-                          f"(default nicolaka/netshoot:v0.13)", ExitCode.TOOL_MISSING)
+        return missing_tool_error("tcpdump", image)
     if "kubectl-whose: timeout: not found" in text:
         return WhoseError(f"the debug image {image} has no timeout (coreutils/busybox), which bounds the capture; "
                           f"pass --image with an image that carries it", ExitCode.TOOL_MISSING)

@@ -6,41 +6,37 @@ from the same dict, `table`/`wide` with rich.
 """
 from __future__ import annotations
 
-from typing import Any, List
+from typing import Any, List, Optional, TextIO
 
 
-def connections_of(summary: Any, **evidence) -> List[dict]:
-    """The `connections` list (issue 6): joins proved by sequence numbers; `streams` stays tshark's."""
-    from kubectl_whose.analysis.pod.connections import connections_json
-
-    return connections_json(summary, **evidence)
-
-
-def print_summary(summary: Any, connections: List[dict], output: str, detail: bool) -> None:
+def print_summary(summary: Any, connections: List[dict], output: str, detail: bool,
+                  out: Optional[TextIO] = None) -> None:
+    """`out`: where the summary goes (default stdout; `capture -w -` sends it to stderr, stdout is the pcap)."""
     from kubectl_whose.render.output import emit
 
     if output == "json":
         from kubectl_whose.render.summary_json import write_json
 
         # row by row: 100 000 streams must not mean one 100 MB string
-        write_json(summary, extra={"connections": connections})
+        write_json(summary, out, extra={"connections": connections})
     elif output == "yaml":
         from kubectl_whose.render.summary_yaml import write_yaml
 
-        write_yaml(summary, extra={"connections": connections})
+        write_yaml(summary, out, extra={"connections": connections})
     else:
-        emit(summary, output, lambda data, wide: _table(data, connections, wide, detail))
+        emit(summary, output, lambda data, wide: _table(data, connections, wide, detail, out))
 
 
-def _table(summary: Any, connections: List[dict], wide: bool, detail: bool) -> None:
+def _table(summary: Any, connections: List[dict], wide: bool, detail: bool, out: Optional[TextIO]) -> None:
     from kubectl_whose.render import flags_table, streams_table
+    from kubectl_whose.render.output import make_console
 
     if detail:
         streams_table.print_header(summary)
-        flags_table.render(summary.detail, wide=wide)
+        flags_table.render(summary.detail, wide=wide, out=out)
         return
-    streams_table.render(summary, wide=wide)
+    streams_table.render(summary, wide=wide, out=out)
     if connections:
         from kubectl_whose.render.connections_view import render_connections
 
-        render_connections(connections, wide)
+        render_connections(connections, wide, make_console(file=out))

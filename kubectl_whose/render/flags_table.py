@@ -62,7 +62,7 @@ def build_table(detail: dict, wide: bool = False):
     return table
 
 
-def render(detail: Optional[dict], wide: bool = False, console=None) -> None:
+def render(detail: Optional[dict], wide: bool = False, console=None, out=None) -> None:
     if not detail:
         return
     err = make_console(stderr=True)
@@ -73,6 +73,7 @@ def render(detail: Optional[dict], wide: bool = False, console=None) -> None:
     tcp = detail.get("proto", "tcp") == "tcp"
     if len(detail["packets"]) > RICH_MAX_ROWS:
         cols = columns(tcp)
-        write_plain([c[0] for c in cols], [c[1] for c in cols], lambda: (cells(p, tcp) for p in detail["packets"]))
+        write_plain([c[0] for c in cols], [c[1] for c in cols], lambda: (cells(p, tcp) for p in detail["packets"]),
+                    out)
         return
-    (console or make_console()).print(build_table(detail, wide))
+    (console or make_console(file=out)).print(build_table(detail, wide))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TextIO
 
 TABLE_WIDTH = 120  # tables stay readable in 120 columns
 
@@ -19,11 +19,12 @@ def stdout_is_terminal() -> bool:
         return False
 
 
-def make_console(stderr: bool = False, width: Optional[int] = None):
-    """A rich Console: colour on a terminal, plain fixed-width text in a pipe."""
+def make_console(stderr: bool = False, width: Optional[int] = None, file: Optional[TextIO] = None):
+    """A rich Console on `file` (default stdout, or stderr): colour on a terminal, plain fixed-width text in a
+    pipe."""
     from rich.console import Console
 
-    stream = sys.stderr if stderr else sys.stdout
+    stream = file or (sys.stderr if stderr else sys.stdout)
     is_tty = stream.isatty() if hasattr(stream, "isatty") else False
     if is_tty:
         return Console(file=stream, stderr=stderr, highlight=False, soft_wrap=False)
@@ -42,11 +43,12 @@ def dump_yaml(data: Any) -> str:
                           default_flow_style=False, allow_unicode=True)
 
 
-def emit(data: Any, output: str, table: Callable[[Any, bool], None]) -> None:
-    """Write `data` in the `-o` form: json/yaml from `to_dict()`, else `table(data, wide)`."""
+def emit(data: Any, output: str, table: Callable[[Any, bool], None], out: Optional[TextIO] = None) -> None:
+    """Write `data` in the `-o` form: json/yaml from `to_dict()` (to `out`, default stdout), else
+    `table(data, wide)`."""
     if output in ("json", "yaml"):
         payload = data.to_dict() if hasattr(data, "to_dict") else data
-        sys.stdout.write(dump_json(payload) if output == "json" else dump_yaml(payload))
+        (out or sys.stdout).write(dump_json(payload) if output == "json" else dump_yaml(payload))
     elif output in ("table", "wide"):
         table(data, output == "wide")
     else:  # click.Choice guards this; kept for callers that bypass click

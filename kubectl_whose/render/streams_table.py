@@ -114,7 +114,7 @@ def build_table(streams: list, wide: bool = False):
     return table
 
 
-def render(summary: Any, wide: bool = False, console=None) -> None:
+def render(summary: Any, wide: bool = False, console=None, out=None) -> None:
     """Header and warnings on stderr, the table on stdout (nothing when there are no streams).
 
     `summary` is a CaptureSummary (rows built on demand) or its `to_dict()`."""
@@ -128,8 +128,8 @@ def render(summary: Any, wide: bool = False, console=None) -> None:
         return
     if count > RICH_MAX_ROWS:
         cols = columns(wide)
-        write_plain([c[0] for c in cols], [c[1] for c in cols], lambda: (cells(s, wide) for s in rows()))
+        write_plain([c[0] for c in cols], [c[1] for c in cols], lambda: (cells(s, wide) for s in rows()), out)
         return
     # -o wide is for wide terminals and files, as kubectl's is; the default view fits 120 columns
-    console = console or make_console(width=WIDE_WIDTH if wide else None)
+    console = console or make_console(width=WIDE_WIDTH if wide else None, file=out)
     console.print(build_table(list(rows()), wide))

@@ -13,6 +13,7 @@ people otherwise dig out with `ethtool -S eth0` (`peer_ifindex`).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -306,3 +307,9 @@ def build_netinfo(outputs: Dict[str, Optional[str]], container: Optional[str] = 
         container=container,
         missing=list(missing or []),
     )
+
+
+def pod_addresses(ip_addr_output: str) -> List[str]:
+    """Addresses from `ip -o addr show` (non-loopback first): the trace's LOCAL set."""
+    addrs = re.findall(r"\binet6?\s+([0-9a-fA-F:.]+)/\d+", ip_addr_output)
+    return [a for a in addrs if not (a.startswith("127.") or a == "::1" or a.lower().startswith("fe80"))]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Optional, Tuple
 
 from kubectl_whose.analysis.netfilter.trace import nat_effects
-from kubectl_whose.analysis.netfilter.dump import rule_text
+from kubectl_whose.analysis.netfilter.model import rule_text
 from kubectl_whose.analysis.netfilter.model import Match, NON_TERMINAL_TARGETS, Rule, Table
 from kubectl_whose.analysis.netfilter.trace.packet import iface_matches, in_network
 from kubectl_whose.analysis.netfilter.trace.context import WalkContext

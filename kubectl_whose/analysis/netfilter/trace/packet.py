@@ -15,6 +15,7 @@ from typing import List, Optional, Tuple
 LOOPBACK4 = ipaddress.ip_network("127.0.0.0/8")
 LOOPBACK6 = ipaddress.ip_network("::1/128")
 EPHEMERAL_PORT = 40000  # inside Linux's default ip_local_port_range (32768-60999)
+CTSTATES = ("NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED")  # conntrack states a rule may match
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,8 @@ import json
 from typing import Optional
 
 from kubectl_whose.analysis.pcap.decode import format_endpoint
+from kubectl_whose.analysis.streams.rows import row_dict
 
-ROW_KEYS = ("proto", "index", "client", "server", "packets", "bytes", "payload_bytes", "client_packets",
-            "server_packets", "client_bytes", "server_bytes", "client_payload_bytes", "server_payload_bytes",
-            "first_frame", "start", "duration", "flags", "retransmissions", "zero_window", "dup_acks",
-            "out_of_order", "lost_segments", "handshake_rtt", "state", "history", "encapsulation", "client_isn",
-            "server_isn", "synack_ack", "rst_ack", "first_abs_ts")
 _NO_FLAGS = (0, 0, 0)
 
 
@@ -50,14 +46,6 @@ def row_values(s, file_first: Optional[int]) -> tuple:
 
 def stream_row(s, file_first: Optional[int]) -> dict:
     return row_dict(row_values(s, file_first))
-
-
-def row_dict(values: tuple) -> dict:
-    """A row in ROW_KEYS order (as `row_values` or the native engine give it) as the contract's dict."""
-    row = dict(zip(ROW_KEYS, values))
-    syn, fin, rst = row["flags"]
-    row["flags"] = {"SYN": syn, "FIN": fin, "RST": rst}
-    return row
 
 
 def _num(v) -> str:

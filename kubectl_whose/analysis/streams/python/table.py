@@ -22,7 +22,7 @@ from typing import Dict, List
 from kubectl_whose.analysis.streams.python.conn_state import ZeekTcp, ZeekUdp, orig_is_receiver
 from kubectl_whose.analysis.streams.python.tcp_analysis import (A_ANY_RETRANSMISSION, A_DUPLICATE_ACK, A_LOST_PACKET,
                                                  A_OUT_OF_ORDER, A_REUSED_PORTS, A_ZERO_WINDOW, M32, TH_ACK,
-                                                 TH_FIN, TH_RST, TH_SYN, Flow, analysis_names, analyze)
+                                                 TH_FIN, TH_RST, TH_SYN, Flow, analyze)
 
 _SYN_ACK = TH_SYN | TH_ACK
 
@@ -288,29 +288,3 @@ class StreamTable:
         _d, key = _flow_key(src, dst, sport, dport)
         if key not in self.udp:
             self._new_udp(key, ts)
-
-
-def tcp_detail_row(frame: int, dts: int, src: str, dst: str, length: int, seglen: int, flags: int, seq: int,
-                   ack: int, window: int, ta: int) -> dict:
-    """One row of `--stream N` (`detail.packets`); seq/ack relative as tshark shows them, `dts` in ns
-    since the stream's first frame. Both engines build their rows here."""
-    return {"frame": frame, "time": round(dts / 1e9, 9), "src": src, "dst": dst, "length": length,
-            "segment_length": seglen, "flags": flag_names(flags), "flags_hex": f"0x{flags:03x}", "seq": seq,
-            "ack": ack, "window": window, "analysis": analysis_names(ta)}
-
-
-def udp_detail_row(frame: int, dts: int, src: str, dst: str, length: int, paylen: int) -> dict:
-    return {"frame": frame, "time": round(dts / 1e9, 9), "src": src, "dst": dst, "length": length,
-            "segment_length": paylen, "flags": "", "flags_hex": "0x000", "seq": 0, "ack": None, "window": 0,
-            "analysis": []}
-
-
-_FLAG_NAMES = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "AE")  # 0x100 is "AE" in 4.0.17
-
-
-def flag_names(flags: int) -> str:
-    """Wireshark's names in its order (low bit first), comma-joined: SYN,ACK."""
-    names = [name for i, name in enumerate(_FLAG_NAMES) if flags & (1 << i)]
-    if flags & 0xE00:
-        names.append("Reserved")
-    return ",".join(names) if names else "<None>"  # tshark's Info column: [<None>]

@@ -1,0 +1,281 @@
+"""The capture pipeline: tcpdump in the debug container, every chunk tee'd to the file and the analyzer.
+
+Flow: open the output file (fail before touching the cluster) -> open a debug session (reuse or add the
+NET_ADMIN/NET_RAW container) -> exec the tcpdump recipe (`collect.tcpdump`) -> every stdout chunk goes, unchanged
+and in order, to the file (`-w`) and to the analysis engine -> stop on --duration/--count/Ctrl-C by signalling the
+remote tcpdump (closing the WebSocket would not stop it) -> the engine's summary and the joined connections.
+Captured data is never lost: the file is flushed and named on every error, and the summary covers what arrived.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+from kubectl_whose.chatter import say
+from kubectl_whose.collect.tcpdump import CaptureRecipe
+from kubectl_whose.errors import ExitCode, WhoseError
+
+STOP_GRACE = 2.0  # seconds tcpdump gets to flush after SIGINT before we abandon the stream
+
+
+class Tee:
+    """Writes the stream unchanged to a file or stdout, and feeds the analysis engine."""
+
+    def __init__(self, path: Optional[str], analyzer):
+        self.path = path
+        self.analyzer = analyzer
+        self.lock = threading.Lock()
+        self.bytes = 0
+        self.broken_pipe = False
+        self.feed_error: Optional[Exception] = None
+        self._file = None
+        if path == "-":
+            self._file = sys.stdout.buffer
+        elif path:
+            try:
+                self._file = open(path, "wb")
+            except OSError as e:
+                raise WhoseError(f"cannot write {path} ({e.strerror}); pick another -w path",
+                                 ExitCode.BAD_INPUT) from None
+
+    def write(self, chunk: bytes) -> None:
+        with self.lock:
+            self.bytes += len(chunk)
+            if self._file is not None and not self.broken_pipe:
+                try:
+                    self._file.write(chunk)
+                    if self.path == "-":
+                        self._file.flush()
+                except BrokenPipeError:
+                    self.broken_pipe = True  # wireshark/tshark closed the pipe: stop quietly
+            if self.feed_error is None:
+                try:
+                    self.analyzer.feed(chunk)
+                except Exception as e:  # noqa: BLE001 - the raw pcap is still saved; reported at the end
+                    self.feed_error = e
+
+    def snapshot(self):
+        with self.lock:
+            return self.analyzer.snapshot()
+
+    def close(self) -> None:
+        if self._file is None:
+            return
+        try:
+            self._file.flush()
+            if self.path != "-":
+                self._file.close()
+        except BrokenPipeError:
+            self.broken_pipe = True
+        self._file = None
+        if self.path not in (None, "-") and self.bytes == 0:
+            try:  # tcpdump never started: an empty file is not data
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+
+class RemoteCapture:
+    """Runs the tcpdump recipe in a thread and stops it remotely (Ctrl-C, local deadline)."""
+
+    def __init__(self, session, recipe: CaptureRecipe, sink: Tee, t0: float, argv: Optional[List[str]] = None):
+        from kubectl_whose.collect.tcpdump import capture_argv
+
+        self.session, self.recipe, self.sink, self.t0 = session, recipe, sink, t0
+        self.argv = argv or capture_argv(recipe)
+        self.stop = threading.Event()  # abandon the stream (only after the remote stop failed)
+        self.reader_gone = threading.Event()  # `-w -` reader closed: stop the remote tcpdump, then end
+        self.stderr = bytearray()
+        self.pid: Optional[int] = None
+        self.result = None
+        self.error: Optional[WhoseError] = None
+        self.running_said = False
+        # Thread.join() interrupted by Ctrl-C marks a live thread as stopped (CPython 3.11 _wait_for_tstate_lock),
+        # so the main thread waits on this event instead.
+        self.done = threading.Event()
+
+    def _on_stderr(self, chunk: bytes) -> None:
+        from kubectl_whose.collect.tcpdump import parse_pid
+
+        self.stderr += chunk
+        if self.pid is None and b"\n" in self.stderr:
+            self.pid = parse_pid(bytes(self.stderr.split(b"\n", 1)[0]))
+        if not self.running_said and b"listening on" in self.stderr:
+            self.running_said = True
+            how = "reused" if self.session.reused else "new"
+            say(f"capture running in {self.session.container_name} ({how} debug container) after "
+                f"{time.monotonic() - self.t0:.2f} s")
+
+    def _on_stdout(self, chunk: bytes) -> None:
+        self.sink.write(chunk)
+        if self.sink.broken_pipe:
+            self.reader_gone.set()
+
+    def _work(self) -> None:
+        try:
+            self.result = self.session.stream(self.argv, on_stdout=self._on_stdout, on_stderr=self._on_stderr,
+                                              stop=self.stop, label="tcpdump")
+        except WhoseError as e:
+            self.error = e
+        except Exception as e:  # noqa: BLE001 - surfaced in the main thread as one line
+            self.error = WhoseError(f"capture stream failed ({type(e).__name__}: {e})", ExitCode.ERROR)
+        finally:
+            self.done.set()
+
+    def run(self, duration: Optional[float]) -> bool:
+        """Returns True when interrupted by Ctrl-C."""
+        worker = threading.Thread(target=self._work, name="whose-capture", daemon=True)
+        worker.start()
+        # The remote `timeout` ends the capture on time; the local deadline only guards a remote that hangs.
+        deadline = time.monotonic() + duration + 10 if duration else None
+        interrupted = False
+        try:
+            while not self.done.wait(0.1):
+                if self.reader_gone.is_set() or (deadline and time.monotonic() > deadline):
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+        if self.error is not None and self.error.code == ExitCode.CONNECTION_LOST and self.pid is not None:
+            self._stop_remote()  # best effort: the API may be back; else the remote `timeout` ends it
+        if not self.done.is_set():
+            self._stop_remote()
+            if not self.done.wait(STOP_GRACE):
+                self.stop.set()
+                self.done.wait(1.0)
+        return interrupted
+
+    def _stop_remote(self) -> None:
+        from kubectl_whose.collect.tcpdump import stop_argv
+
+        if self.pid is None:
+            self.stop.set()
+            return
+        try:
+            self.session.run(stop_argv(self.pid), timeout=STOP_GRACE)
+        except (WhoseError, KeyboardInterrupt):
+            self.stop.set()
+
+    def failure(self) -> Optional[WhoseError]:
+        from kubectl_whose.collect.recipe import binary_missing, missing_tool_error
+        from kubectl_whose.collect.tcpdump import classify_failure
+
+        if self.error is not None:
+            return self.error
+        if self.result is None or self.result.stopped:
+            return None
+        if self.result.error and not self.stderr:
+            if binary_missing(self.result.exit_code, self.result.error):
+                return missing_tool_error("sh/tcpdump", self.session.image, self.result.error)
+            return WhoseError(f"tcpdump could not run ({self.result.error})", ExitCode.ERROR)
+        return classify_failure(self.recipe, bytes(self.stderr), self.result.exit_code, self.session.image)
+
+
+@dataclass
+class Captured:
+    """What one capture produced: the summary (None when nothing arrived), the joins, and how it ended."""
+
+    summary: Any = None
+    connections: List[dict] = field(default_factory=list)
+    bytes: int = 0
+    path: Optional[str] = None  # -w
+    broken_pipe: bool = False
+    interrupted: bool = False
+    error: Optional[WhoseError] = None  # the failure that ended it, raised after the summary
+    feed_error: Optional[Exception] = None
+
+
+def run_capture(kube, opts, live_view) -> Captured:
+    """`opts` is `cli.capture.CaptureOptions`; `live_view(snapshot, byte_count, where)` the context manager that
+    shows the capture while it runs (`render.live.LiveView`). Raises only when nothing at all was captured."""
+    from kubectl_whose.analysis.streams import CaptureAnalyzer, check_stream_index
+    from kubectl_whose.cluster.session import open_debug_session
+    from kubectl_whose.collect import tcpdump
+
+    t0 = time.monotonic()
+    analyzer = CaptureAnalyzer(proto=opts.proto, detail_stream=opts.stream, detail_proto=opts.detail_proto)
+    sink = Tee(opts.write, analyzer)
+    pending: Optional[WhoseError] = None
+    interrupted = False
+    debug = opts.debug
+    try:
+        # a reused container must outlive the capture; without --duration, ask for half a fresh one's lifetime
+        min_left = opts.duration + 15 if opts.duration else max(75.0, opts.ttl / 2)
+        with open_debug_session(kube, opts.pod, debug.container, debug.image, opts.ttl, min_remaining=min_left,
+                                start_timeout=debug.start_timeout, say=say) as session:
+            seconds = opts.duration or max(30.0, (session.remaining() or opts.ttl) - 5)
+            recipe = CaptureRecipe(opts.interface, opts.bpf, opts.count, opts.snaplen, seconds)
+            runner = RemoteCapture(session, recipe, sink, t0)
+            if not opts.duration and not opts.count:
+                say(f"capturing until Ctrl-C (at most {seconds:.0f} s, the debug container's remaining lifetime)")
+            with live_view(sink.snapshot, lambda: sink.bytes, f"pod/{opts.pod} -i {opts.interface}"):
+                interrupted = runner.run(opts.duration)
+            pending = runner.failure()
+            dropped = tcpdump.summary_counts(bytes(runner.stderr)).get("dropped")
+            if dropped:
+                say(f"tcpdump reports {dropped} packets dropped by the kernel (capture buffer full); "
+                    f"narrow the capture with -f or --snaplen")
+    except KeyboardInterrupt:
+        interrupted = True
+    except WhoseError as e:
+        pending = e
+    finally:
+        sink.close()
+    done = Captured(bytes=sink.bytes, path=opts.write, broken_pipe=sink.broken_pipe, interrupted=interrupted,
+                    error=pending, feed_error=sink.feed_error)
+    if sink.broken_pipe:
+        return done  # the reader went away (wireshark closed): end quietly
+    if pending is not None and sink.bytes == 0:
+        raise pending
+    if interrupted and sink.bytes == 0:
+        raise WhoseError("interrupted before the capture started; nothing was captured", ExitCode.INTERRUPTED)
+    done.summary = analyzer.finish()
+    if opts.stream is not None:
+        check_stream_index(opts.detail_proto, opts.stream, done.summary.stream_count(opts.detail_proto))
+    done.connections = _connections(kube, opts, done.summary, interrupted)
+    return done
+
+
+def conclude(done: Captured) -> None:
+    """After the summary: say what was kept, then end with the failure that stopped the capture, if any."""
+    if done.broken_pipe:
+        return  # the reader went away (wireshark closed): end quietly
+    if done.feed_error is not None:
+        say(f"the analysis stopped early ({done.feed_error}); the raw capture is complete")
+    saved = done.path not in (None, "-")
+    if saved and done.bytes:
+        say(f"wrote {done.bytes} bytes to {done.path}")
+    if done.error is not None:
+        if saved:
+            raise WhoseError(f"{done.error.message}; the {done.bytes} bytes captured so far are in {done.path}",
+                             done.error.code)
+        raise done.error
+    if done.interrupted:
+        raise SystemExit(int(ExitCode.INTERRUPTED))
+
+
+def _connections(kube, opts, summary, interrupted: bool) -> list:
+    """The joined connections; when there are any, name their owners (`ss`) and the rule that redirected
+    them (iptables/nftables) from the same debug container. A failure there costs only the names."""
+    from kubectl_whose.analysis.pod.connections import connections_json
+
+    connections = connections_json(summary)
+    if not connections or not opts.owners or interrupted:
+        return connections
+    from kubectl_whose.analysis.pod.netinfo import build_netinfo
+    from kubectl_whose.cluster.session import open_debug_session
+    from kubectl_whose.collect import netinfo
+    from kubectl_whose.collect.netfilter import collect_rulesets
+
+    debug = opts.debug
+    try:
+        with open_debug_session(kube, opts.pod, debug.container, debug.image, opts.ttl, say=None) as session:
+            info = build_netinfo(netinfo.run(session).outputs, container=debug.container)
+            rulesets = collect_rulesets(session, kube.request_timeout)[0]
+    except WhoseError as e:
+        say(f"connections are shown without owners and rules ({e.message}); --no-owners skips this step")
+        return connections
+    return connections_json(summary, netinfo=info, rules=rulesets, container=debug.container)
