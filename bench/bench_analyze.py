@@ -31,8 +31,8 @@ from typing import Dict, List, Optional
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.capture_tools import CLIENT4, SERVER4, Tcpdump  # noqa: E402
-from tests.netns import NetLab, sweep_stale  # noqa: E402
+from tests.helpers.capture_tools import CLIENT4, SERVER4, Tcpdump  # noqa: E402
+from tests.helpers.netns import NetLab, sweep_stale  # noqa: E402
 
 NGINX_CONF = """
 worker_processes 1;

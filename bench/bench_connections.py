@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: joining NAT-split streams on a real sidecar capture, against tshark on the same file, same run.
 
-Records first: the sidecar setup of tests/sidecar_lab.py (Istio's nat rules, a uid-1337 SO_ORIGINAL_DST relay,
+Records first: the sidecar setup of tests/helpers/sidecar_lab.py (Istio's nat rules, a uid-1337 SO_ORIGINAL_DST relay,
 an upstream in another namespace), the app making N sequential requests, real tcpdump on `-i any`. Then times,
 each in its own child process (wall time, peak RSS from GNU time):
   tshark   `tshark -q -z conv,tcp -r FILE` (the stream table a Wireshark user starts from)
@@ -26,8 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.netns import NetLab, sweep_stale  # noqa: E402
-from tests.sidecar_lab import SidecarPod  # noqa: E402
+from tests.helpers.netns import NetLab, sweep_stale  # noqa: E402
+from tests.helpers.sidecar_lab import SidecarPod  # noqa: E402
 
 OURS = """
 import json, sys, time

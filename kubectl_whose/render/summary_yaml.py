@@ -5,7 +5,7 @@ PyYAML's node graph for all of them: 97 s and 2.6 GB for 100 000 streams. Here t
 go through PyYAML as usual and every row of `streams` (and of `detail.packets`) is written by
 `RowWriter`, which knows the rows' few shapes (numbers, None, short strings, a flat dict, a list of
 strings). Every string's form (plain or quoted) is PyYAML's own choice, asked once per distinct
-string, except dotted-quad endpoints, whose form is known (plain); tests/test_summary_yaml.py
+string, except dotted-quad endpoints, whose form is known (plain); tests/render/test_summary_yaml.py
 checks the text against `yaml.safe_dump` on real captures.
 """
 from __future__ import annotations

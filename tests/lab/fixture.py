@@ -23,7 +23,7 @@ from typing import Dict, Iterator, List, Optional, Sequence
 
 import pytest
 
-from tests.netns import netns_unavailable_reason
+from tests.helpers.netns import netns_unavailable_reason
 
 from .certs import kubeconfig as render_kubeconfig
 from .network import sweep_stale
@@ -157,6 +157,24 @@ class LabHandle:
         argv = ["kubectl", "--kubeconfig", str(kubeconfig or self.kubeconfig),
                 "--cache-dir", str(self.state_dir / "kube-cache"), *args]
         return subprocess.run(argv, input=input, capture_output=True, text=not binary, timeout=timeout)
+
+    def whose(self, *args: str):
+        """`kubectl whose ARGS` in-process against the lab, as the admin user (stdout, stderr, exit code)."""
+        return self.whose_as(self.kubeconfig, *args)
+
+    def whose_as(self, kubeconfig: Path, *args: str):
+        """The same with another kubeconfig (`kubeconfig_for("jane")`); never a traceback, whatever fails."""
+        from tests.helpers.cli import run
+
+        r = run(*args, "--kubeconfig", str(kubeconfig))
+        assert "Traceback" not in r.stderr, r.stderr
+        return r
+
+    def popen_whose(self, *args: str, **kw) -> subprocess.Popen:
+        """`kubectl whose ARGS` as its own process (signals, start-up), SIGINT at its default as in a terminal."""
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        return subprocess.Popen([sys.executable, "-m", "kubectl_whose", *args, "--kubeconfig", str(self.kubeconfig)],
+                                env=env, preexec_fn=_default_sigint, **kw)
 
     def core_v1(self, kubeconfig: Optional[Path] = None):
         from kubernetes import client, config
@@ -309,6 +327,13 @@ class LabHandle:
             if s["name"] == container:
                 return s
         return None
+
+
+def _default_sigint() -> None:
+    """A test runner started in the background (`cmd &`, nohup, some CI agents) has SIGINT ignored, and
+    an ignored signal stays ignored across exec: Python would then never raise KeyboardInterrupt and
+    the Ctrl-C tests would wait forever. A user's terminal gives the default; so do we."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="session")

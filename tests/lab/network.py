@@ -1,6 +1,6 @@
 """The lab's network: a node namespace with a bridge and kube-proxy rules, one namespace per pod.
 
-Names follow `tests/netns.py` (`kwL<pid>-<short>`), so a run never touches another run's state and
+Names follow `tests/helpers/netns.py` (`kwL<pid>-<short>`), so a run never touches another run's state and
 `sweep_stale()` can remove what a killed run left (it also ends the processes still living in those
 namespaces: they can only be that run's pods).
 """
@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from tests.netns import NetLab, Netns
+from tests.helpers.netns import NetLab, Netns
 
 TAG = "L"
 BRIDGE = "cbr0"

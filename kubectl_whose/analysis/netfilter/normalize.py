@@ -1,6 +1,6 @@
 """The spellings `iptables-save` prints, applied to restore input so both forms of a rule compare equal.
 
-Checked against the real tools: tests/test_netfilter_parse.py restores our dump with iptables-restore
+Checked against the real tools: tests/analysis/netfilter/test_parse.py restores our dump with iptables-restore
 (legacy and nft) and compares what iptables-save prints back, rule by rule.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ def option(name: str, values: List[str], negate: bool, target: Optional[str]) ->
 
 def target_options(target: str, opts: List[Option]) -> List[Option]:
     """Spell target options the way iptables-save prints them (checked against the real iptables-save in
-    tests/test_netfilter_parse.py): MARK's --set-mark/--or-mark/--xor-mark/--and-mark as --set-xmark v/m,
+    tests/analysis/netfilter/test_parse.py): MARK's --set-mark/--or-mark/--xor-mark/--and-mark as --set-xmark v/m,
     CONNMARK's masks made explicit, TPROXY's options in order with defaults."""
     if target == "CONNMARK":
         return _connmark_options(opts)

@@ -4,7 +4,7 @@ Two engines compute the same rows (tshark 4.0.17's stream figures, Zeek's states
 (`analysis.streams.python.engine`: `streams`, `tcp_analysis`, `conn_state`), the reference that runs
 anywhere, and its transcription in C (`_engine.c`, wrapped by `analysis.streams.native.engine`), built by
 `pip install` when a compiler is there and skipped otherwise (a krew archive is pure Python).
-`CaptureAnalyzer` holds one of them and never asks which; tests/test_native_engine.py compares the
+`CaptureAnalyzer` holds one of them and never asks which; tests/analysis/streams/test_native_engine.py compares the
 two method by method, and every capture goes through tshark too.
 
 `KUBECTL_WHOSE_ENGINE=python` forces the Python engine (to compare, or to rule the C one out);

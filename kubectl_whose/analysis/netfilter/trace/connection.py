@@ -4,7 +4,7 @@ The first packet may pass and the connection still fail: the reply (SYN-ACK, UDP
 too, as do the sender's later packets (conntrack ESTABLISHED); a REJECT's answer (ICMP error or TCP RST) is a
 new packet the kernel sends through OUTPUT/POSTROUTING and can be dropped there. Each function walks that
 packet (`trace_walk.walk`) and says what the sending socket observes. All of it is judged by the kernel in
-tests/test_trace_differential.py.
+tests/analysis/netfilter/trace/test_differential.py.
 """
 from __future__ import annotations
 

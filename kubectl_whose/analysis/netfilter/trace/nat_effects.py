@@ -2,7 +2,7 @@
 
 The kernel reroutes a locally generated packet whose destination NAT changed (ip_route_me_harder), but the
 hook's `out` device stays the first route's until the hook ends: `-o`/`oifname` in later tables of OUTPUT still
-see it (checked by tests/test_trace_differential.py); the new device shows from POSTROUTING on.
+see it (checked by tests/analysis/netfilter/trace/test_differential.py); the new device shows from POSTROUTING on.
 
 REDIRECT (iptables-extensions(8)): "redirects the packet to the machine itself by changing the
 destination IP to the primary address of the incoming interface (locally-generated packets are

@@ -5,7 +5,7 @@
  * 100 000 short connections is ~5x faster than that, and issue 2 asks for 5x faster than tshark.
  * The Python engine stays the reference and the fallback (a krew install without a compiler, any
  * platform): this file is a transcription of it, statement by statement, and the tests run every
- * capture through both and through tshark (tests/test_native_engine.py, tests/test_analyze_oracle.py).
+ * capture through both and through tshark (tests/analysis/streams/test_native_engine.py, test_tshark_oracle.py).
  *
  * What stays in Python: reading pcapng and buffering (capture_file.py), every frame this decoder
  * declines (VLAN, tunnels, fragments, ICMP errors, IPv6 extension headers, NULL/LOOP: decode.py's

@@ -1,7 +1,7 @@
 """The reference stream engine in pure Python: `StreamTable` behind the `engine.StreamEngine` face.
 
 It runs anywhere (a krew archive for a platform without the native build, an install without a
-compiler) and is what `_engine.c` transcribes; tests/test_native_engine.py holds the two equal,
+compiler) and is what `_engine.c` transcribes; tests/analysis/streams/test_native_engine.py holds the two equal,
 method by method. The record loops read straight out of the reader's buffer (`PcapWindow`,
 `PcapngWindow`) with no per-frame bytes object, and hand each record to the one plain-frame
 decoder (`decode.plain_event`); a frame it declines goes to `general`, the analyzer's general path.

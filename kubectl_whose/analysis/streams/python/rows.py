@@ -2,7 +2,7 @@
 
 `stream_row` is what `CaptureSummary.streams` holds. `stream_json` writes the identical object
 straight to text (100 000 streams: ~0.1 s instead of ~1.5 s through dicts and the json module);
-both are built from `row_values`, and tests/test_streams_unit.py checks json.loads(line) == row
+both are built from `row_values`, and tests/analysis/streams/test_table.py checks json.loads(line) == row
 for every stream of every test capture.
 """
 from __future__ import annotations

@@ -11,7 +11,7 @@ tshark's unacked-segment lists feed none of the flags, only whether a frame carr
 subtree (and with it the handshake RTT); they are kept per stream only until that RTT is shown.
 
 Two details were settled by measurement, not by the source text we could read (random exchanges
-against the installed tshark, tests/test_crafted_oracle.py): after an "ACKed unseen segment" the
+against the installed tshark, tests/analysis/streams/test_crafted_oracle.py): after an "ACKed unseen segment" the
 peer's maxseqtobeacked jumps to its nextseq when nextseq is the larger, and the dupacknum of -1
 that marks "already reported" counts as >= 2 in the fast-retransmission test (an unsigned field).
 """

@@ -1,0 +1,207 @@
+"""`kubectl whose rules` and `kubectl whose trace` offline (--from-file): output, --save/--diff, errors, the
+JSON contract."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.helpers.cli import run, run_process
+from tests.helpers.paths import FIXTURES as FIXTURE_ROOT
+
+FIXTURES = str(FIXTURE_ROOT / "netfilter")
+ISTIO = os.path.join(FIXTURES, "istio-sidecar-legacy-save.txt")
+KUBE_PROXY = os.path.join(FIXTURES, "kube-proxy-tracepacket-nat.txt")
+KUBE_PROXY_NFT = os.path.join(FIXTURES, "kube-proxy-nftables.json")
+CALICO = os.path.join(FIXTURES, "calico-issue-3835.txt")
+
+
+def test_rules_summary_first_and_custom_chains_nested_under_their_jump():
+    r = run("rules", "--from-file", ISTIO)
+    assert r.code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("Outbound TCP is redirected to 127.0.0.1:15001 except from uid/gid 1337")
+    assert "recognised: Istio sidecar" in r.stdout
+    jump = next(i for i, ln in enumerate(lines) if ln.rstrip().endswith("-j ISTIO_REDIRECT"))
+    chain = lines[jump + 1]
+    assert chain.strip(" │└├─") == "ISTIO_REDIRECT"
+    assert chain.index("ISTIO_REDIRECT") > lines[jump].index("-j")  # indented deeper than the jump rule
+    assert "policy ACCEPT  (1400 pkts, 84000 bytes)" in r.stdout
+    assert "-> ISTIO_IN_REDIRECT (shown above)" in r.stdout
+
+
+def test_rules_json_and_filters():
+    r = run("rules", "--from-file", ISTIO, "--table", "nat", "--chain", "ISTIO_REDIRECT", "-o", "json")
+    assert r.code == 0, r.stderr
+    d = r.json
+    assert d["recognized"][0]["name"] == "Istio sidecar"
+    [rs] = d["rulesets"]
+    assert (rs["backend"], rs["version"], rs["family"]) == ("legacy", "1.8.11", "ipv4")
+    [table] = rs["tables"]
+    assert [c["name"] for c in table["chains"]] == ["ISTIO_REDIRECT"]
+    assert table["chains"][0]["rules"] == [{"text": "-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001",
+                                            "target": "REDIRECT", "goto": False, "counters": None,
+                                            "unsupported": None}]
+    y = run("rules", "--from-file", ISTIO, "-o", "yaml")
+    assert y.code == 0 and y.stdout.startswith("summary: Outbound TCP")
+
+
+def test_rules_nft_json_dump():
+    r = run("rules", "--from-file", KUBE_PROXY_NFT, "--chain", "nat-output")
+    assert r.code == 0, r.stderr
+    assert "recognised: kube-proxy (nftables mode, ip)" in r.stdout
+    assert "numgen random mod 2 vmap" in r.stdout and "dnat to 10.180.0.5:80" in r.stdout
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (("--table", "bogus"), 4, "--table bogus: no such table in these rules (tables: nat)"),
+    (("--chain", "NOPE"), 4, "--chain NOPE: no such chain (8 chains; list them with `kubectl whose rules` "
+                             "without --chain)"),
+])
+def test_rules_filter_errors(args, code, message):
+    r = run("rules", "--from-file", ISTIO, *args)
+    assert (r.code, r.stderr.strip()) == (code, f"kubectl-whose: error: {message}")
+
+
+def test_save_then_diff(tmp_path):
+    snap = tmp_path / "before.rules"
+    r = run("rules", "--from-file", CALICO, "--save", str(snap))
+    assert r.code == 0, r.stderr
+    assert "saved 7 rules" in r.stderr
+    # counters change, declaration order changes: no difference
+    text = open(CALICO).read().replace("[4946241:436171944]", "[1:1]")
+    same = tmp_path / "same.txt"
+    same.write_text(text)
+    r = run("rules", "--from-file", str(same), "--diff", str(snap))
+    assert (r.code, r.stdout.strip()) == (0, f"no difference from {snap} (counters and ordering noise ignored)")
+    # a NetworkPolicy later: one rule added, one removed
+    after = tmp_path / "after.txt"
+    after.write_text(text.replace('-m comment --comment "cali:hLIGQ7Yq-h6QiMAU" -m conntrack --ctstate INVALID -j DROP',
+                                  '-m comment --comment "cali:NEW" -p tcp -m tcp --dport 8080 -j ACCEPT'))
+    r = run("rules", "--from-file", str(after), "--diff", str(snap), "-o", "json")
+    assert r.code == 0, r.stderr
+    d = r.json
+    assert d["identical"] is False
+    [chain] = d["chains"]
+    assert (chain["table"], chain["chain"], chain["status"]) == ("filter", "cali-fw-calice01ffe2489", "changed")
+    assert chain["added"] == ['-A cali-fw-calice01ffe2489 -p tcp -m comment --comment cali:NEW -m tcp --dport 8080 '
+                              '-j ACCEPT']
+    assert chain["removed"] == ['-A cali-fw-calice01ffe2489 -m comment --comment cali:hLIGQ7Yq-h6QiMAU -m conntrack '
+                                '--ctstate INVALID -j DROP']
+    text_out = run("rules", "--from-file", str(after), "--diff", str(snap)).stdout
+    assert "+ -A cali-fw-calice01ffe2489 -p tcp" in text_out and "- -A cali-fw-calice01ffe2489 -m comment" in text_out
+
+
+def test_save_several_dumps_is_a_snapshot_that_reads_back(tmp_path):
+    snap = tmp_path / "snap.json"
+    assert run("rules", "--from-file", ISTIO, "--from-file", KUBE_PROXY_NFT, "--save", str(snap)).code == 0
+    r = run("rules", "--from-file", ISTIO, "--from-file", KUBE_PROXY_NFT, "--diff", str(snap), "-o", "json")
+    assert r.json == {"identical": True, "chains": []}
+
+
+@pytest.mark.parametrize("content, message", [
+    ("just one line of nonsense\n", "not an iptables-save, iptables -S or nft -j dump (first line: "
+                                    "'just one line of nonsense')"),
+    ("table inet filter {\n}\n", "this is nft text (`nft list ruleset` or an nft -f script); send `nft -j list "
+                                 "ruleset` output instead"),
+    ('{"nftables": [', "not `nft -j list ruleset` JSON"),
+])
+@pytest.mark.parametrize("command", [("rules",), ("trace", "--to", "10.0.0.1:80")])
+def test_bad_dump_is_one_line_and_exit_3(tmp_path, content, message, command):
+    bad = tmp_path / "bad.txt"
+    bad.write_text(content)
+    r = run(*command, "--from-file", str(bad))
+    assert r.code == 3
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith(f"kubectl-whose: error: {bad}: {message}")
+    assert "Traceback" not in r.stderr and r.stdout == ""
+
+
+def test_missing_file_and_missing_pod():
+    r = run("rules", "--from-file", "/nonexistent/rules.txt")
+    assert (r.code, r.stderr.strip()) == (3, "kubectl-whose: error: --from-file /nonexistent/rules.txt: "
+                                             "No such file or directory")
+    r = run("rules")
+    assert r.code == 2 and "give a POD, or --from-file DUMP" in r.stderr
+    r = run("trace", "--to", "10.0.0.1:80", "--from-file", ISTIO, "--inbound", "--uid", "5")
+    assert r.code == 2 and "--uid/--gid describe the sending process" in r.stderr
+    r = run("trace", "--to", "10.0.0.1", "--from-file", ISTIO)
+    assert r.code == 2 and "has no port; use IP:PORT" in r.stderr
+
+
+def test_trace_json_contract():
+    r = run("trace", "--from-file", KUBE_PROXY, "--to", "172.30.0.44:80", "--from", "10.0.0.2", "-o", "json")
+    assert r.code == 0, r.stderr
+    d = r.json
+    assert d["verdict"] == "DNAT"
+    assert [(o["probability"], o["destination"], o["verdict"]) for o in d["outcomes"]] == [
+        (0.5, "10.180.0.4:80", "DNAT"), (0.5, "10.180.0.5:80", "DNAT")]
+    for s in d["steps"]:
+        assert set(s) >= {"table", "chain", "rule", "matched", "note"}
+        assert isinstance(s["matched"], bool) and all(isinstance(s[k], str) for k in ("table", "chain", "rule", "note"))
+    assert isinstance(d["assumptions"], list) and all(isinstance(a, str) for a in d["assumptions"])
+    # the statistic rule is in the path, with its branch
+    assert any("statistic random p=0.5" in s["note"] for s in d["steps"])
+
+
+@pytest.mark.parametrize("args, verdict, destination", [
+    (("--to", "10.0.0.3:80", "--uid", "1000"), "REDIRECT", "127.0.0.1:15001"),
+    (("--to", "10.0.0.3:80", "--uid", "1337", "--gid", "1337"), "ACCEPT", "10.0.0.3:80"),
+    (("--inbound", "--from", "10.0.0.9", "--to", "10.1.0.5:8080", "--pod-ip", "10.1.0.5"), "REDIRECT",
+     "10.1.0.5:15006"),
+    (("--inbound", "--from", "10.0.0.9", "--to", "10.1.0.5:15020", "--pod-ip", "10.1.0.5"), "ACCEPT",
+     "10.1.0.5:15020"),
+    (("--to", "10.0.0.3:80", "--uid", "1000", "--ctstate", "ESTABLISHED"), "ACCEPT", "10.0.0.3:80"),
+])
+def test_trace_istio_offline(args, verdict, destination):
+    d = run("trace", "--from-file", ISTIO, *args, "-o", "json").json
+    assert [(o["verdict"], o["destination"]) for o in d["outcomes"]] == [(verdict, destination)]
+
+
+def test_trace_names_assumptions_and_unmodelled_matches(tmp_path):
+    dump = tmp_path / "odd.rules"
+    dump.write_text("*filter\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -m set --match-set blocked dst -j DROP\n"
+                    "-A OUTPUT -m quota --quota 100 -j DROP\n-A OUTPUT -j WEIRDTARGET\nCOMMIT\n")
+    d = run("trace", "--from-file", str(dump), "--to", "10.0.0.1:80", "-o", "json").json
+    assert d["verdict"] == "ACCEPT"
+    text = "\n".join(d["assumptions"])
+    assert "-m set --match-set: ipset contents are not in the dump; taken as not matching" in text
+    assert "match -m quota --quota is not modelled; rules using it are taken as not matching" in text
+    assert "target WEIRDTARGET is not a chain in this table and not modelled; assumed to continue" in text
+    assert "sender uid unknown" not in text  # no owner match was evaluated
+
+
+def test_trace_table_output_shows_verdict_path_and_assumptions():
+    r = run("trace", "--from-file", KUBE_PROXY, "--to", "172.30.0.44:80", "--from", "10.0.0.2")
+    assert r.code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "TCP to 172.30.0.44:80: DNAT -> one of 10.180.0.4:80 (50.0%), 10.180.0.5:80 (50.0%)"
+    assert "path 1 of 2 (p=0.5000, 10.180.0.4:80)" in r.stdout
+    assert "(the other paths: -o wide)" in r.stdout
+    assert "assumptions" in r.stdout
+    wide = run("trace", "--from-file", KUBE_PROXY, "--to", "172.30.0.44:80", "--from", "10.0.0.2", "-o", "wide")
+    assert "path 2 of 2 (p=0.5000, 10.180.0.5:80)" in wide.stdout
+
+
+def test_help_has_examples_and_runs_as_a_process():
+    p = run_process(["trace", "--help"])
+    assert p.returncode == 0 and b"kubectl whose trace my-pod --to 10.96.0.10:80 --uid 1000" in p.stdout
+    r = run("rules", "--help")
+    assert r.code == 0 and "kubectl whose rules my-pod --diff before.rules" in r.stdout
+
+
+def test_ctstate_is_an_assumption_unless_given(tmp_path):
+    dump = tmp_path / "ct.rules"
+    dump.write_text("*filter\n-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A INPUT -j DROP\nCOMMIT\n")
+    base = ("trace", "--from-file", str(dump), "--inbound", "--from", "10.0.0.1", "--to", "10.0.0.2:80", "-o", "json")
+    d = run(*base).json
+    assert d["verdict"] == "DROP" and "conntrack state NEW (a new connection)" in d["assumptions"]
+    d = run(*base, "--ctstate", "new").json
+    assert d["verdict"] == "DROP" and "conntrack state NEW (a new connection)" not in d["assumptions"]
+    d = run(*base, "--ctstate", "ESTABLISHED").json
+    assert (d["verdict"], d["packet"]["ctstate"]) == ("ACCEPT", "ESTABLISHED")
+
+
+def test_rules_wide_shows_rule_counters():
+    r = run("rules", "--from-file", CALICO, "-o", "wide")
+    assert r.code == 0 and "[4946241:436171944] -m comment --comment cali:SElIeFT_TuDlXqwG" in r.stdout
+    assert "[4946241:436171944]" not in run("rules", "--from-file", CALICO).stdout
