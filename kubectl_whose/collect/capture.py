@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
@@ -20,6 +21,8 @@ from kubectl_whose.collect.tcpdump import CaptureRecipe
 from kubectl_whose.errors import ExitCode, WhoseError
 
 STOP_GRACE = 2.0  # seconds tcpdump gets to flush after SIGINT before we abandon the stream
+# what a capture on the pod's host-side interface misses: it only sees what leaves or enters the pod
+NODE_BLIND_SPOTS = ("the pod's lo (app <-> sidecar proxy)", "traffic between the pod's containers")
 
 
 class Tee:
@@ -186,13 +189,13 @@ class Captured:
     interrupted: bool = False
     error: Optional[WhoseError] = None  # the failure that ended it, raised after the summary
     feed_error: Optional[Exception] = None
+    capture_point: Optional[dict] = None  # --node: which node and interface, and why (None: inside the pod)
 
 
 def run_capture(kube, opts, live_view) -> Captured:
     """`opts` is `cli.capture.CaptureOptions`; `live_view(snapshot, byte_count, where)` the context manager that
     shows the capture while it runs (`render.live.LiveView`). Raises only when nothing at all was captured."""
     from kubectl_whose.analysis.streams import CaptureAnalyzer, check_stream_index
-    from kubectl_whose.cluster.session import open_debug_session
     from kubectl_whose.collect import tcpdump
 
     t0 = time.monotonic()
@@ -200,18 +203,25 @@ def run_capture(kube, opts, live_view) -> Captured:
     sink = Tee(opts.write, analyzer)
     pending: Optional[WhoseError] = None
     interrupted = False
-    debug = opts.debug
+    point: Optional[dict] = None
     try:
-        # a reused container must outlive the capture; without --duration, ask for half a fresh one's lifetime
-        min_left = opts.duration + 15 if opts.duration else max(75.0, opts.ttl / 2)
-        with open_debug_session(kube, opts.pod, debug.container, debug.image, opts.ttl, min_remaining=min_left,
-                                start_timeout=debug.start_timeout, say=say) as session:
+        with _open_session(kube, opts) as (session, target):
+            interface, where = opts.interface, f"pod/{opts.pod} -i {opts.interface}"
+            if target is not None:  # --node: the pod's host-side interface, found on its node
+                from kubectl_whose.collect.node import find_pod_interface
+
+                host = find_pod_interface(session, target, opts.interface)
+                interface, where = host.name, f"node/{target.node} -i {host.name} (pod/{opts.pod})"
+                point = {"where": "node", "node": target.node, "pod_ip": target.ip, **host.to_dict(),
+                         "not_seen": list(NODE_BLIND_SPOTS)}
+                say(f"capturing on node {target.node}, interface {host.name}: {host.why}")
+                say(f"from the node, the capture cannot see {' nor '.join(NODE_BLIND_SPOTS)}")
             seconds = opts.duration or max(30.0, (session.remaining() or opts.ttl) - 5)
-            recipe = CaptureRecipe(opts.interface, opts.bpf, opts.count, opts.snaplen, seconds)
+            recipe = CaptureRecipe(interface, opts.bpf, opts.count, opts.snaplen, seconds)
             runner = RemoteCapture(session, recipe, sink, t0)
             if not opts.duration and not opts.count:
                 say(f"capturing until Ctrl-C (at most {seconds:.0f} s, the debug container's remaining lifetime)")
-            with live_view(sink.snapshot, lambda: sink.bytes, f"pod/{opts.pod} -i {opts.interface}"):
+            with live_view(sink.snapshot, lambda: sink.bytes, where):
                 interrupted = runner.run(opts.duration)
             pending = runner.failure()
             dropped = tcpdump.summary_counts(bytes(runner.stderr)).get("dropped")
@@ -225,7 +235,7 @@ def run_capture(kube, opts, live_view) -> Captured:
     finally:
         sink.close()
     done = Captured(bytes=sink.bytes, path=opts.write, broken_pipe=sink.broken_pipe, interrupted=interrupted,
-                    error=pending, feed_error=sink.feed_error)
+                    error=pending, feed_error=sink.feed_error, capture_point=point)
     if sink.broken_pipe:
         return done  # the reader went away (wireshark closed): end quietly
     if pending is not None and sink.bytes == 0:
@@ -237,6 +247,24 @@ def run_capture(kube, opts, live_view) -> Captured:
         check_stream_index(opts.detail_proto, opts.stream, done.summary.stream_count(opts.detail_proto))
     done.connections = _connections(kube, opts, done.summary, interrupted)
     return done
+
+
+@contextmanager
+def _open_session(kube, opts):
+    """(session, None) in the pod's own debug container, or (session, NodeTarget) on its node with --node."""
+    from kubectl_whose.cluster.session import open_debug_session, open_node_session
+
+    debug = opts.debug
+    if opts.node:
+        with open_node_session(kube, opts.pod, debug.image, opts.ttl, opts.node_namespace,
+                               start_timeout=debug.start_timeout, say=say) as (session, target):
+            yield session, target
+        return
+    # a reused container must outlive the capture; without --duration, ask for half a fresh one's lifetime
+    min_left = opts.duration + 15 if opts.duration else max(75.0, opts.ttl / 2)
+    with open_debug_session(kube, opts.pod, debug.container, debug.image, opts.ttl, min_remaining=min_left,
+                            start_timeout=debug.start_timeout, say=say) as session:
+        yield session, None
 
 
 def conclude(done: Captured) -> None:
@@ -263,7 +291,7 @@ def _connections(kube, opts, summary, interrupted: bool) -> list:
     from kubectl_whose.analysis.pod.connections import connections_json
 
     connections = connections_json(summary)
-    if not connections or not opts.owners or interrupted:
+    if not connections or not opts.owners or interrupted or opts.node:  # the node cannot read the pod's sockets
         return connections
     from kubectl_whose.analysis.pod.netinfo import build_netinfo
     from kubectl_whose.cluster.session import open_debug_session
