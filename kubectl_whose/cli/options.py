@@ -115,6 +115,17 @@ def node_flags(f):
     return wrapper
 
 
+def split_target(arg: Optional[str], allowed=("pod", "node")):
+    """kubectl's TYPE/NAME: `POD`, `pod/POD` or `node/NODE` -> (pod, node name); one of them is None."""
+    if not arg or "/" not in arg:
+        return arg, None
+    kind, name = arg.split("/", 1)
+    kind = {"po": "pod", "pods": "pod", "no": "node", "nodes": "node"}.get(kind, kind)
+    if kind not in allowed or not name:
+        raise click.UsageError(f"{arg!r}: give POD, " + " or ".join(f"{k}/NAME" for k in allowed))
+    return (name, None) if kind == "pod" else (None, name)
+
+
 def output_option(default: str = "table"):
     return click.option("-o", "--output", type=click.Choice(OUTPUT_FORMATS), default=default,
                         show_default=True, help="Output format.")

@@ -8,7 +8,8 @@ from __future__ import annotations
 import click
 
 from kubectl_whose.analysis.netfilter.trace.packet import CTSTATES
-from kubectl_whose.cli.options import EndpointType, debug_flags, kube_flags, output_option, pod_argument
+from kubectl_whose.cli.options import (EndpointType, debug_flags, kube_flags, node_flags, output_option,
+                                       pod_argument, split_target)
 from kubectl_whose.cli.rules import require_pod_or_files
 
 
@@ -45,8 +46,9 @@ Examples:
               help="Read rules from a dump instead of the pod (repeatable, e.g. legacy and nft dumps).")
 @output_option()
 @debug_flags()
+@node_flags
 @kube_flags
-def trace(kube, debug, pod, to, proto, src, uid, gid, inbound, iface, pod_ips, ctstate, mark, from_files, output):
+def trace(kube, debug, node, pod, to, proto, src, uid, gid, inbound, iface, pod_ips, ctstate, mark, from_files, output):
     """Trace a packet through a pod's netfilter rules, rule by rule, to its verdict.
 
     Prints every possible end (ACCEPT, DROP, REJECT, REDIRECT to a port, DNAT to each endpoint with
@@ -66,7 +68,8 @@ def trace(kube, debug, pod, to, proto, src, uid, gid, inbound, iface, pod_ips, c
     except ValueError:
         raise click.BadParameter(f"{mark!r} is not a number (examples: 0x4000, 16384)", param_hint="--mark")
     require_pod_or_files(pod, from_files)
-    rulesets, _, live_ips = load_rules(kube, pod, from_files, None, debug)
+    pod, node_name = split_target(pod)
+    rulesets, _, live_ips = load_rules(kube, pod, from_files, None, debug, node, node_name)
     ips = tuple(e.ip for e in pod_ips) or tuple(live_ips)
     query = TraceQuery(dst=to.ip, dport=to.port, proto=proto, src=src.ip if src else None,
                        sport=src.port if src else None, uid=uid, gid=gid, inbound=inbound, iface=iface,

@@ -7,8 +7,8 @@ with open_debug_session(kube, pod, container=None, image=None, ttl=None) as sess
 ```
 Opening resolves the kubeconfig like kubectl, reads the pod, reuses or adds our ephemeral debug container
 (NET_ADMIN/NET_RAW only) and waits until it runs. `open_node_session` is the same on the pod's node instead
-(`--node`): a node debug pod with hostNetwork, deleted when the block ends. A binary missing in the image comes back as `exit_code` 127
-with the runtime's words in `error` (`collect.recipe.binary_missing` tells).
+(`--node`): a node debug pod with hostNetwork, deleted when the block ends. A binary missing in the image
+comes back as `exit_code` 127 with the runtime's words in `error` (`collect.recipe.binary_missing` tells).
 """
 from __future__ import annotations
 
@@ -91,18 +91,20 @@ class NodeTarget:
     """The pod a node session serves, as the node sees it."""
 
     namespace: str
-    pod: str
+    pod: Optional[str]
     node: str
-    ip: str
-    pod_object: dict
+    ip: Optional[str]
+    pod_object: Optional[dict]
 
 
 @contextmanager
-def open_node_session(kube, pod: str, image: Optional[str] = None, ttl: Optional[float] = None,
-                      node_namespace: Optional[str] = None, *, start_timeout: float = 120.0,
+def open_node_session(kube, pod: Optional[str], image: Optional[str] = None, ttl: Optional[float] = None,
+                      node_namespace: Optional[str] = None, *, node: Optional[str] = None,
+                      start_timeout: float = 120.0,
                       say: Optional[Callable[[str], None]] = stderr_say) -> Iterator[Tuple[DebugSession, NodeTarget]]:
-    """A short-lived node debug pod on POD's node (`cluster.node_pod`), deleted when the block ends, also on
-    Ctrl-C and on errors. Yields the session (commands run in the node's network namespace) and the target."""
+    """A short-lived node debug pod on POD's node, or on `node` (`rules node/NAME`) (`cluster.node_pod`),
+    deleted when the block ends, also on Ctrl-C and on errors. Yields the session (commands run in the node's
+    network namespace) and the target (`pod`, `ip` and `pod_object` are None for a node target)."""
     from kubectl_whose.cluster.client import connect
     from kubectl_whose.cluster.config_file import config_value
     from kubectl_whose.cluster.debug_container import DEFAULT_TTL, DebugSpec, check_pod_running, random_suffix
@@ -112,14 +114,16 @@ def open_node_session(kube, pod: str, image: Optional[str] = None, ttl: Optional
                                                 node_of, pod_ip, wait_node_pod)
 
     cluster = connect(kube)
-    target = read_pod(cluster, pod)
-    check_pod_running(target)
-    node = node_of(target)
+    target = None
+    if pod is not None:
+        target = read_pod(cluster, pod)
+        check_pod_running(target)
+        node = node_of(target)
     _check_node(cluster, node, check_node_ready)
     where = cluster.in_namespace(node_namespace or config_value("node_namespace") or cluster.namespace)
     img = resolve_image(image)
     spec = DebugSpec(image=img, ttl_seconds=int(ttl) if ttl else DEFAULT_TTL)
-    body = build_node_pod(node, spec, cluster.namespace, pod, random_suffix())
+    body = build_node_pod(node, spec, cluster.namespace if pod else "node", pod or node, random_suffix())
     name = body["metadata"]["name"]
     if say:
         say(f"creating node debug pod {where.namespace}/{name} on node {node} (hostNetwork, NET_ADMIN+NET_RAW, "
@@ -130,7 +134,7 @@ def open_node_session(kube, pod: str, image: Optional[str] = None, ttl: Optional
         created = True
         started = wait_node_pod(where, body, img, start_timeout, say)
         session = DebugSession(where, name, DebugContainer("debug", img, False, started + spec.ttl_seconds), img)
-        yield session, NodeTarget(cluster.namespace, pod, node, pod_ip(target), target)
+        yield session, NodeTarget(cluster.namespace, pod, node, pod_ip(target) if target else None, target)
     finally:
         if created:
             why = delete_node_pod(where, name)

@@ -12,7 +12,6 @@ import os
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
@@ -197,6 +196,7 @@ def run_capture(kube, opts, live_view) -> Captured:
     shows the capture while it runs (`render.live.LiveView`). Raises only when nothing at all was captured."""
     from kubectl_whose.analysis.streams import CaptureAnalyzer, check_stream_index
     from kubectl_whose.collect import tcpdump
+    from kubectl_whose.collect.node import debug_session
 
     t0 = time.monotonic()
     analyzer = CaptureAnalyzer(proto=opts.proto, detail_stream=opts.stream, detail_proto=opts.detail_proto)
@@ -205,7 +205,10 @@ def run_capture(kube, opts, live_view) -> Captured:
     interrupted = False
     point: Optional[dict] = None
     try:
-        with _open_session(kube, opts) as (session, target):
+        # a reused container must outlive the capture; without --duration, ask for half a fresh one's lifetime
+        min_left = opts.duration + 15 if opts.duration else max(75.0, opts.ttl / 2)
+        with debug_session(kube, opts.pod, opts.debug, opts.node_flags, ttl=opts.ttl, min_remaining=min_left,
+                           say=say) as (session, target):
             interface, where = opts.interface, f"pod/{opts.pod} -i {opts.interface}"
             if target is not None:  # --node: the pod's host-side interface, found on its node
                 from kubectl_whose.collect.node import find_pod_interface
@@ -247,24 +250,6 @@ def run_capture(kube, opts, live_view) -> Captured:
         check_stream_index(opts.detail_proto, opts.stream, done.summary.stream_count(opts.detail_proto))
     done.connections = _connections(kube, opts, done.summary, interrupted)
     return done
-
-
-@contextmanager
-def _open_session(kube, opts):
-    """(session, None) in the pod's own debug container, or (session, NodeTarget) on its node with --node."""
-    from kubectl_whose.cluster.session import open_debug_session, open_node_session
-
-    debug = opts.debug
-    if opts.node:
-        with open_node_session(kube, opts.pod, debug.image, opts.ttl, opts.node_namespace,
-                               start_timeout=debug.start_timeout, say=say) as (session, target):
-            yield session, target
-        return
-    # a reused container must outlive the capture; without --duration, ask for half a fresh one's lifetime
-    min_left = opts.duration + 15 if opts.duration else max(75.0, opts.ttl / 2)
-    with open_debug_session(kube, opts.pod, debug.container, debug.image, opts.ttl, min_remaining=min_left,
-                            start_timeout=debug.start_timeout, say=say) as session:
-        yield session, None
 
 
 def conclude(done: Captured) -> None:

@@ -58,15 +58,15 @@ def collect_rulesets(session, timeout: float) -> Tuple[list, list, List[str]]:
     return rulesets, findings, pod_addresses(addr.stdout) if addr.exit_code == 0 else []
 
 
-def load_rules(kube, pod: Optional[str], from_files: Sequence[str], table: Optional[str], debug) -> \
-        Tuple[list, list, List[str]]:
-    """The rules of `--from-file` dumps, else of the pod (`debug`: `cli.options.DebugFlags`)."""
+def load_rules(kube, pod: Optional[str], from_files: Sequence[str], table: Optional[str], debug, node=None,
+               node_name: Optional[str] = None) -> Tuple[list, list, List[str]]:
+    """The rules of `--from-file` dumps, else of the pod (`debug`: `cli.options.DebugFlags`), else of its node
+    (`node`: `cli.options.NodeFlags` with --node) or of `node_name` (`node/NAME`)."""
     if from_files:
         from kubectl_whose.analysis.netfilter import read_dump_file
 
         return [rs for path in from_files for rs in read_dump_file(path, table)], [], []
-    from kubectl_whose.cluster.session import open_debug_session
+    from kubectl_whose.collect.node import debug_session
 
-    with open_debug_session(kube, pod, debug.container, debug.image, debug.ttl,
-                            start_timeout=debug.start_timeout) as session:
+    with debug_session(kube, pod, debug, node, node_name) as (session, _target):
         return collect_rulesets(session, kube.request_timeout)

@@ -7,6 +7,7 @@ bridge before the capture starts); its answer also teaches the bridge the pod's 
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Optional
 
 from kubectl_whose.collect.recipe import Recipe, binary_missing, missing_tool_error, run_all
@@ -59,3 +60,23 @@ def bridge_of(route_get: str) -> Optional[str]:
         return (json.loads(route_get) or [{}])[0].get("dev")
     except (ValueError, AttributeError, IndexError):
         return None
+
+
+@contextmanager
+def debug_session(kube, pod: Optional[str], debug, node=None, node_name: Optional[str] = None,
+                  ttl: Optional[float] = None, min_remaining: float = 60.0, say=None):
+    """(session, None) in the pod's own debug container, or (session, `cluster.session.NodeTarget`) on its node
+    with --node (`node`: `cli.options.NodeFlags`) or on `node_name` (a `node/NAME` target)."""
+    from kubectl_whose.chatter import say as stderr_say
+    from kubectl_whose.cluster.session import open_debug_session, open_node_session
+
+    say = stderr_say if say is None else say
+    ttl = ttl if ttl is not None else debug.ttl
+    if node_name or (node and node.node):
+        with open_node_session(kube, None if node_name else pod, debug.image, ttl, node.namespace if node else None,
+                               node=node_name, start_timeout=debug.start_timeout, say=say) as (session, target):
+            yield session, target
+        return
+    with open_debug_session(kube, pod, debug.container, debug.image, ttl, min_remaining=min_remaining,
+                            start_timeout=debug.start_timeout, say=say) as session:
+        yield session, None

@@ -154,3 +154,34 @@ def test_doctor_says_which_path_works(lab):
     assert rows["node: dry run"]["result"] == "pass"
     assert node.code == 0, node.stdout
     assert node.json["path"]["result"] == "pass"
+
+
+def test_rules_of_a_node_are_the_nodes_own_dump(lab):
+    """`rules node/NAME` reads the node's kube-proxy rules from a node debug pod; the oracle is the same save
+    tool run directly in the lab's node namespace."""
+    from kubectl_whose.analysis.netfilter.iptables_save import parse_iptables
+
+    with lab.isolated_namespace(labels=PRIVILEGED, prefix="nd") as debug_ns:
+        r = lab.whose("rules", "node/lab-node", "--node-namespace", debug_ns, "--table", "nat", "-o", "json")
+        assert node_pods(lab, debug_ns) == []
+    assert r.code == 0, r.stderr
+    direct = parse_iptables(lab.node_run(["iptables-nft-save", "-t", "nat"]).stdout)
+    want = {c: [rule.key() for rule in ch.rules] for c, ch in direct.tables["nat"].chains.items()}
+    nft = next(rs for rs in r.json["rulesets"] if rs.get("backend") == "nft")
+    nat = next(t for t in nft["tables"] if t["name"] == "nat")
+    assert {c["name"]: [x["text"] for x in c["rules"]] for c in nat["chains"]} == want
+    assert "KUBE-SERVICES" in want
+
+
+def test_net_from_the_node_names_the_pods_interface(lab):
+    with lab.isolated_namespace(labels=RESTRICTED, prefix="nn") as ns, \
+            lab.isolated_namespace(labels=PRIVILEGED, prefix="nd") as debug_ns:
+        restricted_web(lab, ns, "web", "routed")
+        r = lab.whose("net", "web", "-n", ns, "--node", "--node-namespace", debug_ns, "-o", "json")
+        peer = int(lab.netns_run("web", ["cat", "/sys/class/net/eth0/iflink"], namespace=ns).stdout)
+    assert r.code == 0, r.stderr
+    seen = r.json["seen_from"]
+    assert seen["where"] == "node" and seen["node"] == "lab-node" and seen["pod"] == "web"
+    host = next(i for i in r.json["interfaces"] if i["index"] == peer)
+    assert seen["host_interface"]["interface"] == host["name"] and host["name"].startswith("cali")
+    assert any(i["name"] == "cbr0" for i in r.json["interfaces"])  # the node's own view
