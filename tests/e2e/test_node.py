@@ -185,3 +185,24 @@ def test_net_from_the_node_names_the_pods_interface(lab):
     host = next(i for i in r.json["interfaces"] if i["index"] == peer)
     assert seen["host_interface"]["interface"] == host["name"] and host["name"].startswith("cali")
     assert any(i["name"] == "cbr0" for i in r.json["interfaces"])  # the node's own view
+
+
+def test_trace_through_the_node_forwards_a_service_packet_to_its_endpoints(lab):
+    """A pod -> ClusterIP packet through the node: PREROUTING, DNAT to each echo pod, FORWARD, POSTROUTING, with
+    the node's own routes (read live by the node debug pod). The kernel's truth: a real request from the
+    client pod reaches one of the three echo pods (tests/lab/test_network.py); here their addresses."""
+    client = lab.pods["client"].ip
+    veth = next(lk["ifname"] for lk in json.loads(lab.node_run(["ip", "-j", "link", "show"]).stdout)
+                if lk["ifindex"] == int(lab.netns_run("client", ["cat", "/sys/class/net/eth0/iflink"]).stdout))
+    with lab.isolated_namespace(labels=PRIVILEGED, prefix="nd") as debug_ns:
+        r = lab.whose("trace", "node/lab-node", "--node-namespace", debug_ns, "--inbound", "--iface", veth,
+                      "--from", f"{client}:40000", "--to", f"{lab.service_ip}:{lab.service_port}", "-o", "json")
+        assert node_pods(lab, debug_ns) == []
+    assert r.code == 0, r.stderr
+    ends = {o["destination"] for o in r.json["outcomes"]}
+    assert ends == {f"{lab.pods[f'echo-{i}'].ip}:8080" for i in range(3)}
+    for o in r.json["outcomes"]:
+        assert o["verdict"] == "DNAT" and o["sender_sees"] == "delivered"
+        assert [s["chain"] for s in o["steps"] if s["hook"] == "routing"] == ["forward"]
+    assert "FORWARD" in r.json["hooks"] and "INPUT" not in r.json["hooks"]
+    assert not any("routing not evaluated" in a for a in r.json["assumptions"])
