@@ -106,8 +106,8 @@ def capture(kube, node, **flags):
     if done.summary is not None:
         if opts.write == "-":  # stdout is the pcap: the summary goes to stderr, as a table
             print_summary(done.summary, done.connections, "wide" if opts.output == "wide" else "table",
-                          opts.stream is not None, out=sys.stderr)
+                          opts.stream is not None, out=sys.stderr, inbound=done.inbound)
         else:
             print_summary(done.summary, done.connections, opts.output, opts.stream is not None,
-                          capture_point=done.capture_point)
+                          capture_point=done.capture_point, inbound=done.inbound)
     conclude(done)

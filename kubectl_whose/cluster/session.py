@@ -25,11 +25,12 @@ __all__ = ["open_debug_session", "open_node_session", "DebugSession", "ExecResul
 
 
 class DebugSession:
-    def __init__(self, cluster, pod: str, container, image: str):
+    def __init__(self, cluster, pod: str, container, image: str, pod_ips: Sequence[str] = ()):
         self.cluster = cluster
         self.pod = pod
         self.container = container  # ephemeral.DebugContainer
         self.image = image
+        self.pod_ips = tuple(pod_ips)  # the pod's addresses (status.podIPs) when the session was opened
 
     @property
     def namespace(self) -> str:
@@ -75,15 +76,17 @@ def open_debug_session(kube, pod: str, container: Optional[str] = None, image: O
     container must still have."""
     from kubectl_whose.cluster.client import connect
     from kubectl_whose.cluster.debug_container import DEFAULT_TTL, DebugSpec
-    from kubectl_whose.cluster.ephemeral import ensure_debug_container
+    from kubectl_whose.cluster.ephemeral import ensure_debug_container, read_pod
     from kubectl_whose.cluster.image import resolve_image
 
     cluster = connect(kube)
     img = resolve_image(image)
     ttl_s = int(ttl) if ttl else DEFAULT_TTL
     spec = DebugSpec(image=img, target=container, ttl_seconds=max(ttl_s, int(min_remaining) + 1))
-    debug = ensure_debug_container(cluster, pod, spec, min_remaining=min_remaining, timeout=start_timeout, say=say)
-    yield DebugSession(cluster, pod, debug, img)
+    obj = read_pod(cluster, pod)
+    debug = ensure_debug_container(cluster, pod, spec, min_remaining=min_remaining, timeout=start_timeout, say=say,
+                                   pod_obj=obj)
+    yield DebugSession(cluster, pod, debug, img, pod_addresses(obj))
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,8 @@ def open_node_session(kube, pod: Optional[str], image: Optional[str] = None, ttl
         create_node_pod(where, body)
         created = True
         started = wait_node_pod(where, body, img, start_timeout, say)
-        session = DebugSession(where, name, DebugContainer("debug", img, False, started + spec.ttl_seconds), img)
+        session = DebugSession(where, name, DebugContainer("debug", img, False, started + spec.ttl_seconds), img,
+                               pod_addresses(target) if target else ())
         yield session, NodeTarget(cluster.namespace, pod, node, pod_ip(target) if target else None, target)
     finally:
         if created:
@@ -152,3 +156,9 @@ def _check_node(cluster, node: str, check) -> None:
     except ApiError:
         return
     check(obj)
+
+
+def pod_addresses(pod: dict) -> Tuple[str, ...]:
+    status = pod.get("status") or {}
+    ips = [p.get("ip") for p in status.get("podIPs") or [] if p.get("ip")] or [status.get("podIP")]
+    return tuple(ip for ip in ips if ip)

@@ -189,6 +189,7 @@ class Captured:
     error: Optional[WhoseError] = None  # the failure that ended it, raised after the summary
     feed_error: Optional[Exception] = None
     capture_point: Optional[dict] = None  # --node: which node and interface, and why (None: inside the pod)
+    inbound: List[dict] = field(default_factory=list)  # inbound connections linked to the sidecar's local leg
 
 
 def run_capture(kube, opts, live_view) -> Captured:
@@ -204,12 +205,14 @@ def run_capture(kube, opts, live_view) -> Captured:
     pending: Optional[WhoseError] = None
     interrupted = False
     point: Optional[dict] = None
+    pod_ips: tuple = ()
     try:
         # a reused container must outlive the capture; without --duration, ask for half a fresh one's lifetime
         min_left = opts.duration + 15 if opts.duration else max(75.0, opts.ttl / 2)
         with debug_session(kube, opts.pod, opts.debug, opts.node_flags, ttl=opts.ttl, min_remaining=min_left,
                            say=say) as (session, target):
             interface, where = opts.interface, f"pod/{opts.pod} -i {opts.interface}"
+            pod_ips = session.pod_ips
             if target is not None:  # --node: the pod's host-side interface, found on its node
                 from kubectl_whose.collect.node import find_pod_interface
 
@@ -248,7 +251,7 @@ def run_capture(kube, opts, live_view) -> Captured:
     done.summary = analyzer.finish()
     if opts.stream is not None:
         check_stream_index(opts.detail_proto, opts.stream, done.summary.stream_count(opts.detail_proto))
-    done.connections = _connections(kube, opts, done.summary, interrupted)
+    done.connections, done.inbound = _connections(kube, opts, done.summary, interrupted, pod_ips)
     return done
 
 
@@ -270,14 +273,18 @@ def conclude(done: Captured) -> None:
         raise SystemExit(int(ExitCode.INTERRUPTED))
 
 
-def _connections(kube, opts, summary, interrupted: bool) -> list:
-    """The joined connections; when there are any, name their owners (`ss`) and the rule that redirected
-    them (iptables/nftables) from the same debug container. A failure there costs only the names."""
+def _connections(kube, opts, summary, interrupted: bool, pod_ips) -> tuple:
+    """(the joined connections, the inbound links): NAT-split streams joined by sequence numbers, and inbound
+    connections linked to the sidecar's local leg (`pod_ips`: the pod's own addresses). When there are any,
+    their owners (`ss`) and the redirect rule (iptables/nftables) are named from the same debug container; a
+    failure there costs only the names."""
     from kubectl_whose.analysis.pod.connections import connections_json
+    from kubectl_whose.analysis.pod.inbound import join_inbound
 
     connections = connections_json(summary)
-    if not connections or not opts.owners or interrupted or opts.node:  # the node cannot read the pod's sockets
-        return connections
+    inbound = join_inbound(summary, pod_ips)
+    if not (connections or inbound) or not opts.owners or interrupted or opts.node:  # the node cannot read sockets
+        return connections, [i.to_dict() for i in inbound]
     from kubectl_whose.analysis.pod.netinfo import build_netinfo
     from kubectl_whose.cluster.session import open_debug_session
     from kubectl_whose.collect import netinfo
@@ -290,5 +297,7 @@ def _connections(kube, opts, summary, interrupted: bool) -> list:
             rulesets = collect_rulesets(session, kube.request_timeout)[0]
     except WhoseError as e:
         say(f"connections are shown without owners and rules ({e.message}); --no-owners skips this step")
-        return connections
-    return connections_json(summary, netinfo=info, rules=rulesets, container=debug.container)
+        return connections, [i.to_dict() for i in inbound]
+    inbound = join_inbound(summary, list(pod_ips) + info.local_addresses(), info.sockets)
+    return connections_json(summary, netinfo=info, rules=rulesets, container=debug.container), \
+        [i.to_dict() for i in inbound]
