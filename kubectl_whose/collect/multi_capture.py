@@ -144,7 +144,7 @@ def _capture_one(kube, opts, run: PodRun, merged, directory: Optional[str], stop
                 tell(f"capturing on node {node_target.node}, interface {host.name}: {host.why}")
             run.interface = interface
             name = f"{target.label}:{interface}" + (f"@{node_target.node}" if node_target is not None else "")
-            out = merged.interface(name) if merged is not None else None
+            out = merged.interface(name, run.pod_ips, target.node) if merged is not None else None
             path = os.path.join(directory, f"{target.namespace}_{target.name}.pcap") if directory else None
             run.sink = Tee(path, run.analyzer, out=out)
             seconds = opts.duration or max(30.0, (session.remaining() or opts.ttl) - 5)

@@ -9,23 +9,33 @@ draft-ietf-opsawg-pcapng: SHB, IDB with if_name and if_tsresol, EPB), little-end
 """
 from __future__ import annotations
 
+import ipaddress
 import struct
 import threading
-from typing import BinaryIO, Optional
+from typing import BinaryIO, Optional, Sequence
 
 from kubectl_whose.errors import ExitCode, WhoseError
 
 _SHB = struct.pack("<IIIHHq", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1) + struct.pack("<I", 28)
-OPT_IF_NAME, OPT_IF_TSRESOL, OPT_END = 2, 9, 0
+OPT_IF_NAME, OPT_IF_DESCRIPTION, OPT_IF_IPV4ADDR, OPT_IF_IPV6ADDR, OPT_IF_TSRESOL, OPT_END = 2, 3, 4, 5, 9, 0
 
 
 def _option(code: int, value: bytes) -> bytes:
     return struct.pack("<HH", code, len(value)) + value + b"\x00" * (-len(value) % 4)
 
 
-def interface_block(linktype: int, snaplen: int, name: str, nanoseconds: bool) -> bytes:
-    opts = _option(OPT_IF_NAME, name.encode()) + _option(OPT_IF_TSRESOL, bytes([9 if nanoseconds else 6])) + \
-        struct.pack("<HH", OPT_END, 0)
+def interface_block(linktype: int, snaplen: int, name: str, nanoseconds: bool, ips: Sequence[str] = (),
+                    node: str = "") -> bytes:
+    """if_name `NAMESPACE/POD:IFACE`, if_description `on node NODE`, the pod's addresses as if_IPv4addr and
+    if_IPv6addr (so `analyze` can tell what left and what arrived at the pod), and the timestamp resolution."""
+    opts = _option(OPT_IF_NAME, name.encode())
+    if node:
+        opts += _option(OPT_IF_DESCRIPTION, f"on node {node}".encode())
+    for ip in ips:
+        addr = ipaddress.ip_address(ip)
+        opts += _option(OPT_IF_IPV4ADDR, addr.packed + b"\xff\xff\xff\xff") if addr.version == 4 else \
+            _option(OPT_IF_IPV6ADDR, addr.packed + bytes([128]))
+    opts += _option(OPT_IF_TSRESOL, bytes([9 if nanoseconds else 6])) + struct.pack("<HH", OPT_END, 0)
     length = 20 + len(opts)
     return struct.pack("<IIHHI", 1, length, linktype, 0, snaplen) + opts + struct.pack("<I", length)
 
@@ -49,8 +59,8 @@ class MergedPcapng:
             raise WhoseError(f"cannot write {path} ({e.strerror}); pick another -w path", ExitCode.BAD_INPUT) from None
         self.file.write(_SHB)
 
-    def interface(self, name: str) -> "PodStream":
-        return PodStream(self, name)
+    def interface(self, name: str, ips: Sequence[str] = (), node: str = "") -> "PodStream":
+        return PodStream(self, name, ips, node)
 
     def close(self) -> None:
         with self.lock:
@@ -62,8 +72,8 @@ class MergedPcapng:
 class PodStream:
     """Splits one pod's pcap stream into records and writes them as packet blocks of its interface."""
 
-    def __init__(self, merged: MergedPcapng, name: str):
-        self.merged, self.name = merged, name
+    def __init__(self, merged: MergedPcapng, name: str, ips: Sequence[str] = (), node: str = ""):
+        self.merged, self.name, self.ips, self.node = merged, name, tuple(ips), node
         self.buf = bytearray()
         self.iface: Optional[int] = None
         self.unpack = None
@@ -84,7 +94,8 @@ class PodStream:
                 self.iface = self.merged.next_id
                 self.merged.next_id += 1
                 if self.merged.file is not None:
-                    self.merged.file.write(interface_block(linktype & 0xFFFF, snaplen, self.name, self.nanoseconds))
+                    self.merged.file.write(interface_block(linktype & 0xFFFF, snaplen, self.name, self.nanoseconds,
+                                                           self.ips, self.node))
             del self.buf[:24]
         pos, scale = 0, 10 ** 9 if self.nanoseconds else 10 ** 6
         while len(self.buf) - pos >= 16:

@@ -14,6 +14,7 @@ import subprocess
 import pytest
 
 from kubectl_whose.errors import ExitCode
+from tests.helpers.cli import run
 from tests.helpers.netns import requires_tools
 
 pytestmark = [requires_tools("tcpdump", "tshark")]
@@ -55,8 +56,10 @@ def test_workload_and_service_targets_resolve_as_kubectl_does(lab):
     assert sorted("default/" + n.split("/", 1)[1] for n in kubectl) == pods_of(r)
 
 
-def test_connections_are_followed_from_the_client_pod_to_the_echo_pod_that_answered(lab):
-    r = lab.whose("capture", "pod/app-sidecar", "sts/echo", "--duration", "4s", "-f", "tcp", "-o", "json")
+def test_connections_are_followed_from_the_client_pod_to_the_echo_pod_that_answered(lab, tmp_path):
+    merged = tmp_path / "chain.pcapng"
+    r = lab.whose("capture", "pod/app-sidecar", "sts/echo", "--duration", "4s", "-f", "tcp", "-o", "json",
+                  "-w", str(merged))
     assert r.code == 0, r.stderr
     links = r.json["links"]
     assert links, r.stderr
@@ -69,11 +72,20 @@ def test_connections_are_followed_from_the_client_pod_to_the_echo_pod_that_answe
         assert link["nat"] == [f"DNAT {lab.service_ip}:{lab.service_port} -> {link['to']['server']}"]
         assert 0 <= link["delay"] < 0.5 and link["clock_caveat"] is None  # one node, one clock
         assert "sidecar" in link["text"]  # the app's connection through its proxy starts the chain
-    # none missed: every request whose SYN reached an echo pod inside the window was linked
+    # none missed: every SYN from app-sidecar that both its capture and an echo pod's saw (the pods' captures
+    # start and stop a few ms apart) was linked
+    sent = {s["client_isn"] for p in r.json["pods"] if p["pod"] == "app-sidecar" for s in p["streams"]}
     captured_echo_syns = {(p["pod"], s["client"]) for p in r.json["pods"] if p["pod"].startswith("echo")
-                          for s in p["streams"] if s["client_isn"] is not None and s["client"].startswith(
+                          for s in p["streams"] if s["client_isn"] in sent and s["client"].startswith(
                               lab.pods["app-sidecar"].ip + ":")}
     assert {(x["to"]["pod"].split("/")[1], x["to"]["client"]) for x in links} == captured_echo_syns
+    # offline, the merged file gives every pod's view and the same links (the addresses ride in the file)
+    offline = run("analyze", str(merged), "-o", "json")
+    assert offline.code == 0, offline.stderr
+    live_pods = {p["pod"]: p["streams"] for p in r.json["pods"]}
+    assert {p["pod"]: p["streams"] for p in offline.json["pods"]} == live_pods
+    key = lambda x: (x["from"]["pod"], x["from"]["stream"], x["to"]["pod"], x["to"]["stream"], tuple(x["nat"]))  # noqa
+    assert sorted(map(key, offline.json["links"])) == sorted(map(key, links))
 
 
 def test_one_pod_failing_does_not_stop_the_others(lab):
