@@ -29,7 +29,9 @@ def analyze(file: str, stream: Optional[int], proto: str, local_ips, output: str
     """Summarise a pcap or pcapng capture, one row per TCP/UDP stream.
 
     FILE is a classic pcap (tcpdump -w) or pcapng (dumpcap, Wireshark) file, gzipped or not; `-`
-    reads stdin. Overlays (VXLAN on 4789 and 8472, Geneve, IP-in-IP, GRE) are decoded into their inner streams.
+    reads stdin; a merged capture of several pods shows each pod and the connections between them; a
+    bundle (FILE.tgz from `kubectl whose bundle`) shows its capture. Overlays (VXLAN on 4789 and 8472,
+    Geneve, IP-in-IP, GRE) are decoded into their inner streams.
 
     \b
     Examples:
@@ -41,13 +43,23 @@ def analyze(file: str, stream: Optional[int], proto: str, local_ips, output: str
       kubectl whose analyze capture.pcapng.gz --proto udp -o json
       # straight from tcpdump
       tcpdump -i eth0 -U -w - -c 200 | kubectl whose analyze -
+      # a bundle a colleague sent
+      kubectl whose analyze whose-bundle.tgz
     """
+    from kubectl_whose.analysis.bundle_file import extracted_capture, is_bundle
+
+    if file != "-" and is_bundle(file):
+        with extracted_capture(file) as capture:
+            return analyze_capture(capture, stream, proto, local_ips, output)
+    analyze_capture(file, stream, proto, local_ips, output)
+
+
+def analyze_capture(file: str, stream: Optional[int], proto: str, local_ips, output: str) -> None:
+    from kubectl_whose.analysis.pcap.demux import pods_in
     from kubectl_whose.analysis.pod.connections import connections_json
     from kubectl_whose.analysis.pod.inbound import join_inbound
     from kubectl_whose.analysis.streams import analyze_file, check_stream_index
     from kubectl_whose.render.capture_summary import print_summary
-
-    from kubectl_whose.analysis.pcap.demux import pods_in
 
     if stream is None and file != "-" and len(pods_in(file)) > 1:
         return analyze_pods(file, proto, output)

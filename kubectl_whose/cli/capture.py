@@ -85,8 +85,11 @@ class CaptureOptions:
 @click.option("--owners/--no-owners", default=True, show_default=True,
               help="When streams were joined, read the pod's sockets and rules to name each connection's owners "
                    "and the rule that redirected it.")
+@click.option("--bundle", metavar="FILE.tgz",
+              help="Also write one file to hand on: the merged capture, the summary, and each pod's YAML, rules, "
+                   "net outputs and doctor report (read back by analyze, rules/trace/net --from-file).")
 @kube_flags
-def capture(kube, node, targets, selector, all_namespaces, **flags):
+def capture(kube, node, targets, selector, all_namespaces, bundle=None, **flags):
     """Capture a pod's traffic from an ephemeral NET_ADMIN/NET_RAW container and summarise every stream.
 
     \b
@@ -103,11 +106,11 @@ def capture(kube, node, targets, selector, all_namespaces, **flags):
     """
     from kubectl_whose.render.live import LiveView
 
-    one = single_pod(targets, selector, all_namespaces)
+    one = None if bundle else single_pod(targets, selector, all_namespaces)
     opts = CaptureOptions(pod=one or "", **flags, node_flags=node).complete()
     opts.validate()
     if one is None:
-        return capture_many(kube, opts, targets, selector, all_namespaces)
+        return capture_many(kube, opts, targets, selector, all_namespaces, bundle)
     from kubectl_whose.collect.capture import conclude, run_capture
     from kubectl_whose.render.capture_summary import print_summary
 
@@ -130,19 +133,74 @@ def single_pod(targets, selector, all_namespaces) -> Optional[str]:
     return name if kind in ("po", "pod", "pods") else None
 
 
-def capture_many(kube, opts: CaptureOptions, targets, selector, all_namespaces) -> None:
+def capture_many(kube, opts: CaptureOptions, targets, selector, all_namespaces, bundle: Optional[str]) -> None:
+    import tempfile
+
     from kubectl_whose.cluster.client import connect
     from kubectl_whose.cluster.targets import resolve
-    from kubectl_whose.collect.multi_capture import conclude_many, run_many
+    from kubectl_whose.collect.bundle import write_bundle
+    from kubectl_whose.collect.multi_capture import conclude_many, output_paths, run_many
     from kubectl_whose.render.live import MultiLiveView
-    from kubectl_whose.render.multi_view import print_many
+    from kubectl_whose.render.multi_view import many_to_dict, print_many
+    from kubectl_whose.render.output import dump_json
 
     if opts.write == "-":
-        raise click.UsageError("-w - writes one pod's pcap to stdout; with several pods use -w FILE.pcapng or -w DIR/")
+        raise click.UsageError("-w - writes one pod's pcap to stdout; with several pods or --bundle use "
+                               "-w FILE.pcapng or -w DIR/")
+    if bundle and opts.write and output_paths(opts.write)[0] is None:
+        raise click.UsageError("--bundle holds one merged capture: use -w FILE.pcapng with it, or no -w")
     if opts.stream is not None:
         raise click.UsageError("--stream N names one stream of one pod; capture with -w FILE.pcapng, then "
                                "`kubectl whose analyze FILE --stream N`")
     pods = resolve(connect(kube), targets, selector, all_namespaces)
-    captured = run_many(kube, opts, pods, MultiLiveView)
-    print_many(captured, opts.output)
-    conclude_many(captured, opts.write)
+    scratch = tempfile.TemporaryDirectory(prefix="kubectl-whose-") if bundle and not opts.write else None
+    written = opts.write
+    if scratch is not None:
+        opts.write = scratch.name + "/capture.pcapng"
+    try:
+        captured = run_many(kube, opts, pods, MultiLiveView)
+        print_many(captured, opts.output)
+        if bundle:
+            write_bundle(bundle, kube, opts, captured, opts.write, dump_json(many_to_dict(captured)),
+                         ["kubectl", "whose", *((click.get_current_context().obj or {}).get("argv") or [])])
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
+    conclude_many(captured, written)
+
+
+def _bundle_param(param):
+    import copy
+    import time
+
+    if param.name not in ("bundle", "duration"):
+        return param
+    param = copy.copy(param)
+    if param.name == "bundle":
+        param.default = lambda: time.strftime("whose-bundle-%Y%m%d-%H%M%S.tgz")
+        param.help = "Where to write the bundle."
+        param.show_default = "whose-bundle-DATE-TIME.tgz"
+    else:
+        param.default, param.show_default = "30s", True
+        param.help = "How long to capture (Ctrl-C stops earlier, and the bundle is still written)."
+    return param
+
+
+bundle = click.Command(
+    "bundle", callback=capture.callback, params=[_bundle_param(p) for p in capture.params],
+    help="""Capture pods and write everything about them into one file to hand on.
+
+    Takes capture's targets and flags. FILE.tgz holds the merged capture (an interface per pod), the summary
+    capture -o json prints, and for each pod its YAML, its rules (a `rules --save` snapshot), its `net`
+    outputs and its doctor report, with a manifest of versions and of what could not be read.
+
+    \b
+    Examples:
+      kubectl whose bundle my-pod
+      kubectl whose bundle deploy/frontend svc/backend --duration 1m --bundle ticket-4711.tgz
+      # read it back, anywhere, without a cluster
+      kubectl whose analyze ticket-4711.tgz
+      kubectl whose rules --from-file ticket-4711.tgz#default/my-pod
+      kubectl whose trace --from-file ticket-4711.tgz#default/my-pod --to 10.96.0.10:53 --proto udp
+      kubectl whose net --from-file ticket-4711.tgz#default/my-pod
+    """)

@@ -89,9 +89,12 @@ def load_trace_inputs(kube, pod: Optional[str], from_files: Sequence[str], debug
     if from_files:
         from kubectl_whose.analysis.netfilter import read_dump_file
         from kubectl_whose.analysis.netfilter.trace.routing import routing_from_files
+        from kubectl_whose.analysis.pod.netinfo import own_addresses
 
         rule_files, routing = routing_from_files(from_files)
-        return [rs for path in rule_files for rs in read_dump_file(path)], [], routing
+        # an `ip -j addr` dump among the files (a bundle holds one) says the namespace's own addresses
+        addresses = own_addresses(ip for _, ip, _ in routing.addresses) if routing is not None else []
+        return [rs for path in rule_files for rs in read_dump_file(path)], addresses, routing
     from kubectl_whose.collect.node import debug_session
 
     with debug_session(kube, pod, debug, node, node_name) as (session, _target):

@@ -69,7 +69,16 @@ def run(session) -> Collected:
 
 
 def read_saved(directory: str) -> Collected:
-    """The outputs saved in DIR (`--from-file DIR`); missing files are noted, not fatal, unless all are."""
+    """The outputs saved in DIR (`--from-file DIR`) or in one pod of a bundle (`FILE.tgz[#NS/POD]`); missing files
+    are noted, not fatal, unless all are."""
+    from kubectl_whose.analysis import bundle_file
+
+    if bundle_file.is_bundle(directory):
+        got = Collected()
+        got.outputs = bundle_file.net_outputs(directory, {name: r.file for name, r in RECIPES.items()})
+        got.sources = {name: f"{directory}:{RECIPES[name].file}" for name, v in got.outputs.items() if v is not None}
+        got.missing = [f"{RECIPES[n].file} is not in {directory}" for n, v in got.outputs.items() if v is None]
+        return got
     if not os.path.exists(directory):
         raise WhoseError(f"--from-file {directory}: no such directory", ExitCode.NOT_FOUND)
     if not os.path.isdir(directory):

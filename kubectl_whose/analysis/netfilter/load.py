@@ -74,8 +74,13 @@ def load_snapshot(text: str, source: str) -> List[Ruleset]:
 
 
 def read_dump_file(path: str, table: Optional[str] = None) -> List[Ruleset]:
+    """A dump or `rules --save` snapshot from a file, `-` (stdin), or one pod of a bundle (`FILE.tgz[#NS/POD]`)."""
+    from kubectl_whose.analysis import bundle_file
+
     try:
-        if path == "-":
+        if path != "-" and bundle_file.is_bundle(path):
+            text = bundle_file.rules_text(path)
+        elif path == "-":
             import sys
 
             text = sys.stdin.read()

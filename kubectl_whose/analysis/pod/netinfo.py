@@ -315,5 +315,9 @@ def build_netinfo(outputs: Dict[str, Optional[str]], container: Optional[str] = 
 
 def pod_addresses(ip_addr_output: str) -> List[str]:
     """Addresses from `ip -o addr show` (non-loopback first): the trace's LOCAL set."""
-    addrs = re.findall(r"\binet6?\s+([0-9a-fA-F:.]+)/\d+", ip_addr_output)
+    return own_addresses(re.findall(r"\binet6?\s+([0-9a-fA-F:.]+)/\d+", ip_addr_output))
+
+
+def own_addresses(addrs) -> List[str]:
+    """The addresses a packet from this namespace may come from: no loopback, no link-local."""
     return [a for a in addrs if not (a.startswith("127.") or a == "::1" or a.lower().startswith("fe80"))]

@@ -173,27 +173,42 @@ def ip_dump_kind(text: str) -> Optional[str]:
     return None
 
 
+def _has_ipv6_selector(text: str) -> bool:
+    import json
+
+    return any(":" in str(r.get(k, "")) for r in json.loads(text) if isinstance(r, dict) for k in ("src", "dst"))
+
+
 def routing_from_files(paths: Sequence[str]) -> Tuple[List[str], Optional["Routing"]]:
     """`trace --from-file`: split `ip -j addr`/`ip -j route`/`ip -j rule` dumps from the rule dumps; the
     routing they describe (None when there are none)."""
+    from kubectl_whose.analysis import bundle_file
     from kubectl_whose.analysis.pod.netinfo import build_netinfo
     from kubectl_whose.errors import ExitCode, WhoseError
 
-    rules, outputs = [], {}
+    rules, outputs, texts = [], {}, []
     for path in paths:
         if path == "-":
             rules.append(path)
-            continue
-        try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                text = f.read()
-        except OSError as e:
-            raise WhoseError(f"--from-file {path}: {e.strerror or e}", ExitCode.BAD_INPUT) from None
+        elif bundle_file.is_bundle(path):  # its rules, and its pod's routing from the saved `net` outputs
+            rules.append(path)
+            texts.extend((name.startswith("rule6"), text) for name, text in bundle_file.net_files(path).items())
+        else:
+            try:
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    texts.append((False, f.read()))
+            except OSError as e:
+                raise WhoseError(f"--from-file {path}: {e.strerror or e}", ExitCode.BAD_INPUT) from None
+            if ip_dump_kind(texts[-1][1]) is None:
+                rules.append(path)
+    for six, text in texts:
         kind = ip_dump_kind(text)
         if kind is None:
-            rules.append(path)
-        elif kind == "rule":
-            outputs["rule6" if ":" in text and "inet6" not in outputs else "rule"] = text
+            continue
+        if kind == "rule":
+            # `ip -j rule` names no family: an IPv6 prefix in a selector says it, else the second dump is -6's
+            six = six or _has_ipv6_selector(text) or "rule" in outputs
+            outputs["rule6" if six else "rule"] = text
         else:
             outputs[kind] = text
     if not outputs:
