@@ -75,7 +75,7 @@ def analyze_pods(file: str, proto: str, output: str) -> None:
     """A merged capture of several pods: each pod's view and the connections between them, as capture showed."""
     from kubectl_whose.analysis.pod.connections import connections_json
     from kubectl_whose.analysis.pod.inbound import join_inbound
-    from kubectl_whose.analysis.pod.pod_to_pod import PodCapture, join_pods
+    from kubectl_whose.analysis.pod.pod_to_pod import PodCapture, join_pods_of_file
     from kubectl_whose.analysis.streams.analyzer import analyze_per_pod
     from kubectl_whose.cluster.targets import PodTarget
     from kubectl_whose.collect.multi_capture import ManyCaptured, PodRun
@@ -87,6 +87,6 @@ def analyze_pods(file: str, proto: str, output: str) -> None:
         runs.append(PodRun(target, None, summary=summary, connections=connections_json(summary),
                            inbound=[i.to_dict() for i in join_inbound(summary, info.ips)],
                            interface=",".join(info.interfaces), node=info.node, pod_ips=tuple(info.ips)))
-    links = join_pods([PodCapture(r.label, r.node, r.pod_ips, list(r.summary.iter_streams()), r.connections,
-                                  r.inbound) for r in runs])
+    links = join_pods_of_file([PodCapture(r.label, r.node, r.pod_ips, list(r.summary.iter_streams()),
+                                          r.connections, r.inbound) for r in runs], file)
     print_many(ManyCaptured(runs, False, links), output)

@@ -107,15 +107,15 @@ def run_many(kube, opts, targets, live_view) -> ManyCaptured:
             run.connections, run.inbound = name_connections(
                 replace(kube, namespace=run.target.namespace), replace(opts, pod=run.target.name), run.summary,
                 interrupted, run.pod_ips)
-    return ManyCaptured(runs, interrupted, _links(runs))
+    return ManyCaptured(runs, interrupted, _links(runs, merged_path))
 
 
-def _links(runs: List[PodRun]) -> List[dict]:
-    from kubectl_whose.analysis.pod.pod_to_pod import PodCapture, join_pods
+def _links(runs: List[PodRun], merged_path: Optional[str]) -> List[dict]:
+    from kubectl_whose.analysis.pod.pod_to_pod import PodCapture, join_pods_of_file
 
     captures = [PodCapture(r.label, r.node, r.pod_ips, list(r.summary.iter_streams()), r.connections, r.inbound)
                 for r in runs if r.summary is not None]
-    return join_pods(captures) if len(captures) > 1 else []
+    return join_pods_of_file(captures, merged_path) if len(captures) > 1 else []
 
 
 def _capture_one(kube, opts, run: PodRun, merged, directory: Optional[str], stop_all: threading.Event) -> None:

@@ -86,6 +86,28 @@ def test_connections_are_followed_from_the_client_pod_to_the_echo_pod_that_answe
     assert {p["pod"]: p["streams"] for p in offline.json["pods"]} == live_pods
     key = lambda x: (x["from"]["pod"], x["from"]["stream"], x["to"]["pod"], x["to"]["stream"], tuple(x["nat"]))  # noqa
     assert sorted(map(key, offline.json["links"])) == sorted(map(key, links))
+    # each hop's number in the merged file is tshark's tcp.stream there: the hop's stream on the hop's pod's
+    # interface has those endpoints, and its SYN (when it has one) the hop's ISN
+    fields = subprocess.run(["tshark", "-r", str(merged), "-Y", "tcp", "-T", "fields", "-e", "tcp.stream", "-e",
+                             "frame.interface_name", "-e", "ip.src", "-e", "tcp.srcport", "-e", "ip.dst", "-e",
+                             "tcp.dstport", "-e", "tcp.flags.syn", "-e", "tcp.flags.ack", "-e", "tcp.seq_raw"],
+                            capture_output=True, text=True, check=True).stdout.split("\n")
+    seen = {}
+    for line in filter(None, fields):
+        stream, iface, src, sport, dst, dport, syn, ack, seq = line.split("\t")
+        pod = iface.rsplit(":", 1)[0]
+        seen.setdefault(int(stream), set()).add((pod, frozenset((f"{src}:{sport}", f"{dst}:{dport}"))))
+        if syn == "1" and ack == "0":
+            seen[int(stream)].add((pod, int(seq)))
+    rows = {(p["namespace"] + "/" + p["pod"], s["index"]): s for p in r.json["pods"] for s in p["streams"]}
+    for link in links:
+        for hop in link["hops"]:
+            assert len(hop["merged_streams"]) == len(hop["streams"]) and None not in hop["merged_streams"], hop
+            for own, merged_index in zip(hop["streams"], hop["merged_streams"]):
+                row = rows[(hop["pod"], own)]
+                assert (hop["pod"], frozenset((row["client"], row["server"]))) in seen[merged_index], hop
+                if row["client_isn"] is not None:
+                    assert (hop["pod"], row["client_isn"]) in seen[merged_index], hop
 
 
 def test_one_pod_failing_does_not_stop_the_others(lab):

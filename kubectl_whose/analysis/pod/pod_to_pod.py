@@ -130,3 +130,39 @@ def _chain(src: PodCapture, a: Dict[str, Any], dst: PodCapture, b: Dict[str, Any
     else:
         parts.append(f"{dst.label}")
     return {"text": " → ".join(parts), "hops": hops}
+
+
+def number_in_merged(links: List[Dict[str, Any]], rows_by_pod: Dict[str, List[Dict[str, Any]]],
+                     merged_rows: List[Dict[str, Any]]) -> None:
+    """Give every hop its stream numbers in the merged file too (`merged_streams`): the numbers
+    `analyze FILE --stream N` and `tshark -r FILE -Y tcp.stream==N` use there. A pod's stream is the merged
+    file's stream with the same endpoints and client ISN: a connection two pods saw unchanged (no NAT between)
+    is one stream of the merged file, as tshark counts it."""
+    def key(r: Dict[str, Any]):
+        return r.get("proto"), frozenset((r.get("client"), r.get("server"))), r.get("client_isn")
+
+    merged: Dict[Any, List[int]] = {}
+    for r in merged_rows:
+        merged.setdefault(key(r), []).append(r["index"])
+    by_index = {pod: {r["index"]: r for r in rows if is_tcp(r)} for pod, rows in rows_by_pod.items()}
+    for link in links:
+        for hop in link["hops"]:
+            found = []
+            for index in hop["streams"]:
+                row = by_index.get(hop["pod"], {}).get(index)
+                hits = merged.get(key(row), []) if row is not None else []
+                found.append(hits[0] if len(hits) == 1 else None)  # None: the merged file does not say which
+            hop["merged_streams"] = found
+
+
+def join_pods_of_file(captures: Sequence[PodCapture], merged_path: Optional[str]) -> List[Dict[str, Any]]:
+    """`join_pods`, with the hops numbered in the merged file as well when there is one."""
+    links = join_pods(captures)
+    if merged_path and links:
+        from kubectl_whose.analysis.streams import analyze_file
+
+        merged_rows = list(analyze_file(merged_path, proto="tcp").iter_streams())
+        number_in_merged(links, {c.label: c.rows for c in captures}, merged_rows)
+    for hop in (h for link in links for h in link["hops"] if "merged_streams" not in h):
+        hop["merged_streams"] = [None] * len(hop["streams"])  # no merged file was written
+    return links
