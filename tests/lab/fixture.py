@@ -1,7 +1,7 @@
 """The `lab` pytest fixture (session-scoped, shared) and `LabHandle`, its test-facing API.
 
 Registered from tests/conftest.py. One lab process serves the whole session; tests that mutate state use
-`isolated_namespace()` / `create_pod()`, and the switches (`old_server()`, `rbac_policy()`) restore themselves.
+`isolated_namespace()` / `create_pod()`, and the switches (`server_version()`, `old_server()`, `rbac_policy()`) restore themselves.
 """
 from __future__ import annotations
 
@@ -153,10 +153,12 @@ class LabHandle:
 
     # -- kubectl / Python client ---------------------------------------------------------------------------------
     def kubectl(self, *args: str, kubeconfig: Optional[Path] = None, input=None, timeout: float = 60,
-                binary: bool = False) -> subprocess.CompletedProcess:
+                binary: bool = False, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+        """Real kubectl; `env` adds variables (`{"KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"}`: exec over SPDY)."""
         argv = ["kubectl", "--kubeconfig", str(kubeconfig or self.kubeconfig),
                 "--cache-dir", str(self.state_dir / "kube-cache"), *args]
-        return subprocess.run(argv, input=input, capture_output=True, text=not binary, timeout=timeout)
+        return subprocess.run(argv, input=input, capture_output=True, text=not binary, timeout=timeout,
+                              env=dict(os.environ, **env) if env else None)
 
     def whose(self, *args: str):
         """`kubectl whose ARGS` in-process against the lab, as the admin user (stdout, stderr, exit code)."""
@@ -223,13 +225,19 @@ class LabHandle:
 
     # -- switches ------------------------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def old_server(self) -> Iterator[None]:
-        """pods/ephemeralcontainers answers 404 (empty details), /version says 1.22, exec offers no v5."""
-        self._ok("PUT", "/lab/v1/config", {"oldServer": True})
+    def server_version(self, version: str) -> Iterator[None]:
+        """The lab presents itself as Kubernetes `version` ("1.29") and enforces that release's rules
+        (tests/lab/apiserver/versions.py): /version, discovery, exec protocols and verbs, PodSecurity."""
+        before = self._ok("GET", "/lab/v1/config")["version"]
+        self._ok("PUT", "/lab/v1/config", {"version": version})
         try:
             yield
         finally:
-            self._ok("PUT", "/lab/v1/config", {"oldServer": False})
+            self._ok("PUT", "/lab/v1/config", {"version": before})
+
+    def old_server(self):
+        """Kubernetes 1.22: pods/ephemeralcontainers answers 404 (empty details), exec offers no v5."""
+        return self.server_version("1.22")
 
     @contextlib.contextmanager
     def exec_drop_after(self, nbytes: int) -> Iterator[None]:

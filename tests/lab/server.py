@@ -65,7 +65,7 @@ class Lab:
         self.api = api
         for ns in ("default", "kube-system", "kube-public"):
             api.create_namespace(ns)
-        self.store.create("nodes", _node_object(node["name"], self.network.node_ip))
+        self.store.create("nodes", _node_object(node["name"], self.network.node_ip, api.server_version.git_version))
         t1 = time.monotonic()
         # Pods come up in parallel (each is a handful of `ip`/`iptables` calls and process starts).
         with ThreadPoolExecutor(max_workers=8) as pool:
@@ -182,7 +182,7 @@ def _pod_object(spec: dict) -> dict:
             "status": {"phase": "Pending"}}
 
 
-def _node_object(name: str, ip: str) -> dict:
+def _node_object(name: str, ip: str, kubelet_version: str) -> dict:
     os_image = "Linux"
     try:
         for line in Path("/etc/os-release").read_text().splitlines():
@@ -202,7 +202,7 @@ def _node_object(name: str, ip: str) -> dict:
                        "nodeInfo": {"architecture": arch, "operatingSystem": "linux", "osImage": os_image,
                                     "kernelVersion": platform.release(),
                                     "containerRuntimeVersion": "containerd://1.7.24-lab",
-                                    "kubeletVersion": "v1.32.4+lab", "kubeProxyVersion": "v1.32.4+lab"}}}
+                                    "kubeletVersion": kubelet_version, "kubeProxyVersion": kubelet_version}}}
 
 
 def serve(state_dir: Path, topology: Path, tls: bool, port: int = 0, parent: int = 0) -> None:
