@@ -1,9 +1,12 @@
 """Preflight for `doctor`: can kubectl-whose debug this pod? Each check is data (`Check`), nothing is changed.
 
 Checks, in the order a capture needs them: the kubeconfig, the API server and its `pods/ephemeralcontainers`
-subresource (discovery), RBAC for every verb the plugin uses (SelfSubjectAccessReview), the pod (exists,
-Running), the namespace's PodSecurity level against NET_ADMIN/NET_RAW, and a server-side dry run of the very
-patch `capture` would send (`dryRun=All`), the one check that also covers admission webhooks.
+subresource (discovery), its release and the rules that follow from it (`server_version`), RBAC for every verb
+the plugin uses (SelfSubjectAccessReview) with the exec transport that release and those verbs lead to
+(`exec_transport`: what a capture will really use, so doctor fails exactly where a capture would), the pod
+(exists, Running), the namespace's PodSecurity level against NET_ADMIN/NET_RAW where that release enforces it,
+and a server-side dry run of the very patch `capture` would send (`dryRun=All`), the one check that also covers
+admission webhooks.
 """
 from __future__ import annotations
 
@@ -54,10 +57,12 @@ def run_checks(kube, pod: str, container: Optional[str], image: Optional[str]) -
     checks.append(server)
     if server.result == "fail" and server.code == ExitCode.CONNECTION_LOST:
         return Report(pod, cfg.namespace, cfg.context, checks)
-    checks += _check_rbac(cluster)
+    checks.append(_check_version(cluster.rules))
+    checks += _check_rbac(cluster, pod)
+    checks.append(_check_exec(cluster, pod))
     pod_check, pod_obj = _check_pod(cluster, pod)
     checks.append(pod_check)
-    checks.append(_check_pod_security(cluster))
+    checks.append(_check_pod_security(cluster, cluster.rules))
     checks.append(_check_dry_run(cluster, pod, pod_obj, container, image, server))
     checks.append(_check_reuse(pod_obj, container, image))
     return Report(pod, cfg.namespace, cfg.context, checks)
@@ -74,23 +79,32 @@ def _check_server(cluster) -> Check:
             return Check("ephemeral containers", "fail", err.message, "check the server URL and network", err.code)
         return Check("ephemeral containers", "warn", f"discovery failed (HTTP {e.status}); the dry run below decides")
     names = {r.get("name") for r in resources.get("resources") or []}
+    stage = cluster.rules.ephemeral_stage
     if "pods/ephemeralcontainers" in names:
-        return Check("ephemeral containers", "pass", "the server serves pods/ephemeralcontainers")
-    return Check("ephemeral containers", "fail", "the server does not serve pods/ephemeralcontainers (disabled, or "
-                 "Kubernetes older than 1.23)", "use a cluster with ephemeral containers (GA since 1.25)",
-                 ExitCode.UNSUPPORTED_SERVER)
+        return Check("ephemeral containers", "pass", f"the server serves pods/ephemeralcontainers ({stage})")
+    return Check("ephemeral containers", "fail", f"the server does not serve pods/ephemeralcontainers (disabled, or "
+                 f"Kubernetes older than 1.23; here: {stage})", "use a cluster with ephemeral containers (GA since "
+                 "1.25)", ExitCode.UNSUPPORTED_SERVER)
+
+
+def _check_version(rules) -> Check:
+    if not rules.known:
+        return Check("server version", "warn", "/version could not be read; the newest rules are assumed (a "
+                     "WebSocket exec needs get and create on pods/exec)")
+    ws = f"WebSocket exec {rules.websocket_protocol}, authorized as {' and '.join(rules.websocket_verbs)}"
+    return Check("server version", "pass", f"{rules.name}: ephemeral containers {rules.ephemeral_stage}, "
+                 f"PodSecurity {rules.pod_security_stage}; {ws}; SPDY/3.1 exec authorized as create")
 
 
 # (verb, subresource, why)
 _VERBS = (
     ("get", None, "read the pod"),
     ("patch", "ephemeralcontainers", "add the debug container"),
-    ("get", "exec", "open the exec WebSocket"),
-    ("create", "exec", "exec (SPDY; WebSocket on 1.35+)"),
 )
 
 
-def _check_rbac(cluster) -> List[Check]:
+def _check_rbac(cluster, pod: str) -> List[Check]:
+    from kubectl_whose.cluster.access import review
     from kubectl_whose.cluster.client import role_command
 
     out = []
@@ -98,25 +112,35 @@ def _check_rbac(cluster) -> List[Check]:
     for verb, sub, why in _VERBS:
         resource = f"pods/{sub}" if sub else "pods"
         name = f"RBAC {verb} {resource}"
-        attrs = {"namespace": ns, "verb": verb, "resource": "pods", **({"subresource": sub} if sub else {})}
-        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-                "spec": {"resourceAttributes": attrs}}
         try:
-            review = cluster.rest.post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body)
+            status = review(cluster, verb, "pods", sub, pod)
         except Exception as e:  # noqa: BLE001
-            why = getattr(e, "status", None) or type(e).__name__
-            out.append(Check(name, "warn", f"SelfSubjectAccessReview failed ({why})"))
+            failure = getattr(e, "status", None) or type(e).__name__
+            out.append(Check(name, "warn", f"SelfSubjectAccessReview failed ({failure})"))
             continue
-        status = review.get("status") or {}
         if status.get("allowed"):
             out.append(Check(name, "pass", f"allowed ({why})"))
             continue
-        verbs = "get,create" if sub == "exec" else ("get,patch" if sub else verb)
+        verbs = "get,patch" if sub else verb
         note = " (the built-in edit/admin roles lack it)" if sub == "ephemeralcontainers" else ""
         reason = f": {status['reason']}" if status.get("reason") else ""
         out.append(Check(name, "fail", f"denied{reason}; needed to {why}{note}",
                          role_command(ns, verbs, resource, None), ExitCode.FORBIDDEN))
     return out
+
+
+def _check_exec(cluster, pod: str) -> Check:
+    """The transport a capture will use, from the release's rules and both pods/exec verbs."""
+    from kubectl_whose.cluster.client import role_command
+    from kubectl_whose.cluster.exec_transport import plan_exec
+
+    plan = plan_exec(cluster, pod, thorough=True)
+    if plan.refused:
+        return Check("exec transport", "fail", plan.describe(),
+                     role_command(cluster.namespace, "get,create", "pods/exec", None), ExitCode.FORBIDDEN)
+    if plan.allowed(plan.transport) is None:
+        return Check("exec transport", "warn", plan.describe())
+    return Check("exec transport", "pass", plan.describe())
 
 
 def _check_pod(cluster, pod: str):
@@ -135,7 +159,7 @@ def _check_pod(cluster, pod: str):
 _PSA_LABEL = "pod-security.kubernetes.io/enforce"
 
 
-def _check_pod_security(cluster) -> Check:
+def _check_pod_security(cluster, rules) -> Check:
     ns = cluster.namespace
     try:
         obj = cluster.rest.get(f"/api/v1/namespaces/{ns}")
@@ -143,7 +167,12 @@ def _check_pod_security(cluster) -> Check:
         return Check("PodSecurity", "warn", f"cannot read namespace {ns} (HTTP {getattr(e, 'status', '?')}); "
                      "the dry run below decides")
     level = (((obj.get("metadata") or {}).get("labels") or {}).get(_PSA_LABEL) or "privileged")
-    if level in ("baseline", "restricted"):
+    strict = level in ("baseline", "restricted")
+    if strict and not rules.pod_security_enforced:
+        return Check("PodSecurity", "warn", f'namespace {ns} is labelled "{level}", but PodSecurity admission is '
+                     f"{rules.pod_security_stage} in {rules.short}, so the label is enforced only where an admin "
+                     f"turned it on; the dry run below decides")
+    if strict:
         return Check("PodSecurity", "fail", f'namespace {ns} enforces "{level}", which forbids adding NET_ADMIN and '
                      f"NET_RAW", f"label the namespace {_PSA_LABEL}=privileged for the session, or capture on the "
                      f"node (kubectl debug node/NODE --profile=netadmin)", ExitCode.ADMISSION_REJECTED)
