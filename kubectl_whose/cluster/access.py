@@ -25,3 +25,14 @@ def can_i(cluster, verb: str, resource: str, subresource: Optional[str] = None,
         return bool(review(cluster, verb, resource, subresource, name).get("allowed"))
     except Exception:  # noqa: BLE001 - an authorizer that cannot answer reviews must not block the run
         return None
+
+
+def whoami(cluster) -> Optional[str]:
+    """The user name the server sees (SelfSubjectReview, authentication.k8s.io/v1, GA in 1.28:
+    kubernetes/website feature-gates/APISelfSubjectReview.md), for a RoleBinding in a message; None before 1.28."""
+    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    try:
+        review_ = cluster.rest.post("/apis/authentication.k8s.io/v1/selfsubjectreviews", body)
+    except Exception:  # noqa: BLE001 - only the message gets poorer
+        return None
+    return ((review_.get("status") or {}).get("userInfo") or {}).get("username") or None

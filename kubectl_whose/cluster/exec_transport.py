@@ -87,13 +87,14 @@ class ExecPlan:
             return f"{name}: {self.rules.short} authorizes it as {verbs} on pods/exec, allowed"
         return f"{name}: {self._verb_rule()}; {self._answers()}"
 
-    def refusal(self, namespace: str) -> WhoseError:
+    def refusal(self, namespace: str, user: Optional[str] = None) -> WhoseError:
+        """`user`: who to bind the Role to (SelfSubjectReview), else the message says to bind it."""
         from kubectl_whose.cluster.client import role_command
 
-        grant = role_command(namespace, "get,create", "pods/exec", None)
+        grant = role_command(namespace, "get,create", "pods/exec", user)
+        bind = "" if user else " (and bind it to your user)"
         return WhoseError(f'RBAC forbids exec in namespace "{namespace}": {self._verb_rule()}, and {self._answers()}; '
-                          f"nothing was added to the pod; grant it with: {grant} (and bind it to your user)",
-                          ExitCode.FORBIDDEN)
+                          f"nothing was added to the pod; grant it with: {grant}{bind}", ExitCode.FORBIDDEN)
 
 
 def plan_exec(cluster, pod: str, thorough: bool = False) -> ExecPlan:

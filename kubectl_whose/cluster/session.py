@@ -79,6 +79,7 @@ def open_debug_session(kube, pod: str, container: Optional[str] = None, image: O
     """`kube` is `cli.options.KubeFlags`; `container` is the pod's container to share a process namespace with
     (`-c`); `ttl` seconds the debug container idles before it exits; `min_remaining` the lifetime a reused
     container must still have."""
+    from kubectl_whose.cluster.access import whoami
     from kubectl_whose.cluster.client import connect
     from kubectl_whose.cluster.debug_container import DEFAULT_TTL, DebugSpec
     from kubectl_whose.cluster.ephemeral import ensure_debug_container
@@ -88,7 +89,7 @@ def open_debug_session(kube, pod: str, container: Optional[str] = None, image: O
     cluster = connect(kube)
     plan = plan_exec(cluster, pod)
     if plan.refused:  # before the container is added: it could never be used, nor removed
-        raise plan.refusal(cluster.namespace)
+        raise plan.refusal(cluster.namespace, whoami(cluster))
     img = resolve_image(image)
     ttl_s = int(ttl) if ttl else DEFAULT_TTL
     spec = DebugSpec(image=img, target=container, ttl_seconds=max(ttl_s, int(min_remaining) + 1))

@@ -196,6 +196,17 @@ def test_kubectl_auth_can_i_uses_the_rbac_policy(lab):
     assert (no.returncode, no.stdout.strip()) == (1, "no")
 
 
+def test_kubectl_auth_whoami_from_1_28(lab):
+    """SelfSubjectReview is GA (authentication.k8s.io/v1) in 1.28; an older server has no such resource."""
+    r = lab.kubectl("auth", "whoami", kubeconfig=lab.kubeconfig_for("jane"))
+    assert r.returncode == 0, r.stderr
+    assert [ln.split(None, 1) for ln in r.stdout.splitlines()] == [["ATTRIBUTE", "VALUE"], ["Username", "jane"],
+                                                                   ["Groups", "[system:authenticated]"]]
+    with lab.server_version("1.27"):
+        r = lab.kubectl("auth", "whoami", kubeconfig=lab.kubeconfig_for("jane"))
+    assert (r.returncode, r.stderr) == (1, "error: the selfsubjectreviews API is not enabled in the cluster\n")
+
+
 def test_kubectl_as_jane_gets_the_real_rbac_403(lab):
     r = lab.kubectl("debug", "client", "--image=nicolaka/netshoot:v0.13", "--profile=netadmin", "-c", "j",
                     "--", "sleep", "60", kubeconfig=lab.kubeconfig_for("jane"))

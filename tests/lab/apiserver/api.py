@@ -90,11 +90,16 @@ def _route_table():
     return [
         ("/version", {"GET": _static(lambda r: discovery.version(r.api.server_version))}),
         ("/api", {"GET": _static(lambda r: discovery.api_versions(r.api.host))}),
-        ("/apis", {"GET": _static(lambda r: discovery.api_groups())}),
+        ("/apis", {"GET": _static(lambda r: discovery.api_groups(r.api.server_version))}),
         ("/api/v1", {"GET": _static(lambda r: discovery.core_v1(r.api.server_version))}),
-        ("/apis/authorization.k8s.io", {"GET": _static(lambda r: discovery.api_group_authorization())}),
+        ("/apis/authorization.k8s.io", {"GET": _static(lambda r: discovery.api_group("authorization.k8s.io"))}),
         ("/apis/authorization.k8s.io/v1", {"GET": _static(lambda r: discovery.authorization_v1())}),
         ("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", {"POST": debug.ssar}),
+        ("/apis/authentication.k8s.io", {"GET": debug.served_from_1_28(
+            lambda r: (200, discovery.api_group("authentication.k8s.io")))}),
+        ("/apis/authentication.k8s.io/v1", {"GET": debug.served_from_1_28(
+            lambda r: (200, discovery.authentication_v1()))}),
+        ("/apis/authentication.k8s.io/v1/selfsubjectreviews", {"POST": debug.served_from_1_28(debug.self_review)}),
         ("/api/v1/namespaces", {"GET": core.namespaces, "POST": core.namespaces}),
         ("/api/v1/namespaces/{name}", {m: core.namespace for m in ("GET", "PATCH", "PUT", "DELETE")}),
         ("/api/v1/pods", {"GET": core.pods_all}),

@@ -25,16 +25,19 @@ def api_versions(host: str) -> dict:
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}]}
 
 
-def api_groups() -> dict:
-    gv = {"groupVersion": "authorization.k8s.io/v1", "version": "v1"}
-    return {"kind": "APIGroupList", "apiVersion": "v1",
-            "groups": [{"name": "authorization.k8s.io", "versions": [gv], "preferredVersion": gv}]}
+def api_groups(server) -> dict:
+    names = ["authorization.k8s.io"] + (["authentication.k8s.io"] if server.self_subject_review else [])
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [api_group(n) for n in names]}
 
 
-def api_group_authorization() -> dict:
-    gv = {"groupVersion": "authorization.k8s.io/v1", "version": "v1"}
-    return {"kind": "APIGroup", "apiVersion": "v1", "name": "authorization.k8s.io", "versions": [gv],
-            "preferredVersion": gv}
+def api_group(name: str) -> dict:
+    gv = {"groupVersion": f"{name}/v1", "version": "v1"}
+    return {"kind": "APIGroup", "apiVersion": "v1", "name": name, "versions": [gv], "preferredVersion": gv}
+
+
+def authentication_v1() -> dict:
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "authentication.k8s.io/v1",
+            "resources": [_res("selfsubjectreviews", "SelfSubjectReview", ["create"], namespaced=False)]}
 
 
 def _res(name, kind, verbs, namespaced=True, short=None, singular=""):

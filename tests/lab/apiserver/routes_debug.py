@@ -224,6 +224,26 @@ def ssar(req: Request):
                  "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}
 
 
+def served_from_1_28(route):
+    """authentication.k8s.io/v1 exists from 1.28 on; before, go-restful's empty 404."""
+    def guarded(req: Request):
+        if not req.api.server_version.self_subject_review:
+            raise no_such_path()
+        return route(req)
+    return guarded
+
+
+def self_review(req: Request):
+    """SelfSubjectReview (`kubectl auth whoami`): who the token belongs to. The body carries nothing to read (JSON,
+    or the protobuf envelope kubectl sends), so it is drained, not decoded."""
+    req.body()
+    user = req.api.authorizer.users.get(req.user) or {}
+    groups = list(user.get("groups") or []) + ["system:authenticated"]
+    return 201, {"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+                 "metadata": {"creationTimestamp": None}, "status": {"userInfo": {"username": req.user,
+                                                                                 "groups": groups}}}
+
+
 # -- lab control -----------------------------------------------------------------------------------------------------
 def _admin(req: Request) -> None:
     if not req.api.authorizer.allowed(req.user, Attributes("*", "*")):

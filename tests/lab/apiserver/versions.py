@@ -8,6 +8,7 @@ Each rule is a feature gate's default in a release; the lab enforces exactly the
 | `pods/ephemeralcontainers` served (EphemeralContainers alpha/off 1.16-1.22, beta/on 1.23, GA 1.25) | 1.23 | kubernetes/website feature-gates/ephemeral-containers.md |
 | PodSecurity admission enforces the namespace labels (alpha/off 1.22, beta/on 1.23, GA 1.25) | 1.23 | kubernetes.io "Enforce Pod Security Standards by Configuring the Built-in Admission Controller"; enhancements#2579 |
 | WebSocket `v5.channel.k8s.io` served by the API server's stream translator (TranslateStreamCloseWebsocketRequests alpha/off 1.29, beta/on 1.30) | 1.30 | kubernetes/kubernetes pkg/features/kube_features.go |
+| `authentication.k8s.io/v1` SelfSubjectReview (`kubectl auth whoami`; APISelfSubjectReview alpha 1.26, beta 1.27, GA 1.28) | 1.28 | kubernetes/website feature-gates/APISelfSubjectReview.md |
 | a WebSocket exec/attach (HTTP GET, verb `get`) is also authorized for `create` (AuthorizePodWebsocketUpgradeCreatePermission beta/on 1.35) | 1.35 | pkg/features/kube_features.go, pkg/registry/core/pod/rest/subresources.go (`ensureAuthorizedForVerb`) |
 
 SPDY/3.1 exec (HTTP POST, verb `create`) is served by every release here.
@@ -39,6 +40,10 @@ class ServerVersion:
     @property
     def pod_security(self) -> bool:
         return self.minor >= 23
+
+    @property
+    def self_subject_review(self) -> bool:
+        return self.minor >= 28
 
     @property
     def websocket_v5(self) -> bool:
