@@ -133,6 +133,7 @@ class _Exec:
         self.stderr: List[bytes] = []
         self.status = bytearray()
         self.gone_away = False
+        self.peer_counts_windows = False  # see _grant
         self.pending = extra
         for name in STREAMS:
             sid, frame = self.codec.syn_stream({"streamtype": name})
@@ -176,11 +177,21 @@ class _Exec:
         elif frame.type == spdy.RST_STREAM and name is not None:
             self.ended.add(name)
         elif frame.type == spdy.PING:
-            self.sock.sendall(self.codec.ping(frame.value))  # never ours: we send none
+            self._send_control(self.codec.ping(frame.value))  # never ours: we send none
         elif frame.type == spdy.GOAWAY:
             self.gone_away = True
+        elif frame.type in (spdy.SETTINGS, spdy.WINDOW_UPDATE):
+            self.peer_counts_windows = True
         elif frame.type == spdy.SYN_STREAM:  # servers open no streams in this protocol
-            self.sock.sendall(self.codec.rst_stream(frame.stream_id, 3))  # REFUSED_STREAM
+            self._send_control(self.codec.rst_stream(frame.stream_id, 3))  # REFUSED_STREAM
+
+    def _send_control(self, frame: bytes) -> None:
+        """Best effort: after its last frames the server closes at once, and a late WINDOW_UPDATE or PING answer
+        then meets a closed socket; whether the exec ended well is the read side's to tell."""
+        try:
+            self.sock.sendall(frame)
+        except (OSError, ssl.SSLError):
+            pass
 
     def _deliver(self, name: str, data: bytes) -> None:
         if name == "stdout":
@@ -193,11 +204,17 @@ class _Exec:
             self.status += data
 
     def _grant(self, stream_id: int, n: int) -> None:
-        """Give the window back once half of it was used, for the stream and for the connection."""
+        """Give the window back once half of it was used, for the stream and for the connection; but only to a peer
+        that counts windows, which says so with SETTINGS or a WINDOW_UPDATE of its own. spdystream (the kubelet,
+        the runtime's streaming server) does neither and closes the TCP connection right after its last frame:
+        a WINDOW_UPDATE still in flight then sits unread in its socket, the close turns into a TCP reset, and
+        the reset can drop the exit status from our receive queue. client-go sends none either."""
+        if not self.peer_counts_windows:
+            return
         for sid in (stream_id, 0):
             self.unacked[sid] = self.unacked.get(sid, 0) + n
             if self.unacked[sid] >= spdy.INITIAL_WINDOW // 2:
-                self.sock.sendall(self.codec.window_update(sid, self.unacked.pop(sid)))
+                self._send_control(self.codec.window_update(sid, self.unacked.pop(sid)))
 
     def close(self) -> None:
         try:
@@ -218,6 +235,14 @@ def run_exec(cluster, namespace: str, pod: str, container: str, argv: Sequence[s
     """The same contract as `exec_websocket.run_exec`, over SPDY/3.1."""
     label = label or argv[0]
     sock, extra = upgrade(cluster, namespace, pod, container, argv, label)
+    return exchange(sock, extra, on_stdout, on_stderr, stop, timeout, label)
+
+
+def exchange(sock, extra: bytes, on_stdout: Callable[[bytes], None],
+             on_stderr: Optional[Callable[[bytes], None]] = None, stop: Optional[threading.Event] = None,
+             timeout: Optional[float] = None, label: str = "the command") -> ExecResult:
+    """Open the streams on an upgraded connection (`extra`: bytes already read past the 101) and run the exec to
+    its end; the socket is closed afterwards."""
     deadline = time.monotonic() + timeout if timeout else None
     session = None
     try:

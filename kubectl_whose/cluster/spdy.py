@@ -11,9 +11,10 @@ Wire format (SPDY Protocol draft 3.1, section 2):
   by NUL; all blocks of one direction form ONE zlib stream primed with the spec's dictionary (2.6.10.1) and
   sync-flushed after each block.
 Flow control: a receiver grants its peer more window with WINDOW_UPDATE; the initial window is 64 KiB per stream
-and for the connection. Kubernetes' own side (moby/spdystream, in the kubelet and in client-go) ignores WINDOW_UPDATE
-and never waits for one; we send them anyway, as the spec asks, so an intermediary that does count windows never
-stalls a capture. We only ever send empty data frames, so our own send window never matters.
+and for the connection. Kubernetes' own side (moby/spdystream, in the kubelet and in client-go) neither sends nor
+waits for WINDOW_UPDATE; `exec_spdy` grants windows to a peer that shows it counts them (SETTINGS or a
+WINDOW_UPDATE of its own), so such a peer never stalls a capture. We only ever send empty data frames, so our
+own send window never matters.
 """
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ server is checked against the real kubectl (tests/lab/test_spdy.py), our client 
 (tests/e2e/test_exec_transports.py); here the server's frames come from the lab's independent implementation."""
 import struct
 
+import pytest
+
 from kubectl_whose.cluster import spdy
 from tests.lab.apiserver.spdy import ServerConnection
 
@@ -56,3 +58,62 @@ def test_frames_cut_out_of_a_stream_arriving_byte_by_byte():
     assert frames[2].data == b"\x00\xffpcap" * 10000 and not frames[2].fin
     assert frames[3].fin and frames[3].data == b""
     assert (frames[4].value, frames[5].value, frames[6].value) == (2, spdy.RST_CANCEL, 5)
+
+
+def _serve(sock, settings: bool, payload: bytes, got: list):
+    """A kubelet-like server on one end of a socketpair: the lab's SPDY implementation, then what came back."""
+    import json
+    import threading
+
+    from tests.lab.apiserver import spdy as lab_spdy
+
+    conn = ServerConnection(sock, sock.makefile("rb"))
+    if settings:  # a peer that counts windows announces itself (SETTINGS, initial window 64 KiB)
+        sock.sendall(struct.pack("!HHII", 0x8003, lab_spdy.SETTINGS, 12, 1) + struct.pack("!II", 7, 65536))
+    ids = {}
+    while len(ids) < 3:
+        f = conn.read_frame()
+        ids[f.headers["streamtype"][0]] = f.stream_id
+        conn.send_syn_reply(f.stream_id)
+    for i in range(0, len(payload), 32768):
+        conn.send_data(ids["stdout"], payload[i:i + 32768])
+    conn.send_data(ids["stdout"], b"", fin=True)
+    conn.send_data(ids["stderr"], b"", fin=True)
+    conn.send_data(ids["error"], json.dumps({"metadata": {}, "status": "Success"}).encode())
+
+    def drain():
+        try:
+            while True:
+                got.append(conn.read_frame())
+        except lab_spdy.Closed:
+            pass
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    for sid in ids.values():
+        conn.send_rst(sid)
+    conn.send_goaway(5)
+    reader.join(5)  # the client sends GOAWAY and closes when it is done
+
+
+@pytest.mark.parametrize("settings", [False, True], ids=["spdystream-peer", "window-counting-peer"])
+def test_windows_are_granted_only_to_a_peer_that_counts_them(settings):
+    import socket
+    import threading
+
+    from kubectl_whose.cluster.exec_spdy import exchange
+
+    client, server = socket.socketpair()
+    payload = bytes(range(256)) * 1024  # 256 KiB: four initial windows
+    got: list = []
+    t = threading.Thread(target=_serve, args=(server, settings, payload, got), daemon=True)
+    t.start()
+    chunks = []
+    result = exchange(client, b"", chunks.append, timeout=10)
+    t.join(5)
+    assert b"".join(chunks) == payload and result.exit_code == 0 and result.transport == "SPDY/3.1"
+    updates = [f for f in got if f.kind == "window_update"]
+    if not settings:
+        assert updates == []  # as client-go: spdystream neither sends nor counts windows
+    else:
+        granted = {sid: sum(f.value for f in updates if f.stream_id == sid) for sid in {f.stream_id for f in updates}}
+        assert granted == {0: len(payload), 3: len(payload)}  # the connection and stdout (streams 1, 3, 5)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import ssl
@@ -172,11 +173,19 @@ class LabHandle:
         assert "Traceback" not in r.stderr, r.stderr
         return r
 
-    def popen_whose(self, *args: str, **kw) -> subprocess.Popen:
+    def popen_whose(self, *args: str, kubeconfig: Optional[Path] = None, **kw) -> subprocess.Popen:
         """`kubectl whose ARGS` as its own process (signals, start-up), SIGINT at its default as in a terminal."""
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        return subprocess.Popen([sys.executable, "-m", "kubectl_whose", *args, "--kubeconfig", str(self.kubeconfig)],
-                                env=env, preexec_fn=_default_sigint, **kw)
+        return subprocess.Popen([sys.executable, "-m", "kubectl_whose", *args, "--kubeconfig",
+                                 str(kubeconfig or self.kubeconfig)], env=env, preexec_fn=_default_sigint, **kw)
+
+    def exec_requests(self, namespace: str, pod: str) -> List[tuple]:
+        """(HTTP method, status) of every exec request on the pod so far, from the API server's access log:
+        GET is a WebSocket upgrade, POST a SPDY one."""
+        pattern = re.compile(rf'"(GET|POST) /api/v1/namespaces/{re.escape(namespace)}/pods/{re.escape(pod)}/exec\?'
+                             r'[^"]*" (\d{3})')
+        text = (self.state_dir / "lab.log").read_text(errors="replace")
+        return [(m.group(1), int(m.group(2))) for m in pattern.finditer(text)]
 
     def core_v1(self, kubeconfig: Optional[Path] = None):
         from kubernetes import client, config
