@@ -97,7 +97,7 @@ class ExecPlan:
                           f"nothing was added to the pod; grant it with: {grant}{bind}", ExitCode.FORBIDDEN)
 
 
-def plan_exec(cluster, pod: str, thorough: bool = False) -> ExecPlan:
+def plan_exec(cluster, pod: Optional[str], thorough: bool = False) -> ExecPlan:
     """The release's rules plus as few reviews as decide the transport (`thorough`: both verbs, for doctor)."""
     from kubectl_whose.cluster.access import can_i
 
