@@ -197,12 +197,6 @@ class LabHTTPServer(ThreadingHTTPServer):
         super().__init__(address, Handler)
 
     def finish_request(self, request, client_address):
-        # Go's net package sets TCP_NODELAY on every connection; without it the handler's separate header and body
-        # writes meet the client's delayed ACK (Nagle) and every answer waits ~40 ms.
-        try:
-            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
         # The TLS handshake runs in the request's own thread, so one slow client cannot stall accept().
         if self.tls is not None:
             request.settimeout(30)
