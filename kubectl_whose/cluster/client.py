@@ -23,6 +23,7 @@ class Cluster:
     request_timeout: float = 30.0
     _api_client: Any = None
     _rest: Any = None
+    _rules: Any = None
 
     @property
     def namespace(self) -> str:
@@ -36,6 +37,15 @@ class Cluster:
 
             self._rest = Rest(build_transport(self.config), self.request_timeout)
         return self._rest
+
+    @property
+    def rules(self):
+        """The server release's rules (`server_version.ServerRules`), from one `GET /version` per connection."""
+        if self._rules is None:
+            from kubectl_whose.cluster.server_version import read_rules
+
+            self._rules = read_rules(self.rest)
+        return self._rules
 
     @property
     def api_client(self):

@@ -1,9 +1,12 @@
 """Preflight for `doctor`: can kubectl-whose debug this pod? Each check is data (`Check`), nothing is changed.
 
 Checks, in the order a capture needs them: the kubeconfig, the API server and its `pods/ephemeralcontainers`
-subresource (discovery), RBAC for every verb the plugin uses (SelfSubjectAccessReview), the pod (exists,
-Running), the namespace's PodSecurity level against NET_ADMIN/NET_RAW, and a server-side dry run of the very
-patch `capture` would send (`dryRun=All`), the one check that also covers admission webhooks.
+subresource (discovery), its release and the rules that follow from it (`server_version`), RBAC for every verb
+the plugin uses (SelfSubjectAccessReview) with the exec transport that release and those verbs lead to
+(`exec_transport`: what a capture will really use, so doctor fails exactly where a capture would), the pod
+(exists, Running), the namespace's PodSecurity level against NET_ADMIN/NET_RAW where that release enforces it,
+and a server-side dry run of the very patch `capture` would send (`dryRun=All`), the one check that also covers
+admission webhooks.
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ def run_checks(kube, pod: str, container: Optional[str], image: Optional[str], n
     from kubectl_whose.cluster.config_file import config_value
     from kubectl_whose.cluster.preflight_node import node_path_checks, path_check
 
+    checks.append(_check_version(cluster.rules))
     on_node = bool(node and node.node)
     node_ns = (node.namespace if node else None) or config_value("node_namespace") or cluster.namespace
     pod_check, pod_obj = _check_pod(cluster, pod)
@@ -42,8 +46,9 @@ def run_checks(kube, pod: str, container: Optional[str], image: Optional[str], n
         node_checks = node_path_checks(cluster, pod_obj, image, node_ns, chosen=True)
         return Report(pod, cfg.namespace, cfg.context, checks + node_checks,
                       path_check([], node_checks, True, node_ns))
-    ephemeral = _check_rbac(cluster) + [pod_check, _check_pod_security(cluster),
-                                        _check_dry_run(cluster, pod, pod_obj, container, image, server)]
+    ephemeral = _check_rbac(cluster, pod) + [_check_exec(cluster, pod), pod_check,
+                                             _check_pod_security(cluster, cluster.rules),
+                                             _check_dry_run(cluster, pod, pod_obj, container, image, server)]
     checks += ephemeral + [_check_reuse(pod_obj, container, image)]
     refused = any(c.result == "fail" and c.code == ExitCode.ADMISSION_REJECTED for c in ephemeral)
     node_checks = node_path_checks(cluster, pod_obj, image, node_ns, chosen=False) if refused else []
@@ -62,23 +67,32 @@ def _check_server(cluster) -> Check:
             return Check("ephemeral containers", "fail", err.message, "check the server URL and network", err.code)
         return Check("ephemeral containers", "warn", f"discovery failed (HTTP {e.status}); the dry run below decides")
     names = {r.get("name") for r in resources.get("resources") or []}
+    stage = cluster.rules.ephemeral_stage
     if "pods/ephemeralcontainers" in names:
-        return Check("ephemeral containers", "pass", "the server serves pods/ephemeralcontainers")
-    return Check("ephemeral containers", "fail", "the server does not serve pods/ephemeralcontainers (disabled, or "
-                 "Kubernetes older than 1.23)", "use a cluster with ephemeral containers (GA since 1.25)",
-                 ExitCode.UNSUPPORTED_SERVER)
+        return Check("ephemeral containers", "pass", f"the server serves pods/ephemeralcontainers ({stage})")
+    return Check("ephemeral containers", "fail", f"the server does not serve pods/ephemeralcontainers (disabled, or "
+                 f"Kubernetes older than 1.23; here: {stage})", "use a cluster with ephemeral containers (GA since "
+                 "1.25)", ExitCode.UNSUPPORTED_SERVER)
+
+
+def _check_version(rules) -> Check:
+    if not rules.known:
+        return Check("server version", "warn", "/version could not be read; the newest rules are assumed (a "
+                     "WebSocket exec needs get and create on pods/exec)")
+    ws = f"WebSocket exec {rules.websocket_protocol}, authorized as {' and '.join(rules.websocket_verbs)}"
+    return Check("server version", "pass", f"{rules.name}: ephemeral containers {rules.ephemeral_stage}, "
+                 f"PodSecurity {rules.pod_security_stage}; {ws}; SPDY/3.1 exec authorized as create")
 
 
 # (verb, subresource, why)
 _VERBS = (
     ("get", None, "read the pod"),
     ("patch", "ephemeralcontainers", "add the debug container"),
-    ("get", "exec", "open the exec WebSocket"),
-    ("create", "exec", "exec (SPDY; WebSocket on 1.35+)"),
 )
 
 
-def _check_rbac(cluster) -> List[Check]:
+def _check_rbac(cluster, pod: str) -> List[Check]:
+    from kubectl_whose.cluster.access import review
     from kubectl_whose.cluster.client import role_command
 
     out = []
@@ -86,25 +100,35 @@ def _check_rbac(cluster) -> List[Check]:
     for verb, sub, why in _VERBS:
         resource = f"pods/{sub}" if sub else "pods"
         name = f"RBAC {verb} {resource}"
-        attrs = {"namespace": ns, "verb": verb, "resource": "pods", **({"subresource": sub} if sub else {})}
-        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-                "spec": {"resourceAttributes": attrs}}
         try:
-            review = cluster.rest.post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body)
+            status = review(cluster, verb, "pods", sub, pod)
         except Exception as e:  # noqa: BLE001
-            why = getattr(e, "status", None) or type(e).__name__
-            out.append(Check(name, "warn", f"SelfSubjectAccessReview failed ({why})"))
+            failure = getattr(e, "status", None) or type(e).__name__
+            out.append(Check(name, "warn", f"SelfSubjectAccessReview failed ({failure})"))
             continue
-        status = review.get("status") or {}
         if status.get("allowed"):
             out.append(Check(name, "pass", f"allowed ({why})"))
             continue
-        verbs = "get,create" if sub == "exec" else ("get,patch" if sub else verb)
+        verbs = "get,patch" if sub else verb
         note = " (the built-in edit/admin roles lack it)" if sub == "ephemeralcontainers" else ""
         reason = f": {status['reason']}" if status.get("reason") else ""
         out.append(Check(name, "fail", f"denied{reason}; needed to {why}{note}",
                          role_command(ns, verbs, resource, None), ExitCode.FORBIDDEN))
     return out
+
+
+def _check_exec(cluster, pod: str) -> Check:
+    """The transport a capture will use, from the release's rules and both pods/exec verbs."""
+    from kubectl_whose.cluster.client import role_command
+    from kubectl_whose.cluster.exec_transport import plan_exec
+
+    plan = plan_exec(cluster, pod, thorough=True)
+    if plan.refused:
+        return Check("exec transport", "fail", plan.describe(),
+                     role_command(cluster.namespace, "get,create", "pods/exec", None), ExitCode.FORBIDDEN)
+    if plan.allowed(plan.transport) is None:
+        return Check("exec transport", "warn", plan.describe())
+    return Check("exec transport", "pass", plan.describe())
 
 
 def _check_pod(cluster, pod: str):
@@ -123,7 +147,7 @@ def _check_pod(cluster, pod: str):
 _PSA_LABEL = "pod-security.kubernetes.io/enforce"
 
 
-def _check_pod_security(cluster) -> Check:
+def _check_pod_security(cluster, rules) -> Check:
     ns = cluster.namespace
     try:
         obj = cluster.rest.get(f"/api/v1/namespaces/{ns}")
@@ -131,7 +155,12 @@ def _check_pod_security(cluster) -> Check:
         return Check("PodSecurity", "warn", f"cannot read namespace {ns} (HTTP {getattr(e, 'status', '?')}); "
                      "the dry run below decides")
     level = (((obj.get("metadata") or {}).get("labels") or {}).get(_PSA_LABEL) or "privileged")
-    if level in ("baseline", "restricted"):
+    strict = level in ("baseline", "restricted")
+    if strict and not rules.pod_security_enforced:
+        return Check("PodSecurity", "warn", f'namespace {ns} is labelled "{level}", but PodSecurity admission is '
+                     f"{rules.pod_security_stage} in {rules.short}, so the label is enforced only where an admin "
+                     f"turned it on; the dry run below decides")
+    if strict:
         return Check("PodSecurity", "fail", f'namespace {ns} enforces "{level}", which forbids adding NET_ADMIN and '
                      f"NET_RAW", f"add --node (a node debug pod on the pod's node), or label the namespace "
                      f"{_PSA_LABEL}=privileged for the session", ExitCode.ADMISSION_REJECTED)

@@ -17,8 +17,7 @@ NODE_VERBS = (
     ("create", "pods", None, "create the node debug pod"),
     ("delete", "pods", None, "remove it when done"),
     ("get", "pods", None, "watch it start"),
-    ("create", "pods", "exec", "run tcpdump in it"),
-)
+)  # and pods/exec, by the release's rules for the transport the capture will use (`exec_transport`)
 
 
 def access_allowed(cluster, namespace: str, verb: str, resource: str, sub: Optional[str]):
@@ -31,6 +30,19 @@ def access_allowed(cluster, namespace: str, verb: str, resource: str, sub: Optio
     except Exception as e:  # noqa: BLE001 - an old server or no permission to ask: the dry run decides
         return None, f"SelfSubjectAccessReview failed ({getattr(e, 'status', None) or type(e).__name__})"
     return bool(status.get("allowed")), status.get("reason") or ""
+
+
+def _exec_check(where, bad: str) -> Check:
+    """Running tcpdump in the node debug pod: the transport that release and the pods/exec verbs lead to."""
+    from kubectl_whose.cluster.client import role_command
+    from kubectl_whose.cluster.exec_transport import plan_exec
+
+    plan = plan_exec(where, None, thorough=True)
+    if plan.refused:
+        return Check("node: exec transport", bad, f"in namespace {where.namespace}: {plan.describe()}",
+                     role_command(where.namespace, "get,create", "pods/exec", None), ExitCode.FORBIDDEN)
+    result = "warn" if plan.allowed(plan.transport) is None else "pass"
+    return Check("node: exec transport", result, f"in namespace {where.namespace}: {plan.describe()}")
 
 
 def node_path_checks(cluster, pod_obj: Optional[dict], image: Optional[str], node_namespace: Optional[str],
@@ -57,6 +69,7 @@ def node_path_checks(cluster, pod_obj: Optional[dict], image: Optional[str], nod
         else:
             out.append(Check(name, bad, f"denied in namespace {ns}{': ' + reason if reason else ''}; needed to {why}",
                              role_command(ns, verb, full, None), ExitCode.FORBIDDEN))
+    out.append(_exec_check(where, bad))
     try:
         labels = (where.rest.get(f"/api/v1/namespaces/{ns}").get("metadata") or {}).get("labels") or {}
         level = labels.get(PSA_LABEL) or "privileged"

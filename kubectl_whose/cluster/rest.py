@@ -237,7 +237,49 @@ class Rest:
             opts["server_hostname"] = self.t.server_hostname
         return opts
 
+    def open_socket(self, timeout: float):
+        """A connected socket to the API server, TLS done (and an HTTP proxy's CONNECT tunnel crossed), for the
+        protocols urllib3 cannot carry: the SPDY upgrade. No ALPN is offered, so the server speaks HTTP/1.1."""
+        import socket
+
+        parts = urlsplit(self.t.server)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        if self.t.proxy:
+            proxy = urlsplit(self.t.proxy)
+            if proxy.scheme != "http":
+                raise WhoseError(f"proxy {self.t.proxy}: exec over SPDY supports http:// proxies only",
+                                 ExitCode.CONFIG)
+            sock = socket.create_connection((proxy.hostname, proxy.port or 80), timeout=timeout)
+            _connect_tunnel(sock, host, port)
+        else:
+            sock = socket.create_connection((host, port), timeout=timeout)
+        if self.t.ssl_context is not None:
+            try:
+                sock = self.t.ssl_context.wrap_socket(sock, server_hostname=self.t.server_hostname or host)
+            except (OSError, ssl.SSLError):
+                sock.close()
+                raise
+        return sock
+
     def websocket_url(self, path: str) -> str:
         parts = urlsplit(self.t.server)
         scheme = "wss" if parts.scheme == "https" else "ws"
         return f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}{path}"
+
+
+def _connect_tunnel(sock, host: str, port: int) -> None:
+    """HTTP CONNECT through a proxy; anything but a 2xx answer is a connection failure."""
+    sock.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionError("the proxy closed the connection during CONNECT")
+        head += chunk
+        if len(head) > 65536:
+            raise ConnectionError("the proxy's CONNECT answer is too long")
+    line = head.split(b"\r\n", 1)[0]
+    status = line.split()
+    if len(status) < 2 or not status[1].startswith(b"2"):
+        raise ConnectionError(f"the proxy refused CONNECT ({line.decode('latin-1')})")

@@ -5,10 +5,12 @@ with open_debug_session(kube, pod, container=None, image=None, ttl=None) as sess
     r = session.run(["iptables-save"], timeout=30)             # ExecResult(stdout, stderr, exit_code, error)
     r = session.stream(argv, on_stdout=cb, on_stderr=cb, stop=threading.Event())
 ```
-Opening resolves the kubeconfig like kubectl, reads the pod, reuses or adds our ephemeral debug container
-(NET_ADMIN/NET_RAW only) and waits until it runs. `open_node_session` is the same on the pod's node instead
-(`--node`): a node debug pod with hostNetwork, deleted when the block ends. A binary missing in the image
-comes back as `exit_code` 127 with the runtime's words in `error` (`collect.recipe.binary_missing` tells).
+Opening resolves the kubeconfig like kubectl, reads the server's release, picks the exec transport that release
+and the user's RBAC allow (`exec_transport`: WebSocket or SPDY/3.1; refused, exit 6, before anything is added),
+reads the pod, reuses or adds our ephemeral debug container (NET_ADMIN/NET_RAW only) and waits until it runs.
+`open_node_session` is the same on the pod's node instead (`--node`): a node debug pod with hostNetwork, deleted
+when the block ends. `session.transport` names the exec transport in use. A binary missing in the image comes
+back as `exit_code` 127 with the runtime's words in `error` (`collect.recipe.binary_missing` tells).
 """
 from __future__ import annotations
 
@@ -19,18 +21,24 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 from kubectl_whose.chatter import say as stderr_say
-from kubectl_whose.cluster.exec_stream import ExecResult, run_exec
+from kubectl_whose.cluster.exec_api import ExecResult
 
 __all__ = ["open_debug_session", "open_node_session", "DebugSession", "ExecResult", "NodeTarget"]
 
 
 class DebugSession:
-    def __init__(self, cluster, pod: str, container, image: str, pod_ips: Sequence[str] = ()):
+    def __init__(self, cluster, pod: str, container, image: str, channel, pod_ips: Sequence[str] = ()):
         self.cluster = cluster
         self.pod = pod
         self.container = container  # ephemeral.DebugContainer
         self.image = image
+        self.channel = channel  # exec_transport.ExecChannel
         self.pod_ips = tuple(pod_ips)  # the pod's addresses (status.podIPs) when the session was opened
+
+    @property
+    def transport(self) -> str:
+        """The exec transport in use ("WebSocket" or "SPDY/3.1"); each ExecResult says which one carried it."""
+        return self.channel.transport
 
     @property
     def namespace(self) -> str:
@@ -53,8 +61,8 @@ class DebugSession:
     def run(self, argv: Sequence[str], timeout: float = 30) -> ExecResult:
         """Run to completion and collect stdout (for small outputs: rule dumps, `ip -j`, `ss`)."""
         chunks: List[bytes] = []
-        result = run_exec(self.cluster, self.namespace, self.pod, self.container.name, list(argv), chunks.append,
-                          timeout=timeout)
+        result = self.channel.run(self.namespace, self.pod, self.container.name, list(argv), chunks.append,
+                                  timeout=timeout)
         result.stdout = b"".join(chunks)
         return result
 
@@ -63,8 +71,8 @@ class DebugSession:
                timeout: Optional[float] = None, label: Optional[str] = None) -> ExecResult:
         """Binary-safe streaming: stdout chunks go to `on_stdout` as they arrive and are not kept here. Setting
         `stop` abandons the stream (the remote process keeps running: stop it yourself first)."""
-        return run_exec(self.cluster, self.namespace, self.pod, self.container.name, list(argv), on_stdout,
-                        on_stderr, stop, timeout, label)
+        return self.channel.run(self.namespace, self.pod, self.container.name, list(argv), on_stdout, on_stderr,
+                                stop, timeout, label)
 
 
 @contextmanager
@@ -74,19 +82,24 @@ def open_debug_session(kube, pod: str, container: Optional[str] = None, image: O
     """`kube` is `cli.options.KubeFlags`; `container` is the pod's container to share a process namespace with
     (`-c`); `ttl` seconds the debug container idles before it exits; `min_remaining` the lifetime a reused
     container must still have."""
+    from kubectl_whose.cluster.access import whoami
     from kubectl_whose.cluster.client import connect
     from kubectl_whose.cluster.debug_container import DEFAULT_TTL, DebugSpec
     from kubectl_whose.cluster.ephemeral import ensure_debug_container, read_pod
+    from kubectl_whose.cluster.exec_transport import ExecChannel, plan_exec
     from kubectl_whose.cluster.image import resolve_image
 
     cluster = connect(kube)
+    plan = plan_exec(cluster, pod)
+    if plan.refused:  # before the container is added: it could never be used, nor removed
+        raise plan.refusal(cluster.namespace, whoami(cluster))
     img = resolve_image(image)
     ttl_s = int(ttl) if ttl else DEFAULT_TTL
     spec = DebugSpec(image=img, target=container, ttl_seconds=max(ttl_s, int(min_remaining) + 1))
     obj = read_pod(cluster, pod)
     debug = ensure_debug_container(cluster, pod, spec, min_remaining=min_remaining, timeout=start_timeout, say=say,
                                    pod_obj=obj)
-    yield DebugSession(cluster, pod, debug, img, pod_addresses(obj))
+    yield DebugSession(cluster, pod, debug, img, ExecChannel(cluster, plan), pod_addresses(obj))
 
 
 @dataclass(frozen=True)
@@ -108,10 +121,12 @@ def open_node_session(kube, pod: Optional[str], image: Optional[str] = None, ttl
     """A short-lived node debug pod on POD's node, or on `node` (`rules node/NAME`) (`cluster.node_pod`),
     deleted when the block ends, also on Ctrl-C and on errors. Yields the session (commands run in the node's
     network namespace) and the target (`pod`, `ip` and `pod_object` are None for a node target)."""
+    from kubectl_whose.cluster.access import whoami
     from kubectl_whose.cluster.client import connect
     from kubectl_whose.cluster.config_file import config_value
     from kubectl_whose.cluster.debug_container import DEFAULT_TTL, DebugSpec, check_pod_running, random_suffix
     from kubectl_whose.cluster.ephemeral import DebugContainer, read_pod
+    from kubectl_whose.cluster.exec_transport import ExecChannel, plan_exec
     from kubectl_whose.cluster.image import resolve_image
     from kubectl_whose.cluster.node_pod import (build_node_pod, check_node_ready, create_node_pod, delete_node_pod,
                                                 node_of, pod_ip, wait_node_pod)
@@ -128,6 +143,9 @@ def open_node_session(kube, pod: Optional[str], image: Optional[str] = None, ttl
     spec = DebugSpec(image=img, ttl_seconds=int(ttl) if ttl else DEFAULT_TTL)
     body = build_node_pod(node, spec, cluster.namespace if pod else "node", pod or node, random_suffix())
     name = body["metadata"]["name"]
+    plan = plan_exec(where, name)
+    if plan.refused:  # before the node debug pod is made: nothing could run in it
+        raise plan.refusal(where.namespace, whoami(where))
     if say:
         say(f"creating node debug pod {where.namespace}/{name} on node {node} (hostNetwork, NET_ADMIN+NET_RAW, "
             f"image {img}, at most {spec.ttl_seconds}s; removed when done)")
@@ -137,7 +155,7 @@ def open_node_session(kube, pod: Optional[str], image: Optional[str] = None, ttl
         created = True
         started = wait_node_pod(where, body, img, start_timeout, say)
         session = DebugSession(where, name, DebugContainer("debug", img, False, started + spec.ttl_seconds), img,
-                               pod_addresses(target) if target else ())
+                               ExecChannel(where, plan), pod_addresses(target) if target else ())
         yield session, NodeTarget(cluster.namespace, pod, node, pod_ip(target) if target else None, target)
     finally:
         if created:

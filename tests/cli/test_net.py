@@ -166,7 +166,7 @@ class NamespaceSession:
         self.ns, self.rewrite, self.absent = ns, rewrite, absent
 
     def run(self, argv, timeout=30):
-        from kubectl_whose.cluster.exec_stream import ExecResult
+        from kubectl_whose.cluster.exec_api import ExecResult
 
         if argv[0] in self.absent:
             return ExecResult(b"", b"", 127, error=f'OCI runtime exec failed: exec: "{argv[0]}": '

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from kubectl_whose.cluster.client import translate_api_error
-from kubectl_whose.cluster.exec_stream import exec_path, parse_status
+from kubectl_whose.cluster.exec_api import exec_path, parse_status
 from kubectl_whose.cluster.rest import ApiError
 from kubectl_whose.errors import ExitCode
 

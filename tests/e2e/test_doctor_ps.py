@@ -22,9 +22,9 @@ def test_doctor_all_pass_on_a_healthy_pod(lab):
     assert r.code == 0, r.stderr
     assert r.json["ok"] is True
     got = rows(r)
-    assert set(got) == {"kubeconfig", "ephemeral containers", "RBAC get pods", "RBAC patch pods/ephemeralcontainers",
-                        "RBAC get pods/exec", "RBAC create pods/exec", "pod running", "PodSecurity", "dry run",
-                        "debug container"}
+    assert list(got) == ["kubeconfig", "ephemeral containers", "server version", "RBAC get pods",
+                         "RBAC patch pods/ephemeralcontainers", "exec transport", "pod running", "PodSecurity",
+                         "dry run", "debug container"]
     assert all(c["result"] == "pass" for c in got.values()), got
     assert r.json["path"]["result"] == "pass" and "ephemeral debug container" in r.json["path"]["detail"]
     # the oracle: what doctor promised works, and the container it then names is the one the next run reuses
@@ -50,7 +50,7 @@ def test_doctor_rbac_failure_prints_the_role_and_matches_capture(lab):
     assert row["fix"] == ("kubectl create role kubectl-whose -n default --verb=get,patch "
                           "--resource=pods/ephemeralcontainers")
     assert "the built-in edit/admin roles lack it" in row["detail"]
-    assert rows(r)["RBAC create pods/exec"]["result"] == "pass"
+    assert rows(r)["exec transport"]["result"] == "pass"
     assert rows(r)["dry run"]["result"] == "fail"
     assert r.stderr.strip().startswith("kubectl-whose: error: 2 of 10 checks failed (RBAC patch "
                                        "pods/ephemeralcontainers, dry run)")

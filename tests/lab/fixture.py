@@ -1,13 +1,14 @@
 """The `lab` pytest fixture (session-scoped, shared) and `LabHandle`, its test-facing API.
 
 Registered from tests/conftest.py. One lab process serves the whole session; tests that mutate state use
-`isolated_namespace()` / `create_pod()`, and the switches (`old_server()`, `rbac_policy()`) restore themselves.
+`isolated_namespace()` / `create_pod()`, and the switches (`server_version()`, `old_server()`, `rbac_policy()`) restore themselves.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import ssl
@@ -154,10 +155,12 @@ class LabHandle:
 
     # -- kubectl / Python client ---------------------------------------------------------------------------------
     def kubectl(self, *args: str, kubeconfig: Optional[Path] = None, input=None, timeout: float = 60,
-                binary: bool = False) -> subprocess.CompletedProcess:
+                binary: bool = False, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+        """Real kubectl; `env` adds variables (`{"KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"}`: exec over SPDY)."""
         argv = ["kubectl", "--kubeconfig", str(kubeconfig or self.kubeconfig),
                 "--cache-dir", str(self.state_dir / "kube-cache"), *args]
-        return subprocess.run(argv, input=input, capture_output=True, text=not binary, timeout=timeout)
+        return subprocess.run(argv, input=input, capture_output=True, text=not binary, timeout=timeout,
+                              env=dict(os.environ, **env) if env else None)
 
     def whose(self, *args: str):
         """`kubectl whose ARGS` in-process against the lab, as the admin user (stdout, stderr, exit code)."""
@@ -171,11 +174,19 @@ class LabHandle:
         assert "Traceback" not in r.stderr, r.stderr
         return r
 
-    def popen_whose(self, *args: str, **kw) -> subprocess.Popen:
+    def popen_whose(self, *args: str, kubeconfig: Optional[Path] = None, **kw) -> subprocess.Popen:
         """`kubectl whose ARGS` as its own process (signals, start-up), SIGINT at its default as in a terminal."""
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        return subprocess.Popen([sys.executable, "-m", "kubectl_whose", *args, "--kubeconfig", str(self.kubeconfig)],
-                                env=env, preexec_fn=_default_sigint, **kw)
+        return subprocess.Popen([sys.executable, "-m", "kubectl_whose", *args, "--kubeconfig",
+                                 str(kubeconfig or self.kubeconfig)], env=env, preexec_fn=_default_sigint, **kw)
+
+    def exec_requests(self, namespace: str, pod: str) -> List[tuple]:
+        """(HTTP method, status) of every exec request on the pod so far, from the API server's access log:
+        GET is a WebSocket upgrade, POST a SPDY one."""
+        pattern = re.compile(rf'"(GET|POST) /api/v1/namespaces/{re.escape(namespace)}/pods/{re.escape(pod)}/exec\?'
+                             r'[^"]*" (\d{3})')
+        text = (self.state_dir / "lab.log").read_text(errors="replace")
+        return [(m.group(1), int(m.group(2))) for m in pattern.finditer(text)]
 
     def core_v1(self, kubeconfig: Optional[Path] = None):
         from kubernetes import client, config
@@ -226,13 +237,19 @@ class LabHandle:
 
     # -- switches ------------------------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def old_server(self) -> Iterator[None]:
-        """pods/ephemeralcontainers answers 404 (empty details), /version says 1.22, exec offers no v5."""
-        self._ok("PUT", "/lab/v1/config", {"oldServer": True})
+    def server_version(self, version: str) -> Iterator[None]:
+        """The lab presents itself as Kubernetes `version` ("1.29") and enforces that release's rules
+        (tests/lab/apiserver/versions.py): /version, discovery, exec protocols and verbs, PodSecurity."""
+        before = self._ok("GET", "/lab/v1/config")["version"]
+        self._ok("PUT", "/lab/v1/config", {"version": version})
         try:
             yield
         finally:
-            self._ok("PUT", "/lab/v1/config", {"oldServer": False})
+            self._ok("PUT", "/lab/v1/config", {"version": before})
+
+    def old_server(self):
+        """Kubernetes 1.22: pods/ephemeralcontainers answers 404 (empty details), exec offers no v5."""
+        return self.server_version("1.22")
 
     @contextlib.contextmanager
     def exec_drop_after(self, nbytes: int) -> Iterator[None]:

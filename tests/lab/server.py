@@ -66,7 +66,8 @@ class Lab:
         for ns in ("default", "kube-system", "kube-public"):
             api.create_namespace(ns)
         for lab_node in self.network.nodes.values():
-            self.store.create("nodes", _node_object(lab_node.name, lab_node.ip, str(lab_node.pod_net)))
+            self.store.create("nodes", _node_object(lab_node.name, lab_node.ip, str(lab_node.pod_net),
+                                                    api.server_version.git_version))
         t1 = time.monotonic()
         # Pods come up in parallel (each is a handful of `ip`/`iptables` calls and process starts).
         specs = self.topology.get("pods") or []
@@ -199,7 +200,7 @@ def _node_state(node) -> dict:
             "pod_cidr": str(node.pod_net)}
 
 
-def _node_object(name: str, ip: str, pod_cidr: str) -> dict:
+def _node_object(name: str, ip: str, pod_cidr: str, kubelet_version: str) -> dict:
     os_image = "Linux"
     try:
         for line in Path("/etc/os-release").read_text().splitlines():
@@ -219,7 +220,7 @@ def _node_object(name: str, ip: str, pod_cidr: str) -> dict:
                        "nodeInfo": {"architecture": arch, "operatingSystem": "linux", "osImage": os_image,
                                     "kernelVersion": platform.release(),
                                     "containerRuntimeVersion": "containerd://1.7.24-lab",
-                                    "kubeletVersion": "v1.32.4+lab", "kubeProxyVersion": "v1.32.4+lab"}}}
+                                    "kubeletVersion": kubelet_version, "kubeProxyVersion": kubelet_version}}}
 
 
 def serve(state_dir: Path, topology: Path, tls: bool, port: int = 0, parent: int = 0) -> None:

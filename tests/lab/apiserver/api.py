@@ -5,7 +5,7 @@ import logging
 import threading
 from typing import Optional
 
-from . import discovery, groups, routes_core as core, routes_debug as debug
+from . import discovery, groups, routes_core as core, routes_debug as debug, versions
 from .http import Request, compile_routes
 from .kubelet import Kubelet
 from .rbac import Authorizer
@@ -18,9 +18,14 @@ class LabAPI:
     def __init__(self, store: Store, kubelet: Kubelet, authorizer: Authorizer, host: str = ""):
         self.store, self.kubelet, self.authorizer = store, kubelet, authorizer
         self.host = host
-        self.config = {"oldServer": False, "dropExecAfterBytes": 0}
+        # `version`: the release the lab presents itself as and whose rules it enforces (versions.py)
+        self.config = {"version": versions.DEFAULT, "dropExecAfterBytes": 0}
         self.routes = compile_routes(_route_table())
         self._pod_extras: dict = {}
+
+    @property
+    def server_version(self) -> versions.ServerVersion:
+        return versions.parse(self.config["version"])
 
     # -- namespaces --------------------------------------------------------------------------------------------
     def create_namespace(self, name: str, labels: Optional[dict] = None) -> dict:
@@ -83,13 +88,18 @@ def _static(fn):
 
 def _route_table():
     return [
-        ("/version", {"GET": _static(lambda r: discovery.version(r.api.config["oldServer"]))}),
+        ("/version", {"GET": _static(lambda r: discovery.version(r.api.server_version))}),
         ("/api", {"GET": _static(lambda r: discovery.api_versions(r.api.host))}),
-        ("/apis", {"GET": _static(lambda r: discovery.api_groups())}),
-        ("/api/v1", {"GET": _static(lambda r: discovery.core_v1(r.api.config["oldServer"]))}),
-        ("/apis/authorization.k8s.io", {"GET": _static(lambda r: discovery.api_group_authorization())}),
+        ("/apis", {"GET": _static(lambda r: discovery.api_groups(r.api.server_version))}),
+        ("/api/v1", {"GET": _static(lambda r: discovery.core_v1(r.api.server_version))}),
+        ("/apis/authorization.k8s.io", {"GET": _static(lambda r: discovery.api_group("authorization.k8s.io"))}),
         ("/apis/authorization.k8s.io/v1", {"GET": _static(lambda r: discovery.authorization_v1())}),
         ("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", {"POST": debug.ssar}),
+        ("/apis/authentication.k8s.io", {"GET": debug.served_from_1_28(
+            lambda r: (200, discovery.api_group("authentication.k8s.io")))}),
+        ("/apis/authentication.k8s.io/v1", {"GET": debug.served_from_1_28(
+            lambda r: (200, discovery.authentication_v1()))}),
+        ("/apis/authentication.k8s.io/v1/selfsubjectreviews", {"POST": debug.served_from_1_28(debug.self_review)}),
         ("/api/v1/namespaces", {"GET": core.namespaces, "POST": core.namespaces}),
         ("/api/v1/namespaces/{name}", {m: core.namespace for m in ("GET", "PATCH", "PUT", "DELETE")}),
         ("/api/v1/pods", {"GET": core.pods_all}),

@@ -8,9 +8,9 @@ from __future__ import annotations
 import platform
 
 
-def version(old_server: bool) -> dict:
-    minor, git = ("22", "v1.22.17") if old_server else ("32", "v1.32.4")
-    return {"major": "1", "minor": minor, "gitVersion": f"{git}+lab", "gitCommit": "0" * 40,
+def version(server) -> dict:
+    """`server` is a `versions.ServerVersion`."""
+    return {"major": "1", "minor": str(server.minor), "gitVersion": server.git_version, "gitCommit": "0" * 40,
             "gitTreeState": "clean", "buildDate": "2025-04-22T16:00:00Z", "goVersion": "go1.23.8", "compiler": "gc",
             "platform": f"linux/{_arch()}"}
 
@@ -25,18 +25,21 @@ def api_versions(host: str) -> dict:
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}]}
 
 
-def api_groups() -> dict:
+def api_groups(server) -> dict:
     from .groups import group_versions
 
-    gv = {"groupVersion": "authorization.k8s.io/v1", "version": "v1"}
-    return {"kind": "APIGroupList", "apiVersion": "v1",
-            "groups": [*group_versions(), {"name": "authorization.k8s.io", "versions": [gv], "preferredVersion": gv}]}
+    names = ["authorization.k8s.io"] + (["authentication.k8s.io"] if server.self_subject_review else [])
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [*group_versions(), *(api_group(n) for n in names)]}
 
 
-def api_group_authorization() -> dict:
-    gv = {"groupVersion": "authorization.k8s.io/v1", "version": "v1"}
-    return {"kind": "APIGroup", "apiVersion": "v1", "name": "authorization.k8s.io", "versions": [gv],
-            "preferredVersion": gv}
+def api_group(name: str) -> dict:
+    gv = {"groupVersion": f"{name}/v1", "version": "v1"}
+    return {"kind": "APIGroup", "apiVersion": "v1", "name": name, "versions": [gv], "preferredVersion": gv}
+
+
+def authentication_v1() -> dict:
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "authentication.k8s.io/v1",
+            "resources": [_res("selfsubjectreviews", "SelfSubjectReview", ["create"], namespaced=False)]}
 
 
 def _res(name, kind, verbs, namespaced=True, short=None, singular=""):
@@ -46,7 +49,7 @@ def _res(name, kind, verbs, namespaced=True, short=None, singular=""):
     return r
 
 
-def core_v1(old_server: bool) -> dict:
+def core_v1(server) -> dict:
     crud = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
     resources = [
         _res("namespaces", "Namespace", ["create", "delete", "get", "list", "patch", "update", "watch"],
@@ -60,7 +63,7 @@ def core_v1(old_server: bool) -> dict:
         _res("services", "Service", ["get", "list", "watch"], short=["svc"], singular="service"),
         _res("endpoints", "Endpoints", ["get", "list", "watch"], short=["ep"], singular="endpoints"),
     ]
-    if not old_server:
+    if server.ephemeral_containers:
         resources.insert(4, _res("pods/ephemeralcontainers", "Pod", ["get", "patch", "update"]))
     return {"kind": "APIResourceList", "groupVersion": "v1", "resources": resources}
 

@@ -1,9 +1,11 @@
-"""`pods/{name}/exec` over WebSocket: the channel protocols of the API server (v5) and the kubelet (v4, v4.base64).
+"""`pods/{name}/exec` and `attach`: one session that runs the process and pumps its stdio over a channel transport,
+the WebSocket channel protocols of the API server (v5) and the kubelet (v4, v4.base64) here, SPDY/3.1 streams in
+`spdystreams.py`.
 
-After the 101 the server sends an empty message on the lowest writable channel, then stdout/stderr as the process
-produces them (≤ 32 KiB per message), then exactly one channel-3 Status, then a close frame. Closing the
-WebSocket does NOT kill the process: the lab only closes its end of the pipes, so the process dies of SIGPIPE on
-its next write — or lives on, as on a real cluster (k8s #89031).
+WebSocket: after the 101 the server sends an empty message on the lowest writable channel, then stdout/stderr as
+the process produces them (≤ 32 KiB per message), then exactly one channel-3 Status, then a close frame. Closing
+the connection (either transport) does NOT kill the process: the lab only closes its end of the pipes, so the
+process dies of SIGPIPE on its next write — or lives on, as on a real cluster (k8s #89031).
 """
 from __future__ import annotations
 
@@ -44,9 +46,54 @@ def not_found_in_path(argv0: str, exec_id: str) -> str:
             f'exec: "{argv0}": executable file not found in $PATH: unknown')
 
 
-class ExecSession:
-    def __init__(self, ws: WebSocket, protocol: str, stdin: bool, stdout: bool, stderr: bool, drop_after: int = 0):
+class WebSocketChannels:
+    """Channel byte + payload per binary message (text + base64 for v4.base64)."""
+
+    def __init__(self, ws: WebSocket, protocol: str):
         self.ws, self.protocol = ws, protocol
+        self.half_close = protocol == V5  # only v5 has the CLOSE signal (255, channel)
+
+    @property
+    def closing(self) -> bool:
+        return self.ws.close_sent
+
+    def open(self, want: dict) -> None:
+        first = next((ch for ch in (STDOUT, STDERR) if want[ch]), ERROR)
+        self.send(first, b"")
+
+    def send(self, channel: int, payload: bytes) -> None:
+        if self.protocol == V4_B64:
+            self.ws.send(OP_TEXT, str(channel).encode() + base64.b64encode(payload))
+        else:
+            self.ws.send_binary(bytes([channel]) + payload)
+
+    def end_output(self, channel: int) -> None:
+        """Nothing: a WebSocket channel is not closed on its own."""
+
+    def finish(self, status: dict) -> None:
+        try:
+            self.send(ERROR, json.dumps(status, separators=(",", ":")).encode())
+            self.ws.close(1000)
+        except Closed:
+            pass
+
+    def abort(self) -> None:
+        self.ws.abort()
+
+    def receive(self):
+        while True:
+            op, msg = self.ws.receive()
+            if self.protocol == V4_B64 and op == OP_TEXT and msg:
+                msg = bytes([msg[0] - 48]) + base64.b64decode(msg[1:])
+            if msg:
+                return msg[0], msg[1:]
+
+
+class ExecSession:
+    """`channels`: WebSocketChannels or spdystreams.SpdyChannels (send/receive/end_output/finish/abort)."""
+
+    def __init__(self, channels, stdin: bool, stdout: bool, stderr: bool, drop_after: int = 0):
+        self.channels = channels
         # Fault injection (lab switch): cut the TCP connection after this many output bytes — no status, no
         # close frame — as a dying API server or a broken network does.
         self.drop_after, self.sent = drop_after, 0
@@ -59,29 +106,20 @@ class ExecSession:
         if self.drop_after and channel in (STDOUT, STDERR) and self.sent + len(payload) > self.drop_after:
             head = payload[: self.drop_after - self.sent]
             if head:
-                self._send(channel, head)
+                self.channels.send(channel, head)
             self.client_gone.set()
-            self.ws.abort()
+            self.channels.abort()
             raise Closed()
         self.sent += len(payload)
-        self._send(channel, payload)
-
-    def _send(self, channel: int, payload: bytes) -> None:
-        if self.protocol == V4_B64:
-            self.ws.send(OP_TEXT, str(channel).encode() + base64.b64encode(payload))
-        else:
-            self.ws.send_binary(bytes([channel]) + payload)
+        self.channels.send(channel, payload)
 
     def open(self) -> None:
-        first = next((ch for ch in (STDOUT, STDERR) if self.want[ch]), ERROR)
-        self.frame(first, b"")
+        self.channels.open(self.want)
 
     def finish(self, status: dict) -> None:
-        try:
-            self.frame(ERROR, json.dumps(status, separators=(",", ":")).encode())
-            self.ws.close(1000)
-        except Closed:
-            pass
+        if self.client_gone.is_set():
+            return
+        self.channels.finish(status)
 
     def run(self, sandbox, main_pid: int, identity, env: dict, argv, tty: bool = False) -> None:
         """Run argv in the container and pump the channels until it ends (or the client leaves)."""
@@ -164,12 +202,7 @@ class ExecSession:
     def _read_attach(self, io, done: threading.Event) -> None:
         try:
             while True:
-                op, msg = self.ws.receive()
-                if self.protocol == V4_B64 and op == OP_TEXT and msg:
-                    msg = bytes([msg[0] - 48]) + base64.b64decode(msg[1:])
-                if not msg:
-                    continue
-                ch, payload = msg[0], msg[1:]
+                ch, payload = self.channels.receive()
                 if ch == STDIN and self.want[STDIN]:
                     io.write_stdin(payload)
                 elif ch == RESIZE:
@@ -178,10 +211,10 @@ class ExecSession:
                         io.resize(int(size.get("Width", 80)), int(size.get("Height", 24)))
                     except (ValueError, OSError, AttributeError):
                         pass
-                elif ch == CLOSE and self.protocol == V5 and payload[:1] == bytes([STDIN]) and io.stdin_once:
+                elif ch == CLOSE and self.channels.half_close and payload[:1] == bytes([STDIN]) and io.stdin_once:
                     io.close_stdin()
         except Closed:
-            if not self.ws.close_sent:
+            if not self.channels.closing:
                 self.client_gone.set()
                 if io.stdin_once:
                     io.close_stdin()
@@ -193,6 +226,7 @@ class ExecSession:
             while True:
                 data = os.read(fd, CHUNK)
                 if not data:
+                    self.channels.end_output(channel)
                     return
                 try:
                     self.frame(channel, data)
@@ -205,25 +239,20 @@ class ExecSession:
     def _read_client(self, proc: subprocess.Popen) -> None:
         try:
             while True:
-                op, msg = self.ws.receive()
-                if self.protocol == V4_B64 and op == OP_TEXT and msg:
-                    msg = bytes([msg[0] - 48]) + base64.b64decode(msg[1:])
-                if not msg:
-                    continue
-                ch, payload = msg[0], msg[1:]
+                ch, payload = self.channels.receive()
                 if ch == STDIN and proc.stdin:
                     try:
                         proc.stdin.write(payload)
                         proc.stdin.flush()
                     except (BrokenPipeError, ValueError, OSError):
                         pass
-                elif ch == CLOSE and self.protocol == V5 and payload[:1] == bytes([STDIN]) and proc.stdin:
+                elif ch == CLOSE and self.channels.half_close and payload[:1] == bytes([STDIN]) and proc.stdin:
                     try:
                         proc.stdin.close()
                     except OSError:
                         pass
         except Closed:
-            if not self.ws.close_sent:
+            if not self.channels.closing:
                 # The pumps notice on the process's next write and close their pipe ends then (SIGPIPE after).
                 self.client_gone.set()
                 if proc.stdin:

@@ -140,7 +140,7 @@ def _create_pod(req: Request, ns: str, body: dict):
     spec.setdefault("serviceAccountName", "default")
     spec.setdefault("securityContext", {})
     spec.setdefault("schedulerName", "default-scheduler")
-    warnings = admit_pod(nsobj, body)
+    warnings = admit_pod(nsobj, body, api.server_version.pod_security)
     body["kind"], body["apiVersion"] = "Pod", "v1"
     body["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
     if req.q("dryRun") == "All":
