@@ -77,8 +77,8 @@ class CaptureAnalyzer:
                 return
             if rec is not None:
                 frame_no, ts, linktype, _caplen, orig_len, frame = rec
+                self._count(ts, orig_len)  # the file's own time; the engine's table may clamp it
                 ts = engine.timestamp(ts)
-                self._count(ts, orig_len)
                 if not engine.frame(frame_no, ts, linktype, orig_len, frame):
                     self._general(frame_no, ts, linktype, orig_len, frame)
             window = reader.window()  # a new section may change the byte order and the interfaces
@@ -140,7 +140,8 @@ class CaptureAnalyzer:
             warnings.append(f"link type {linktype_name(linktype)} ({linktype}) is not supported: "
                             f"{n} frames not decoded")
         engine = self.engine
-        rows = Rows(engine, engine.order(self.proto in ("tcp", "all"), self.proto in ("udp", "all")), self.first_ts)
+        rows = Rows(engine, engine.order(self.proto in ("tcp", "all"), self.proto in ("udp", "all")),
+                    None if self.first_ts is None else engine.timestamp(self.first_ts))  # starts in the table's time
         detail = None
         if self.detail_stream is not None:
             detail = {"proto": self.detail_proto, "index": self.detail_stream,
