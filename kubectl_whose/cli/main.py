@@ -122,7 +122,9 @@ def _prog_name() -> str:
 
 
 def _print_error(message: str) -> None:
-    click.echo(f"kubectl-whose: error: {message}", err=True)
+    from kubectl_whose.chatter import fit
+
+    click.echo(fit(f"kubectl-whose: error: {message}", sys.stderr), err=True)
 
 
 def _silence_stdout() -> None:
