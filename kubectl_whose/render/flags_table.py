@@ -46,7 +46,8 @@ def columns(tcp: bool) -> list:
 def grid_columns(tcp: bool) -> list:
     from kubectl_whose.render.grid import Column
 
-    return [Column(name, right=right, drop=rank, below=rank > 0 or name == "NOTES", wrap=name == "NOTES")
+    return [Column(name, right=right, drop=rank, below=rank > 0 or name == "NOTES", wrap=name == "NOTES",
+                   stack=name == "DESTINATION")
             for name, right, rank in _specs(tcp)]
 
 

@@ -7,7 +7,8 @@ On a terminal of W columns, the layout is the first of these that fits:
 3. text columns (`wrap`) wrap at spaces, never inside a word: their least width is their longest word;
 4. columns marked `below` leave the grid one by one (highest `drop` rank first) and are written under their row
    as `NAME: value` pairs;
-5. every row as a block of `NAME  value` lines, as `kubectl describe` prints.
+5. columns marked `stack` go under their left neighbour, in one cell of two lines (a client over its server);
+6. every row as a block of `NAME  value` lines, as `kubectl describe` prints.
 Atom columns (addresses, numbers, names, flags) are never broken, in any layout. Not on a terminal (a pipe, a
 file), every column is shown at its natural width, one line per row: nothing is cut, wrapped or left out, so
 grep and awk see whole rows. A value wider than the whole terminal (only in layout 5) runs past the edge rather
@@ -30,6 +31,7 @@ class Column:
     drop: int = 0  # 0: always shown; on a narrow terminal the table view leaves out the highest rank first
     wrap: bool = False  # text that may wrap at spaces; else an atom, never broken
     below: bool = False  # may be written under its row when the grid does not fit
+    stack: bool = False  # may be stacked under the column on its left, in one cell of two lines (CLIENT/SERVER)
     style: Optional[Callable[[str], Optional[str]]] = None  # rich style of a cell, on a terminal
 
 
@@ -39,7 +41,8 @@ class Layout:
     widths: Tuple[int, ...]  # the width of each of those
     below: Tuple[int, ...] = ()  # columns written under each row
     dropped: Tuple[int, ...] = ()  # columns left out (table view on a narrow terminal)
-    records: bool = False  # every row as a block of `NAME  value` lines (grid and below empty)
+    records: bool = False  # every row as a block of `NAME  value` lines, for the columns in `grid` (no widths)
+    stacked: Tuple[int, ...] = ()  # grid columns holding their right neighbour (a `stack` column) under their value
 
 
 def longest_word(text: str) -> int:
@@ -87,29 +90,57 @@ def _share(idx: Sequence[int], natural: Sequence[int], least: Sequence[int], roo
 
 def choose_layout(columns: Sequence[Column], natural: Sequence[int], least: Sequence[int], width: Optional[int],
                   may_drop: bool, gap: int = 2) -> Layout:
-    """The layout of a table on a terminal `width` columns wide (None: not a terminal, nothing limits it)."""
-    shown = list(range(len(columns)))
+    """The layout of a table on a terminal `width` columns wide (None: not a terminal, nothing limits it).
+
+    Stacking (`stack` columns under their left neighbour) is tried too when the plain layout had to give something
+    up; the one that leaves out and moves away the fewest columns wins, the plain one on a tie."""
+    shown = tuple(range(len(columns)))
     if width is None or _total(shown, natural, gap) <= width:
-        return Layout(tuple(shown), tuple(natural[i] for i in shown))
+        return Layout(shown, tuple(natural[i] for i in shown))
+    plain = _fit(columns, natural, least, width, may_drop, gap, ())
+    pairs = tuple(i for i in shown if columns[i].stack and i > 0)
+    if not pairs or not (plain.dropped or plain.below or plain.records):
+        return plain
+    nat, lst = list(natural), list(least)
+    for i in pairs:
+        nat[i - 1] = lst[i - 1] = max(natural[i - 1], natural[i], len(columns[i - 1].name) + 1 + len(columns[i].name))
+    stacked = _fit(columns, nat, lst, width, may_drop, gap, pairs)
+
+    def cost(lay: Layout):
+        return lay.records, len(lay.dropped), len(lay.below)
+
+    return stacked if cost(stacked) < cost(plain) else plain
+
+
+def _fit(columns: Sequence[Column], natural: Sequence[int], least: Sequence[int], width: int, may_drop: bool,
+         gap: int, pairs: Tuple[int, ...]) -> Layout:
+    """Leave out (table view), wrap, move below, in that order; `pairs`: stack columns already merged to the left."""
+    stacked = tuple(i - 1 for i in pairs)
+    shown = [i for i in range(len(columns)) if i not in pairs]
     dropped: List[int] = []
+
+    def done(grid, widths, below=()):
+        return Layout(tuple(grid), tuple(widths), tuple(sorted(below)), tuple(sorted(dropped)),
+                      stacked=tuple(i for i in stacked if i in grid))
+
     if may_drop:
         for i in sorted((i for i in shown if columns[i].drop), key=lambda i: (-columns[i].drop, -i)):
             if _total(shown, natural, gap) <= width:
                 break
             shown.remove(i)
             dropped.append(i)
-        if _total(shown, natural, gap) <= width:
-            return Layout(tuple(shown), tuple(natural[i] for i in shown), dropped=tuple(dropped))
+    if _total(shown, natural, gap) <= width:
+        return done(shown, [natural[i] for i in shown])
     if _total(shown, least, gap) <= width:
-        return Layout(tuple(shown), _share(shown, natural, least, width, gap), dropped=tuple(dropped))
+        return done(shown, _share(shown, natural, least, width, gap))
     grid, below = list(shown), []
     for i in sorted((i for i in shown if columns[i].below), key=lambda i: (-columns[i].drop, -i)):
         grid.remove(i)
         below.append(i)
         if grid and _total(grid, least, gap) <= width:
-            return Layout(tuple(grid), _share(grid, natural, least, width, gap), tuple(sorted(below)),
-                          tuple(dropped))
-    return Layout((), (), (), tuple(dropped), records=True)
+            return done(grid, _share(grid, natural, least, width, gap), below)
+    return Layout(tuple(sorted(shown + [i for i in pairs if i - 1 in shown])), (), (), tuple(sorted(dropped)),
+                  records=True)
 
 
 def wrap_words(text: str, width: int) -> List[str]:
@@ -137,6 +168,8 @@ def _pairs(columns: Sequence[Column], values: Sequence[str], width: int, indent:
     lines: List[str] = []
     line = ""
     for c, value in zip(columns, values):
+        if not value:
+            continue
         pair = f"{c.name}: {value}"
         if c.wrap and len(pair) > room:
             if line:
@@ -193,7 +226,7 @@ def write_table(columns: Sequence[Column], rows: Rows, *, wide: bool = False, ou
         for line in (wrap_words(title, width) if width else [title]):
             w.line(line, [(0, len(line), "bold")])
     if layout.records:
-        _write_records(w, columns, factory, width or 0)
+        _write_records(w, columns, factory, layout, width or 0)
     else:
         _write_grid(w, columns, factory, layout, width, rule, gap)
     if layout.dropped:
@@ -234,7 +267,9 @@ def _write_grid(w: _Writer, columns: Sequence[Column], factory, layout: Layout, 
             pos += len(text) + gap
         return sep.join(parts).rstrip(), spans
 
-    header, _ = join([columns[i].name for i in grid])
+    stacked = set(layout.stacked)
+    names = [f"{columns[i].name}/{columns[i + 1].name}" if i in stacked else columns[i].name for i in grid]
+    header, _ = join(names)
     w.line(header, [(0, len(header), "bold")])
     if rule:
         w.line("─" * _total(range(len(grid)), widths, gap))
@@ -242,7 +277,11 @@ def _write_grid(w: _Writer, columns: Sequence[Column], factory, layout: Layout, 
     for row in factory():
         cells = []
         for k, i in enumerate(grid):
-            cells.append(wrap_words(row[i], widths[k]) if columns[i].wrap and len(row[i]) > widths[k] else [row[i]])
+            if i in stacked:
+                cells.append([row[i], row[i + 1]])
+            else:
+                cells.append(wrap_words(row[i], widths[k]) if columns[i].wrap and len(row[i]) > widths[k]
+                             else [row[i]])
         for n in range(max(len(c) for c in cells)):
             text, spans = join([c[n] if n < len(c) else "" for c in cells])
             w.line(text, spans)
@@ -251,15 +290,20 @@ def _write_grid(w: _Writer, columns: Sequence[Column], factory, layout: Layout, 
                 w.line(line)
 
 
-def _write_records(w: _Writer, columns: Sequence[Column], factory, width: int) -> None:
-    pad = max(len(c.name) for c in columns) + 2
+def _write_records(w: _Writer, columns: Sequence[Column], factory, layout: Layout, width: int) -> None:
+    shown = [columns[i] for i in layout.grid]
+    pad = max(len(c.name) for c in shown) + 2
     first = True
     for row in factory():
         if not first:
             w.line("")
         first = False
-        for c, cell in zip(columns, row):
+        for c, cell in zip(shown, (row[i] for i in layout.grid)):
             lines = wrap_words(cell, max(1, width - pad)) if c.wrap else [cell]
+            if pad + len(lines[0]) > width and not c.wrap:  # the value on a line of its own, still whole
+                w.line(c.name, [(0, len(c.name), "bold")])
+                w.line("  " + cell)
+                continue
             w.line(c.name.ljust(pad) + lines[0], [(0, len(c.name), "bold")])
             for more in lines[1:]:
                 w.line(" " * pad + more)
