@@ -14,6 +14,7 @@ import sys
 import click
 
 from kubectl_whose import __version__
+from kubectl_whose.cli.options import global_options
 from kubectl_whose.errors import ExitCode, WhoseError
 
 # name -> (module, attribute, one-line help). The only list of subcommands.
@@ -70,8 +71,12 @@ Examples:
 """,
 )
 @click.version_option(__version__, "--version", prog_name="kubectl-whose")
-def cli():
-    """Whose packet is it? Capture, summarise and explain a pod's traffic and netfilter rules."""
+@global_options
+def cli(**_global_flags):
+    """Whose packet is it? Capture, summarise and explain a pod's traffic and netfilter rules.
+
+    kubectl's flags (-n, --context, --kubeconfig, --request-timeout, -v) may come before the command, as with
+    kubectl, or after it."""
 
 
 def main(argv=None) -> None:

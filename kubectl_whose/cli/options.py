@@ -19,27 +19,108 @@ from kubectl_whose.cluster.image import DEFAULT_IMAGE, IMAGE_ENV
 OUTPUT_FORMATS = ("table", "wide", "json", "yaml")
 
 
+DEFAULT_REQUEST_TIMEOUT = 30.0  # seconds; kubectl's default is 0 (none): see kube_flags
+
+
 @dataclass(frozen=True)
 class KubeFlags:
     namespace: Optional[str]
     context: Optional[str]
     kubeconfig: Optional[str]
-    request_timeout: float
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT  # seconds for each API answer; 0: no limit
+    verbosity: int = 0  # kubectl's -v: 1 the debug container and the exec transport, 6 every API request
+
+
+class RequestTimeoutType(click.ParamType):
+    """kubectl's --request-timeout (client-go `ParseTimeout`): a bare integer is seconds, else a Go duration
+    (`30s`, `1m`, `1m30s`, `500ms`); 0 means no limit. Anything else is refused with kubectl's own words."""
+
+    name = "duration"
+    _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+    _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)):
+            return float(value)
+        text = str(value).strip()
+        if text.isdigit():
+            return float(text)
+        parts = self._PART.findall(text)
+        if parts and "".join(n + u for n, u in parts) == text:
+            return sum(float(n) * self._UNITS[u] for n, u in parts)
+        self.fail(f"{value!r} is not a timeout: give a whole number of seconds, or a number with a unit "
+                  f"(e.g. 30s, 1m, 1m30s; 0 waits forever)", param, ctx)
+
+
+class VerbosityType(click.ParamType):
+    """kubectl's -v/--v: `-v 6`, `-v=6`, `-v6`, `--v=6` (click hands `-v=6` over as "=6")."""
+
+    name = "level"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        text = str(value)[1:] if str(value).startswith("=") else str(value)
+        if not text.isdigit():
+            self.fail(f"{value!r} is not a verbosity level; use a number such as -v=1 or -v=6", param, ctx)
+        return int(text)
+
+
+# kubectl's global flags, accepted before the subcommand (`kubectl whose -n shop capture POD`) and after it.
+GLOBAL_FLAGS = ("namespace", "context", "kubeconfig", "request_timeout", "verbosity")
+
+
+def _kube_options(f, with_help: bool = True):
+    f = click.option("-v", "--v", "verbosity", type=VerbosityType(), default=None, metavar="N",
+                     help="Verbosity as kubectl's: 1 names the debug container and the exec transport, 6 every "
+                          "API request with its status.")(f)
+    f = click.option("--request-timeout", type=RequestTimeoutType(), default=None, metavar="DURATION",
+                     help=f"How long to wait for each API answer: seconds or 30s, 1m, 1m30s; 0 waits forever "
+                          f"[default: {DEFAULT_REQUEST_TIMEOUT:g}s].")(f)
+    f = click.option("--kubeconfig", envvar=None, metavar="PATH",
+                     help="Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).")(f)
+    f = click.option("--context", metavar="NAME", shell_complete=complete_contexts,
+                     help="The kubeconfig context to use.")(f)
+    f = click.option("-n", "--namespace", metavar="NS", shell_complete=complete_namespaces,
+                     help="Namespace of the pod (default: the context's namespace, else 'default').")(f)
+    return f
+
+
+def global_options(f):
+    """The group's copy of kubectl's global flags (`kubectl whose -n NS capture POD`)."""
+    return _kube_options(f)
+
+
+def kube_from_context(ctx: Optional[click.Context], **given) -> KubeFlags:
+    """The connection flags: those given to the subcommand win over those given before it (kubectl's order does
+    not matter either); `ctx` is the subcommand's click context."""
+    merged = {k: given.get(k) for k in GLOBAL_FLAGS}
+    c = ctx.parent if ctx is not None else None
+    while c is not None:
+        for k in GLOBAL_FLAGS:
+            if merged[k] is None and c.params.get(k) is not None:
+                merged[k] = c.params[k]
+        c = c.parent
+    timeout = merged["request_timeout"]
+    return KubeFlags(merged["namespace"], merged["context"], merged["kubeconfig"],
+                     DEFAULT_REQUEST_TIMEOUT if timeout is None else float(timeout), int(merged["verbosity"] or 0))
 
 
 def kube_flags(f):
-    """Add kubectl's connection flags; the command receives them as one `kube: KubeFlags`."""
-    f = click.option("--request-timeout", default=30.0, type=float, show_default=True,
-                     help="Seconds to wait for each API answer.")(f)
-    f = click.option("--kubeconfig", envvar=None, metavar="PATH",
-                     help="Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).")(f)
-    f = click.option("--context", metavar="NAME", help="The kubeconfig context to use.")(f)
-    f = click.option("-n", "--namespace", metavar="NS",
-                     help="Namespace of the pod (default: the context's namespace, else 'default').")(f)
+    """Add kubectl's connection flags; the command receives them as one `kube: KubeFlags`.
+
+    Why --request-timeout defaults to 30 s and not kubectl's 0 (no limit): the plugin is run against clusters that
+    may be in trouble, and a black-holed API server should end in one sentence and exit code 15 (TIMEOUT), not in
+    a hang; `--request-timeout=0` gives kubectl's behaviour. It bounds each API answer and the exec handshake,
+    never a capture's length (that is --duration).
+    """
+    f = _kube_options(f)
 
     @functools.wraps(f)  # carries click's collected params along
-    def wrapper(*args, namespace, context, kubeconfig, request_timeout, **kwargs):
-        kwargs["kube"] = KubeFlags(namespace, context, kubeconfig, request_timeout)
+    def wrapper(*args, namespace, context, kubeconfig, request_timeout, verbosity, **kwargs):
+        kwargs["kube"] = kube_from_context(click.get_current_context(silent=True), namespace=namespace,
+                                           context=context, kubeconfig=kubeconfig, request_timeout=request_timeout,
+                                           verbosity=verbosity)
         return f(*args, **kwargs)
 
     return wrapper
@@ -72,7 +153,8 @@ def debug_flags(container: bool = True, lifetime: bool = True, container_help: s
                              help="How long the debug container idles before it exits (it is reused meanwhile).")(f)
         f = click.option("--image", metavar="IMAGE", help=_IMAGE_HELP)(f)
         if container:
-            f = click.option("-c", "--container", metavar="NAME", help=container_help)(f)
+            f = click.option("-c", "--container", metavar="NAME", help=container_help,
+                             shell_complete=complete_containers)(f)
 
         @functools.wraps(f)
         def wrapper(*args, **kwargs):
@@ -151,26 +233,70 @@ class EndpointType(click.ParamType):
         return Endpoint(ip, port)
 
 
+def _completion_cluster(ctx: click.Context):
+    from kubectl_whose.cluster.client import connect
+
+    kube = kube_from_context(ctx, **{k: ctx.params.get(k) for k in GLOBAL_FLAGS})
+    return connect(KubeFlags(kube.namespace, kube.context, kube.kubeconfig, 3.0))
+
+
+def _items(names, incomplete: str):
+    from click.shell_completion import CompletionItem
+
+    return [CompletionItem(n) for n in sorted(set(names)) if n.startswith(incomplete)]
+
+
 def complete_pods(ctx: click.Context, param, incomplete: str):
     """Shell completion for POD: the running pods of the namespace the command line names.
 
-    Reads -n/--context/--kubeconfig already typed, asks the API with a short timeout, and
-    stays silent on any failure: completion must never print an error into the shell.
+    Reads -n/--context/--kubeconfig already typed (before or after the subcommand), asks the API with a short
+    timeout, and stays silent on any failure: completion must never print an error into the shell.
     """
-    from click.shell_completion import CompletionItem
-
     try:
-        from kubectl_whose.cluster.client import connect
-
-        p = ctx.params
-        kube = KubeFlags(p.get("namespace"), p.get("context"), p.get("kubeconfig"), 3.0)
-        cluster = connect(kube)
+        cluster = _completion_cluster(ctx)
         pods = cluster.rest.get(f"/api/v1/namespaces/{cluster.namespace}/pods",
                                 {"fieldSelector": "status.phase=Running"})
     except Exception:  # noqa: BLE001 - no cluster, no completion
         return []
-    names = sorted(item["metadata"]["name"] for item in pods.get("items", []))
-    return [CompletionItem(n) for n in names if n.startswith(incomplete)]
+    return _items((item["metadata"]["name"] for item in pods.get("items", [])), incomplete)
+
+
+def complete_namespaces(ctx: click.Context, param, incomplete: str):
+    """-n: the namespaces the API lists (silent when it cannot, or may not, list them)."""
+    try:
+        listed = _completion_cluster(ctx).rest.get("/api/v1/namespaces")
+    except Exception:  # noqa: BLE001 - no cluster, no completion
+        return []
+    return _items((item["metadata"]["name"] for item in listed.get("items", [])), incomplete)
+
+
+def complete_contexts(ctx: click.Context, param, incomplete: str):
+    """--context: the contexts of the kubeconfig kubectl would read (no API call)."""
+    import os
+
+    try:
+        from kubectl_whose.cluster.kubeconfig import kubeconfig_files, merge_kubeconfigs
+
+        kubeconfig = kube_from_context(ctx, **{k: ctx.params.get(k) for k in GLOBAL_FLAGS}).kubeconfig
+        merged = merge_kubeconfigs(kubeconfig_files(kubeconfig, os.environ))
+    except Exception:  # noqa: BLE001 - no kubeconfig, no completion
+        return []
+    return _items((c.get("name", "") for c in merged.get("contexts") or [] if c.get("name")), incomplete)
+
+
+def complete_containers(ctx: click.Context, param, incomplete: str):
+    """-c: the containers (and init containers) of the POD already typed."""
+    # with `-c` still waiting for its value, click leaves the POD already typed unparsed in ctx.args
+    pod = ctx.params.get("pod") or next((a for a in ctx.args if not a.startswith("-")), None)
+    if not pod:
+        return []
+    try:
+        cluster = _completion_cluster(ctx)
+        spec = cluster.rest.get(f"/api/v1/namespaces/{cluster.namespace}/pods/{pod}").get("spec") or {}
+    except Exception:  # noqa: BLE001 - no cluster, no completion
+        return []
+    return _items((c.get("name", "") for key in ("containers", "initContainers") for c in spec.get(key) or []),
+                  incomplete)
 
 
 def pod_argument(required: bool = True):

@@ -20,9 +20,22 @@ class Cluster:
     """One API server connection: the resolved kubeconfig plus lazily built API objects."""
 
     config: ResolvedConfig
-    request_timeout: float = 30.0
+    request_timeout: float = 30.0  # seconds for each API answer; 0: no limit (kubectl's --request-timeout=0)
+    verbosity: int = 0  # kubectl's -v
     _api_client: Any = None
     _rest: Any = None
+
+    def log(self, level: int, message: str) -> None:
+        """Say `message` when -v is at least `level` (kubectl's levels: 1 choices made, 6 each API request)."""
+        if self.verbosity >= level:
+            from kubectl_whose.chatter import say
+
+            say(message)
+
+    @property
+    def timeout(self) -> Optional[float]:
+        """The request timeout for sockets: None when there is none."""
+        return self.request_timeout or None
 
     @property
     def namespace(self) -> str:
@@ -34,7 +47,8 @@ class Cluster:
         if self._rest is None:
             from kubectl_whose.cluster.rest import Rest, build_transport
 
-            self._rest = Rest(build_transport(self.config), self.request_timeout)
+            self._rest = Rest(build_transport(self.config), self.timeout,
+                              log=(lambda text: self.log(6, text)) if self.verbosity >= 6 else None)
         return self._rest
 
     @property
@@ -57,7 +71,10 @@ class Cluster:
 def connect(kube) -> Cluster:
     """`kube` is `cli.options.KubeFlags`."""
     resolved = resolve(namespace=kube.namespace, context=kube.context, kubeconfig=kube.kubeconfig)
-    return Cluster(resolved, float(kube.request_timeout or 30.0))
+    cluster = Cluster(resolved, float(kube.request_timeout), int(getattr(kube, "verbosity", 0) or 0))
+    cluster.log(6, f"context {resolved.context} from {', '.join(resolved.files)}: server {resolved.server}, "
+                   f"namespace {resolved.namespace}")
+    return cluster
 
 
 # --- error translation ------------------------------------------------------------------------------------------

@@ -70,6 +70,9 @@ def ensure_debug_container(cluster: Cluster, pod: str, spec: DebugSpec, *, min_r
     now = time.time()
     found = find_reusable(obj, spec, now, min_remaining)
     if found is not None:
+        cluster.log(1, f"reusing debug container {found.name} of pod {pod} (image {found.image}, "
+                       f"{'+'.join(found.capabilities)}, target {found.target or 'none'}, "
+                       f"{found.remaining(now):.0f} s of its lifetime left)")
         return DebugContainer(found.name, found.image, True, found.started_at + found.ttl_seconds)
     container = None
     for _ in range(10):  # a name collision is rare enough; retry with a new suffix, as kubectl does not
