@@ -171,7 +171,8 @@ class RemoteCapture:
             if binary_missing(self.result.exit_code, self.result.error):
                 return missing_tool_error("sh/tcpdump", self.session.image, self.result.error)
             return WhoseError(f"tcpdump could not run ({self.result.error})", ExitCode.ERROR)
-        return classify_failure(self.recipe, bytes(self.stderr), self.result.exit_code, self.session.image)
+        return classify_failure(self.recipe, bytes(self.stderr), self.result.exit_code, self.session.image,
+                                self.session.pod)
 
 
 @dataclass
