@@ -13,7 +13,7 @@ from kubectl_whose.errors import ExitCode, WhoseError
 
 @click.command("doctor")
 @pod_argument()
-@debug_flags(lifetime=False, container_help="The container capture would target (-c).")
+@debug_flags(lifetime=False, container_help="The container capture would target (-c).", ptrace=True)
 @output_option()
 @kube_flags
 def doctor(kube, debug, pod, output):
@@ -28,7 +28,7 @@ def doctor(kube, debug, pod, output):
     from kubectl_whose.render.doctor_view import render_doctor
     from kubectl_whose.render.output import emit
 
-    report = run_checks(kube, pod, debug.container, debug.image)
+    report = run_checks(kube, pod, debug.container, debug.image, debug.ptrace)
     emit(report, output, render_doctor)
     failed = [c for c in report.checks if c.result == "fail"]
     if failed:

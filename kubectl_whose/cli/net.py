@@ -48,7 +48,7 @@ Examples:
 @click.option("--from-file", "from_dir", metavar="DIR", help="Read saved outputs from DIR (offline; file names below).")
 @click.option("--save", "save_dir", metavar="DIR", help="Also write the raw outputs to DIR (for --from-file later).")
 @output_option()
-@debug_flags(lifetime=False)
+@debug_flags(lifetime=False, ptrace=True)
 @kube_flags
 def net(kube, **flags):
     """Interfaces, routes, rules, neighbours and sockets of POD, and who owns each socket.
@@ -66,5 +66,5 @@ def net(kube, **flags):
     collected = netinfo.read_saved(opts.from_dir) if opts.from_dir else \
         netinfo.collect_live(kube, opts.pod, opts.debug, opts.save_dir)
     info = build_netinfo(collected.outputs, container=opts.debug.container, missing=collected.missing,
-                         sources=collected.sources)
+                         sources=collected.sources, view=collected.view)
     emit(info, opts.output, lambda data, wide: render_net(data, wide))

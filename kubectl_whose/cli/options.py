@@ -134,6 +134,7 @@ class DebugFlags:
     image: Optional[str] = None  # None: $KUBECTL_WHOSE_IMAGE, the config file, DEFAULT_IMAGE
     ttl: Optional[float] = None  # seconds the idle process lives; None: the default (10 minutes)
     start_timeout: float = 120.0
+    ptrace: bool = False  # --ptrace: add SYS_PTRACE, so ss names the processes of other uids
 
 
 _CONTAINER_HELP = "Share this container's process namespace (targetContainerName), so its sockets show processes."
@@ -141,11 +142,21 @@ _IMAGE_HELP = (f"Debug image (default: ${IMAGE_ENV}, then image: in ~/.config/ku
                f"then {DEFAULT_IMAGE}).")
 
 
-def debug_flags(container: bool = True, lifetime: bool = True, container_help: str = _CONTAINER_HELP):
+_PTRACE_HELP = ("Also give the debug container SYS_PTRACE, so ss can name the processes that own other users' "
+                "sockets (e.g. the proxy's, uid 1337) by reading their /proc/PID/fd. It also lets the debug "
+                "container read the memory of, and trace, the processes it can see; never privileged. A container "
+                "with it and one without are never reused for each other.")
+
+
+def debug_flags(container: bool = True, lifetime: bool = True, container_help: str = _CONTAINER_HELP,
+                ptrace: bool = False):
     """kubectl-whose's debug-container flags, declared once: the command receives `debug: DebugFlags`.
-    `lifetime` adds --ttl and --start-timeout (commands that may add a container)."""
+    `lifetime` adds --ttl and --start-timeout (commands that may add a container); `ptrace` adds --ptrace
+    (commands that name socket owners)."""
 
     def decorate(f):
+        if ptrace:
+            f = click.option("--ptrace", is_flag=True, help=_PTRACE_HELP)(f)
         if lifetime:
             f = click.option("--start-timeout", type=DurationType(), default="2m", show_default=True,
                              help="How long to wait for a new debug container to run (image pulls can be slow).")(f)
@@ -159,7 +170,8 @@ def debug_flags(container: bool = True, lifetime: bool = True, container_help: s
         @functools.wraps(f)
         def wrapper(*args, **kwargs):
             kwargs["debug"] = DebugFlags(kwargs.pop("container", None), kwargs.pop("image", None),
-                                         kwargs.pop("ttl", None), kwargs.pop("start_timeout", 120.0))
+                                         kwargs.pop("ttl", None), kwargs.pop("start_timeout", 120.0),
+                                         kwargs.pop("ptrace", False))
             return f(*args, **kwargs)
 
         return wrapper

@@ -26,6 +26,9 @@ class DebugContainer:
     image: str
     reused: bool
     expires_at: Optional[float]  # epoch seconds when its idle `sleep` ends
+    capabilities: tuple = ()
+    pod_shares_processes: bool = False  # the pod's shareProcessNamespace: every container's processes are visible
+    pod_containers: tuple = ()  # the pod's containers, for messages that suggest -c
 
 
 def read_pod(cluster: Cluster, pod: str) -> dict:
@@ -73,7 +76,8 @@ def ensure_debug_container(cluster: Cluster, pod: str, spec: DebugSpec, *, min_r
         cluster.log(1, f"reusing debug container {found.name} of pod {pod} (image {found.image}, "
                        f"{'+'.join(found.capabilities)}, target {found.target or 'none'}, "
                        f"{found.remaining(now):.0f} s of its lifetime left)")
-        return DebugContainer(found.name, found.image, True, found.started_at + found.ttl_seconds)
+        return DebugContainer(found.name, found.image, True, found.started_at + found.ttl_seconds,
+                              found.capabilities, *_process_facts(obj))
     container = None
     for _ in range(10):  # a name collision is rare enough; retry with a new suffix, as kubectl does not
         try:
@@ -84,11 +88,17 @@ def ensure_debug_container(cluster: Cluster, pod: str, spec: DebugSpec, *, min_r
     if container is None:
         raise WhoseError("could not pick a free debug container name", ExitCode.ERROR)
     if say:
-        say(f"adding debug container {container['name']} (image {spec.image}, NET_ADMIN+NET_RAW, "
+        say(f"adding debug container {container['name']} (image {spec.image}, {'+'.join(spec.capabilities)}, "
             f"idle for {spec.ttl_seconds}s) to pod {pod}")
     patched = patch_debug_container(cluster, pod, container)
     started = wait_for_running(cluster, pod, container["name"], spec.image, timeout, say, patched)
-    return DebugContainer(container["name"], spec.image, False, started + spec.ttl_seconds)
+    return DebugContainer(container["name"], spec.image, False, started + spec.ttl_seconds, spec.capabilities,
+                          *_process_facts(obj))
+
+
+def _process_facts(pod: dict) -> tuple:
+    spec = pod.get("spec") or {}
+    return bool(spec.get("shareProcessNamespace")), tuple(c.get("name", "") for c in spec.get("containers") or [])
 
 
 def wait_for_running(cluster: Cluster, pod: str, name: str, image: str, timeout: float,

@@ -39,7 +39,7 @@ class Report:
                 "ok": not any(c.result == "fail" for c in self.checks), "checks": [c.to_dict() for c in self.checks]}
 
 
-def run_checks(kube, pod: str, container: Optional[str], image: Optional[str]) -> Report:
+def run_checks(kube, pod: str, container: Optional[str], image: Optional[str], ptrace: bool = False) -> Report:
     from kubectl_whose.cluster.client import connect
 
     try:
@@ -58,8 +58,11 @@ def run_checks(kube, pod: str, container: Optional[str], image: Optional[str]) -
     pod_check, pod_obj = _check_pod(cluster, pod)
     checks.append(pod_check)
     checks.append(_check_pod_security(cluster))
-    checks.append(_check_dry_run(cluster, pod, pod_obj, container, image, server))
-    checks.append(_check_reuse(pod_obj, container, image))
+    from kubectl_whose.cluster.debug_container import CAPABILITIES, PTRACE
+
+    caps = CAPABILITIES + ((PTRACE,) if ptrace else ())
+    checks.append(_check_dry_run(cluster, pod, pod_obj, container, image, caps))
+    checks.append(_check_reuse(pod_obj, container, image, caps))
     return Report(pod, cfg.namespace, cfg.context, checks)
 
 
@@ -150,7 +153,7 @@ def _check_pod_security(cluster) -> Check:
     return Check("PodSecurity", "pass", f'namespace {ns} enforces "{level}" (NET_ADMIN/NET_RAW allowed)')
 
 
-def _check_dry_run(cluster, pod: str, pod_obj, container, image, server: Check) -> Check:
+def _check_dry_run(cluster, pod: str, pod_obj, container, image, caps: tuple) -> Check:
     from kubectl_whose.cluster.debug_container import DebugSpec, build_debug_container, random_suffix
     from kubectl_whose.cluster.ephemeral import patch_debug_container
     from kubectl_whose.cluster.image import resolve_image
@@ -159,15 +162,16 @@ def _check_dry_run(cluster, pod: str, pod_obj, container, image, server: Check) 
         return Check("dry run", "skip", "no running pod to test against")
     img = resolve_image(image)
     try:
-        debug = build_debug_container(pod_obj, DebugSpec(image=img, target=container), random_suffix())
+        debug = build_debug_container(pod_obj, DebugSpec(image=img, target=container, capabilities=caps),
+                                      random_suffix())
         patch_debug_container(cluster, pod, debug, dry_run=True)
     except WhoseError as e:
         return Check("dry run", "fail", e.message, "see the checks above", e.code)
-    return Check("dry run", "pass", f"the API server would accept the debug container ({img}, NET_ADMIN+NET_RAW; "
+    return Check("dry run", "pass", f"the API server would accept the debug container ({img}, {'+'.join(caps)}; "
                  "admission and webhooks included)")
 
 
-def _check_reuse(pod_obj, container, image) -> Check:
+def _check_reuse(pod_obj, container, image, caps: tuple) -> Check:
     """Informational: will the next run reuse a container (fast, nothing added) or add one (forever)?"""
     import time
 
@@ -177,7 +181,8 @@ def _check_reuse(pod_obj, container, image) -> Check:
     if pod_obj is None:
         return Check("debug container", "skip", "no running pod")
     ours = debug_containers(pod_obj)
-    found = find_reusable(pod_obj, DebugSpec(image=resolve_image(image), target=container), time.time(), 60)
+    found = find_reusable(pod_obj, DebugSpec(image=resolve_image(image), target=container, capabilities=caps),
+                          time.time(), 60)
     if found is not None:
         left = int(found.remaining(time.time()) or 0)
         return Check("debug container", "pass", f"{found.name} runs and will be reused ({left // 60}m{left % 60:02d}s "

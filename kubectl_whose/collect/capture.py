@@ -206,7 +206,7 @@ def run_capture(kube, opts, live_view) -> Captured:
         # a reused container must outlive the capture; without --duration, ask for half a fresh one's lifetime
         min_left = opts.duration + 15 if opts.duration else max(75.0, opts.ttl / 2)
         with open_debug_session(kube, opts.pod, debug.container, debug.image, opts.ttl, min_remaining=min_left,
-                                start_timeout=debug.start_timeout, say=say) as session:
+                                start_timeout=debug.start_timeout, say=say, ptrace=debug.ptrace) as session:
             seconds = opts.duration or max(30.0, (session.remaining() or opts.ttl) - 5)
             recipe = CaptureRecipe(opts.interface, opts.bpf, opts.count, opts.snaplen, seconds)
             runner = RemoteCapture(session, recipe, sink, t0)
@@ -273,7 +273,8 @@ def _connections(kube, opts, summary, interrupted: bool) -> list:
 
     debug = opts.debug
     try:
-        with open_debug_session(kube, opts.pod, debug.container, debug.image, opts.ttl, say=None) as session:
+        with open_debug_session(kube, opts.pod, debug.container, debug.image, opts.ttl, say=None,
+                                ptrace=debug.ptrace) as session:
             info = build_netinfo(netinfo.run(session).outputs, container=debug.container)
             rulesets = collect_rulesets(session, kube.request_timeout)[0]
     except WhoseError as e:

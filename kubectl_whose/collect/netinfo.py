@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from kubectl_whose.collect.recipe import Recipe, missing_tool_error, run_all
 from kubectl_whose.errors import ExitCode, WhoseError
@@ -40,6 +40,7 @@ class Collected:
     outputs: Dict[str, Optional[str]] = field(default_factory=dict)
     missing: List[str] = field(default_factory=list)
     sources: Dict[str, str] = field(default_factory=dict)  # recipe name -> file, for error messages
+    view: Any = None  # analysis.pod.netinfo.ProcessView of a live run
 
 
 def run(session) -> Collected:
@@ -110,9 +111,13 @@ def collect_live(kube, pod: str, debug, save_dir: Optional[str] = None) -> Colle
     """Run every recipe in the pod's debug container (`debug`: `cli.options.DebugFlags`), saving them if asked."""
     from kubectl_whose.cluster.session import open_debug_session
 
+    from kubectl_whose.analysis.pod.netinfo import ProcessView
+
     with open_debug_session(kube, pod, debug.container, debug.image, debug.ttl,
-                            start_timeout=debug.start_timeout) as session:
+                            start_timeout=debug.start_timeout, ptrace=debug.ptrace) as session:
         got = run(session)
+        c = session.container
+        got.view = ProcessView(pod, c.pod_shares_processes, "SYS_PTRACE" in c.capabilities, c.pod_containers)
     if save_dir:
         save(save_dir, got)
     return got

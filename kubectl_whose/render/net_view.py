@@ -5,7 +5,7 @@ rules, every socket); `wide` adds the local/broadcast tables, every rule, MACs, 
 """
 from __future__ import annotations
 
-from kubectl_whose.analysis.pod.netinfo import NetInfo
+from kubectl_whose.analysis.pod.netinfo import NetInfo, process_note
 from kubectl_whose.render.output import make_console, say_line
 
 
@@ -91,12 +91,7 @@ def render_sockets(info: NetInfo, wide: bool = False, console=None) -> None:
     hidden = len(info.sockets) - len(shown)
     if hidden:
         say_line(console, f"{hidden} sockets in TIME-WAIT not listed (-o wide lists them)", indent=2)
-    if not any(s.processes for s in info.sockets):
-        if info.container:
-            _say(console, f"  no process visible through {info.container}'s process namespace: reading another "
-                          f"uid's /proc/PID/fd needs CAP_SYS_PTRACE, which the debug container does not get "
-                          f"(owners are named by uid)")
-        else:
-            _say(console, "  processes are not visible from the debug container; -c CONTAINER shares that "
-                          "container's process namespace (owners are still named by uid)")
+    note = process_note(info)
+    if note:
+        say_line(console, note, indent=2)
 
