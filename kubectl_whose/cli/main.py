@@ -17,6 +17,8 @@ from kubectl_whose import __version__
 from kubectl_whose.cli.options import global_options
 from kubectl_whose.errors import ExitCode, WhoseError
 
+ISSUES_URL = "https://github.com/kubectl-whose/kubectl-whose/issues"  # krew-manifest.yaml's homepage
+
 # name -> (module, attribute, one-line help). The only list of subcommands.
 SUBCOMMANDS = {
     "analyze": ("kubectl_whose.cli.analyze", "analyze", "Summarise a pcap/pcapng file per stream, offline."),
@@ -112,7 +114,8 @@ def main(argv=None) -> None:
     except Exception as e:  # noqa: BLE001 - the last line of defence against tracebacks
         if traceback:
             raise
-        _print_error(f"unexpected {type(e).__name__}: {e} (this is a bug; rerun with --traceback and report it)")
+        _print_error(f"kubectl-whose failed unexpectedly ({str(e) or type(e).__name__}); please report it at {ISSUES_URL} "
+                     f"with the output of the same command rerun with --traceback")
         code = ExitCode.ERROR
     try:
         sys.stdout.flush()

@@ -143,8 +143,8 @@ def translate_api_error(exc: Exception, *, action: str, namespace: str, pod: str
                               f"NET_ADMIN/NET_RAW ephemeral containers {words}", ExitCode.ADMISSION_REJECTED)
         return rbac_error(status, namespace, subresource, verb, words)
     if status.code == 401:
-        return WhoseError(f"the API server did not accept the credentials of context; refresh them (e.g. log in "
-                          f"again) {words}", ExitCode.CONFIG)
+        return WhoseError(f"the API server did not accept the credentials of the kubeconfig's context; refresh them "
+                          f"(log in again, or pick another with --context) {words}", ExitCode.CONFIG)
     if status.code == 422:
         if "static pods" in status.message:
             return WhoseError(f'pod "{pod}" is a static (mirror) pod, which cannot get ephemeral containers; debug '
@@ -156,11 +156,12 @@ def translate_api_error(exc: Exception, *, action: str, namespace: str, pod: str
     if status.code in (408, 504) or status.reason == "Timeout":
         return WhoseError(f"the API server timed out while trying to {action}; retry or raise --request-timeout "
                           f"{words}", ExitCode.TIMEOUT)
-    return WhoseError(f"could not {action} {words}", ExitCode.ERROR)
+    return WhoseError(f"the API server refused to {action} {words}; -v=6 shows the request and its answer",
+                      ExitCode.ERROR)
 
 
 def connection_error(exc: Exception) -> WhoseError:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else "no details from the network library"
     return WhoseError(f"cannot reach the API server; check the cluster URL in your kubeconfig and your network "
                       f"({text})", ExitCode.CONNECTION_LOST)
 
@@ -170,8 +171,9 @@ def podsecurity_error(status: ApiStatus, namespace: str, words: str) -> WhoseErr
     lvl = level.group(1) if level else "baseline"
     why = (f'the namespace "{namespace}" enforces Pod Security "{lvl}", which forbids adding NET_ADMIN and NET_RAW '
            f"(tcpdump needs NET_RAW, iptables needs NET_ADMIN) and evaluates the whole pod")
-    way_out = ("ask an admin to label the namespace pod-security.kubernetes.io/enforce=privileged for the "
-               "debugging session, or capture on the node (kubectl debug node/NODE --profile=netadmin)")
+    way_out = (f"ask an admin to label the namespace pod-security.kubernetes.io/enforce=privileged for the "
+               f"debugging session (kubectl label namespace {namespace} pod-security.kubernetes.io/enforce=privileged "
+               f"--overwrite), or capture on the node (kubectl debug node/NODE --profile=netadmin)")
     return WhoseError(f"{why}; {way_out} {words}", ExitCode.ADMISSION_REJECTED)
 
 

@@ -218,7 +218,8 @@ def check_container_start(pod: dict, name: str, image: str) -> bool:
         raise WhoseError(f"the debug image {image} cannot be pulled: {reason}{words}; pass --image with an image "
                          f"the nodes can pull (or set KUBECTL_WHOSE_IMAGE)", ExitCode.IMAGE_PULL)
     if reason in START_FAILURE_REASONS:
-        raise WhoseError(f"the debug container {name} cannot start: {reason}{words}", ExitCode.POD_NOT_RUNNING)
+        raise WhoseError(f"the debug container {name} cannot start: {reason}{words}; `kubectl describe pod {pod_name}` "
+                         f"shows the kubelet's events", ExitCode.POD_NOT_RUNNING)
     return False
 
 

@@ -86,7 +86,8 @@ def ensure_debug_container(cluster: Cluster, pod: str, spec: DebugSpec, *, min_r
         except ValueError:
             continue
     if container is None:
-        raise WhoseError("could not pick a free debug container name", ExitCode.ERROR)
+        raise WhoseError(f"10 random debug container names were all taken in pod {pod}; run the command again",
+                         ExitCode.ERROR)
     if say:
         say(f"adding debug container {container['name']} (image {spec.image}, {'+'.join(spec.capabilities)}, "
             f"idle for {spec.ttl_seconds}s) to pod {pod}")
@@ -153,7 +154,8 @@ def _watch_once(cluster: Cluster, pod: str, rv: Optional[str], deadline: float, 
         if event.get("type") == "ERROR":
             return None
         if event.get("type") == "DELETED":
-            raise WhoseError(f'pod "{pod}" was deleted while the debug container was starting', ExitCode.NOT_FOUND)
+            raise WhoseError(f'pod "{pod}" was deleted while the debug container was starting; pick a running pod '
+                             f"(kubectl get pods -n {cluster.namespace})", ExitCode.NOT_FOUND)
         if event.get("type") in ("ADDED", "MODIFIED") and check(obj):
             return obj
         if time.monotonic() > deadline:

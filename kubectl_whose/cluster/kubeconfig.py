@@ -105,15 +105,18 @@ def resolve(namespace: Optional[str] = None, context: Optional[str] = None, kube
     clusters = {c["name"]: (c.get("cluster") or {}) for c in merged["clusters"]}
     cluster_name = ctx.get("cluster", "")
     if cluster_name not in clusters:
-        raise WhoseError(f"context {name!r} refers to cluster {cluster_name!r}, which is not defined in {where}",
+        raise WhoseError(f"context {name!r} refers to cluster {cluster_name!r}, which is not defined in {where}; "
+                         f"fix the context or pick another with --context (contexts: {_names(contexts)})",
                          ExitCode.CONFIG)
     server = clusters[cluster_name].get("server", "")
     if not server:
-        raise WhoseError(f"cluster {cluster_name!r} in {where} has no server URL", ExitCode.CONFIG)
+        raise WhoseError(f"cluster {cluster_name!r} in {where} has no server URL; set its server: "
+                         f"(kubectl config set-cluster {cluster_name} --server=https://HOST:PORT)", ExitCode.CONFIG)
     users = {u["name"] for u in merged["users"]}
     user = ctx.get("user", "")
     if user and user not in users:
-        raise WhoseError(f"context {name!r} refers to user {user!r}, which is not defined in {where}",
+        raise WhoseError(f"context {name!r} refers to user {user!r}, which is not defined in {where}; "
+                         f"fix the context or pick another with --context (contexts: {_names(contexts)})",
                          ExitCode.CONFIG)
     if namespace:
         ns, source = namespace, "flag"

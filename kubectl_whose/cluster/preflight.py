@@ -107,8 +107,8 @@ def _check_rbac(cluster) -> List[Check]:
         try:
             review = cluster.rest.post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body)
         except Exception as e:  # noqa: BLE001
-            why = getattr(e, "status", None) or type(e).__name__
-            out.append(Check(name, "warn", f"SelfSubjectAccessReview failed ({why})"))
+            why = f"HTTP {e.status}" if getattr(e, "status", None) else (str(e) or "no answer")
+            out.append(Check(name, "warn", f"could not ask the API server ({why}); the dry run below decides"))
             continue
         status = review.get("status") or {}
         if status.get("allowed"):
@@ -148,8 +148,9 @@ def _check_pod_security(cluster) -> Check:
     level = (((obj.get("metadata") or {}).get("labels") or {}).get(_PSA_LABEL) or "privileged")
     if level in ("baseline", "restricted"):
         return Check("PodSecurity", "fail", f'namespace {ns} enforces "{level}", which forbids adding NET_ADMIN and '
-                     f"NET_RAW", f"label the namespace {_PSA_LABEL}=privileged for the session, or capture on the "
-                     f"node (kubectl debug node/NODE --profile=netadmin)", ExitCode.ADMISSION_REJECTED)
+                     f"NET_RAW", f"label the namespace {_PSA_LABEL}=privileged for the session (kubectl label "
+                     f"namespace {ns} {_PSA_LABEL}=privileged --overwrite), or capture on the node (kubectl debug "
+                     f"node/NODE --profile=netadmin)", ExitCode.ADMISSION_REJECTED)
     return Check("PodSecurity", "pass", f'namespace {ns} enforces "{level}" (NET_ADMIN/NET_RAW allowed)')
 
 

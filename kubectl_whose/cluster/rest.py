@@ -103,7 +103,10 @@ def build_transport(resolved: ResolvedConfig) -> Transport:
             try:
                 ctx.load_cert_chain(cert, key)
             except (OSError, ssl.SSLError) as e:
-                raise WhoseError(f"kubeconfig: cannot load the client certificate ({e})", ExitCode.CONFIG) from None
+                why = getattr(e, "strerror", None) or getattr(e, "reason", None) or str(e)
+                raise WhoseError(f"kubeconfig: cannot load the client certificate {cert} and key {key or cert} of "
+                                 f"user {resolved.user!r} ({why}); check client-certificate and client-key",
+                                 ExitCode.CONFIG) from None
     token = user.get("token")
     if not token and user.get("tokenFile"):
         try:
@@ -128,7 +131,8 @@ def proxy_for(server: str, cluster: dict) -> Optional[str]:
             return None
         url = getproxies_environment().get(parts.scheme)
     if url and not url.startswith(("http://", "https://")):
-        raise WhoseError(f"proxy {url}: only http:// and https:// proxies are supported", ExitCode.CONFIG)
+        raise WhoseError(f"proxy {url}: only http:// and https:// proxies are supported; set proxy-url (or "
+                         f"HTTPS_PROXY) to one", ExitCode.CONFIG)
     return url or None
 
 

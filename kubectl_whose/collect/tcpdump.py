@@ -148,8 +148,8 @@ def classify_failure(recipe: CaptureRecipe, stderr: bytes, exit_code: int, image
                           ExitCode.NO_CAPABILITY)
     if exit_code not in (0, None) and exit_code != 124:
         why = _strip(line_with("tcpdump:")) or "no message"
-        return WhoseError(f"tcpdump failed with exit code {exit_code} ({why})",
-                          ExitCode.ERROR)
+        return WhoseError(f"tcpdump failed with exit code {exit_code} ({why}); `kubectl whose doctor {pod}` checks "
+                          f"the debug container", ExitCode.ERROR)
     return None
 
 

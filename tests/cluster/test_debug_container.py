@@ -149,7 +149,8 @@ def test_debug_containers_view_of_a_running_one():
     ({"waiting": {"reason": "CreateContainerConfigError", "message": "container has runAsNonRoot and image will run "
                   "as root"}},
      (ExitCode.POD_NOT_RUNNING, "the debug container whose-aaaaa cannot start: CreateContainerConfigError (container "
-                                "has runAsNonRoot and image will run as root)")),
+                                "has runAsNonRoot and image will run as root); `kubectl describe pod web` shows the "
+                                "kubelet's events")),
     ({"terminated": {"exitCode": 0, "reason": "Completed"}},
      (ExitCode.POD_NOT_RUNNING, 'debug container whose-aaaaa in pod "web" exited (Completed) (exit code 0); run '
                                 'again to add a fresh one')),
