@@ -21,8 +21,11 @@ from kubectl_whose.cli.options import output_option
                    "with --proto udp).")
 @click.option("--proto", type=click.Choice(PROTOS), default="all", show_default=True,
               help="Which streams to list.")
+@click.option("--local-ip", "local_ips", multiple=True, metavar="IP",
+              help="The captured pod's own address (repeatable): links inbound connections to the sidecar's local "
+                   "leg, as capture does with the pod's addresses.")
 @output_option()
-def analyze(file: str, stream: Optional[int], proto: str, output: str) -> None:
+def analyze(file: str, stream: Optional[int], proto: str, local_ips, output: str) -> None:
     """Summarise a pcap or pcapng capture, one row per TCP/UDP stream.
 
     FILE is a classic pcap (tcpdump -w) or pcapng (dumpcap, Wireshark) file, gzipped or not; `-`
@@ -40,6 +43,7 @@ def analyze(file: str, stream: Optional[int], proto: str, output: str) -> None:
       tcpdump -i eth0 -U -w - -c 200 | kubectl whose analyze -
     """
     from kubectl_whose.analysis.pod.connections import connections_json
+    from kubectl_whose.analysis.pod.inbound import join_inbound
     from kubectl_whose.analysis.streams import analyze_file, check_stream_index
     from kubectl_whose.render.capture_summary import print_summary
 
@@ -47,4 +51,5 @@ def analyze(file: str, stream: Optional[int], proto: str, output: str) -> None:
     summary = analyze_file(file, proto=proto, detail_stream=stream, detail_proto=detail_proto)
     if stream is not None:
         check_stream_index(detail_proto, stream, summary.stream_count(detail_proto))
-    print_summary(summary, connections_json(summary), output, detail=stream is not None)
+    print_summary(summary, connections_json(summary), output, detail=stream is not None,
+                  inbound=[i.to_dict() for i in join_inbound(summary, local_ips)])

@@ -12,13 +12,14 @@ from typing import Optional
 import click
 
 from kubectl_whose.analysis.streams.summary import PROTOS
-from kubectl_whose.cli.options import DebugFlags, DurationType, debug_flags, kube_flags, output_option, pod_argument
+from kubectl_whose.cli.options import (DebugFlags, DurationType, NodeFlags, debug_flags, kube_flags, node_flags,
+                                       output_option, pod_argument)
 
 
 @dataclass
 class CaptureOptions:
     pod: str
-    interface: str
+    interface: Optional[str]  # None: any in the pod; with --node, the pod's host-side interface
     bpf: Optional[str]
     duration: Optional[float]
     count: Optional[int]
@@ -29,9 +30,12 @@ class CaptureOptions:
     output: str
     owners: bool  # name owners and the redirect rule of joined connections
     debug: DebugFlags
+    node_flags: NodeFlags
     ttl: float = 0.0  # the debug container's lifetime, from --ttl and --duration (complete())
 
     def complete(self) -> "CaptureOptions":
+        if self.interface is None and not self.node:
+            self.interface = "any"
         self.ttl = self.debug.ttl
         if self.duration and self.duration + 15 > self.ttl:
             self.ttl = self.duration + 60  # a capture must fit in the container's lifetime
@@ -42,6 +46,17 @@ class CaptureOptions:
             raise click.UsageError("-w - sends the pcap to stdout; it cannot be combined with -o json/yaml")
         if self.debug.ttl < 60:
             raise click.UsageError("--ttl must be at least 60s (the debug container idles that long)")
+        if self.node and self.debug.container:
+            raise click.UsageError("-c shares a container's processes with the debug container in the pod; "
+                                   "--node works from the node, where it has no meaning: drop one of them")
+
+    @property
+    def node(self) -> bool:
+        return self.node_flags.node
+
+    @property
+    def node_namespace(self) -> Optional[str]:
+        return self.node_flags.namespace
 
     @property
     def detail_proto(self) -> str:
@@ -50,7 +65,9 @@ class CaptureOptions:
 
 @click.command("capture")
 @pod_argument()
-@click.option("-i", "--interface", default="any", show_default=True, help="Interface in the pod: any, lo, eth0, ...")
+@click.option("-i", "--interface", metavar="IF",
+              help="Interface in the pod: any (the default), lo, eth0, ...; with --node, an interface on the node "
+                   "(default: the pod's host-side interface, found from the node's routes and bridges).")
 @click.option("-f", "--filter", "bpf", metavar="BPF", help='tcpdump filter, e.g. "tcp port 80".')
 @click.option("--duration", type=DurationType(), help="Stop after this long (30s, 2m). Default: until Ctrl-C.")
 @click.option("--count", type=click.IntRange(min=1), help="Stop after N packets.")
@@ -62,11 +79,12 @@ class CaptureOptions:
               help="Which streams the summary lists.")
 @output_option()
 @debug_flags(ptrace=True)
+@node_flags
 @click.option("--owners/--no-owners", default=True, show_default=True,
               help="When streams were joined, read the pod's sockets and rules to name each connection's owners "
                    "and the rule that redirected it.")
 @kube_flags
-def capture(kube, **flags):
+def capture(kube, node, **flags):
     """Capture a pod's traffic from an ephemeral NET_ADMIN/NET_RAW container and summarise every stream.
 
     \b
@@ -75,18 +93,21 @@ def capture(kube, **flags):
       kubectl whose capture my-pod -i eth0 -f "tcp port 80" -w out.pcap
       kubectl whose capture my-pod --count 200 --stream 0
       kubectl whose capture my-pod -w - | wireshark -k -i -
+      # a namespace whose PodSecurity forbids NET_RAW: from the pod's node
+      kubectl whose capture my-pod --node --node-namespace debug-tools --duration 10s
     """
     from kubectl_whose.collect.capture import conclude, run_capture
     from kubectl_whose.render.capture_summary import print_summary
     from kubectl_whose.render.live import LiveView
 
-    opts = CaptureOptions(**flags).complete()
+    opts = CaptureOptions(**flags, node_flags=node).complete()
     opts.validate()
     done = run_capture(kube, opts, LiveView)
     if done.summary is not None:
         if opts.write == "-":  # stdout is the pcap: the summary goes to stderr, as a table
             print_summary(done.summary, done.connections, "wide" if opts.output == "wide" else "table",
-                          opts.stream is not None, out=sys.stderr)
+                          opts.stream is not None, out=sys.stderr, inbound=done.inbound)
         else:
-            print_summary(done.summary, done.connections, opts.output, opts.stream is not None)
+            print_summary(done.summary, done.connections, opts.output, opts.stream is not None,
+                          capture_point=done.capture_point, inbound=done.inbound)
     conclude(done)

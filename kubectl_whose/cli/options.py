@@ -15,11 +15,11 @@ from typing import Optional
 import click
 
 from kubectl_whose.cluster.image import DEFAULT_IMAGE, IMAGE_ENV
+from kubectl_whose.cluster.kubeconfig import DEFAULT_REQUEST_TIMEOUT
 
 OUTPUT_FORMATS = ("table", "wide", "json", "yaml")
 
 
-DEFAULT_REQUEST_TIMEOUT = 30.0  # seconds; kubectl's default is 0 (none): see kube_flags
 
 
 @dataclass(frozen=True)
@@ -32,24 +32,17 @@ class KubeFlags:
 
 
 class RequestTimeoutType(click.ParamType):
-    """kubectl's --request-timeout (client-go `ParseTimeout`): a bare integer is seconds, else a Go duration
-    (`30s`, `1m`, `1m30s`, `500ms`); 0 means no limit. Anything else is refused with kubectl's own words."""
+    """kubectl's --request-timeout forms (`cluster.kubeconfig.parse_request_timeout`)."""
 
     name = "duration"
-    _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-    _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 
     def convert(self, value, param, ctx):
-        if isinstance(value, (int, float)):
-            return float(value)
-        text = str(value).strip()
-        if text.isdigit():
-            return float(text)
-        parts = self._PART.findall(text)
-        if parts and "".join(n + u for n, u in parts) == text:
-            return sum(float(n) * self._UNITS[u] for n, u in parts)
-        self.fail(f"{value!r} is not a timeout: give a whole number of seconds, or a number with a unit "
-                  f"(e.g. 30s, 1m, 1m30s; 0 waits forever)", param, ctx)
+        from kubectl_whose.cluster.kubeconfig import parse_request_timeout
+
+        try:
+            return float(value) if isinstance(value, (int, float)) else parse_request_timeout(str(value))
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
 
 
 class VerbosityType(click.ParamType):
@@ -58,8 +51,6 @@ class VerbosityType(click.ParamType):
     name = "level"
 
     def convert(self, value, param, ctx):
-        if isinstance(value, int):
-            return value
         text = str(value)[1:] if str(value).startswith("=") else str(value)
         if not text.isdigit():
             self.fail(f"{value!r} is not a verbosity level; use a number such as -v=1 or -v=6", param, ctx)
@@ -70,7 +61,7 @@ class VerbosityType(click.ParamType):
 GLOBAL_FLAGS = ("namespace", "context", "kubeconfig", "request_timeout", "verbosity")
 
 
-def _kube_options(f, with_help: bool = True):
+def _kube_options(f):
     f = click.option("-v", "--v", "verbosity", type=VerbosityType(), default=None, metavar="N",
                      help="Verbosity as kubectl's: 1 names the debug container and the exec transport, 6 every "
                           "API request with its status.")(f)
@@ -107,13 +98,7 @@ def kube_from_context(ctx: Optional[click.Context], **given) -> KubeFlags:
 
 
 def kube_flags(f):
-    """Add kubectl's connection flags; the command receives them as one `kube: KubeFlags`.
-
-    Why --request-timeout defaults to 30 s and not kubectl's 0 (no limit): the plugin is run against clusters that
-    may be in trouble, and a black-holed API server should end in one sentence and exit code 15 (TIMEOUT), not in
-    a hang; `--request-timeout=0` gives kubectl's behaviour. It bounds each API answer and the exec handshake,
-    never a capture's length (that is --duration).
-    """
+    """Add kubectl's connection flags; the command receives them as one `kube: KubeFlags`."""
     f = _kube_options(f)
 
     @functools.wraps(f)  # carries click's collected params along
@@ -177,6 +162,47 @@ def debug_flags(container: bool = True, lifetime: bool = True, container_help: s
         return wrapper
 
     return decorate
+
+
+@dataclass(frozen=True)
+class NodeFlags:
+    """`--node` (work from a node debug pod on the pod's node) and `--node-namespace` (where that pod goes)."""
+
+    node: bool = False
+    namespace: Optional[str] = None  # None: node_namespace: in the config file, else the command's namespace
+
+
+NODE_HELP = ("Work from the pod's node instead of inside the pod, for namespaces whose PodSecurity forbids NET_RAW: "
+             "creates a short-lived node debug pod (hostNetwork, NET_ADMIN+NET_RAW, never privileged, pinned to the "
+             "pod's node, deleted when done) and finds the pod's host-side interface. The node cannot see the "
+             "pod's lo (app <-> sidecar).")
+
+
+def node_flags(f):
+    """Add --node and --node-namespace; the command receives them as one `node: NodeFlags`."""
+    f = click.option("--node-namespace", metavar="NS",
+                     help="Namespace for the node debug pod of --node; it must allow hostNetwork and "
+                          "NET_ADMIN/NET_RAW (default: node_namespace: in ~/.config/kubectl-whose/config.yaml, "
+                          "else the namespace of the command).")(f)
+    f = click.option("--node", "on_node", is_flag=True, help=NODE_HELP)(f)
+
+    @functools.wraps(f)
+    def wrapper(*args, on_node, node_namespace, **kwargs):
+        kwargs["node"] = NodeFlags(on_node, node_namespace)
+        return f(*args, **kwargs)
+
+    return wrapper
+
+
+def split_target(arg: Optional[str], allowed=("pod", "node")):
+    """kubectl's TYPE/NAME: `POD`, `pod/POD` or `node/NODE` -> (pod, node name); one of them is None."""
+    if not arg or "/" not in arg:
+        return arg, None
+    kind, name = arg.split("/", 1)
+    kind = {"po": "pod", "pods": "pod", "no": "node", "nodes": "node"}.get(kind, kind)
+    if kind not in allowed or not name:
+        raise click.UsageError(f"{arg!r}: give POD, " + " or ".join(f"{k}/NAME" for k in allowed))
+    return (name, None) if kind == "pod" else (None, name)
 
 
 def output_option(default: str = "table"):
@@ -245,70 +271,26 @@ class EndpointType(click.ParamType):
         return Endpoint(ip, port)
 
 
-def _completion_cluster(ctx: click.Context):
-    from kubectl_whose.cluster.client import connect
+def _names(what: str):
+    """A completion callback from `cluster.names`: the names that start with what is typed, read with the
+    -n/--context/--kubeconfig already on the line (before or after the subcommand)."""
 
-    kube = kube_from_context(ctx, **{k: ctx.params.get(k) for k in GLOBAL_FLAGS})
-    return connect(KubeFlags(kube.namespace, kube.context, kube.kubeconfig, 3.0))
+    def callback(ctx: click.Context, param, incomplete: str):
+        from click.shell_completion import CompletionItem
 
+        from kubectl_whose.cluster import names
 
-def _items(names, incomplete: str):
-    from click.shell_completion import CompletionItem
+        kube = kube_from_context(ctx, **{k: ctx.params.get(k) for k in GLOBAL_FLAGS})
+        # with `-c` still waiting for its value, click leaves the POD already typed unparsed in ctx.args
+        pod = ctx.params.get("pod") or next((a for a in ctx.args if not a.startswith("-")), None)
+        found = getattr(names, what)(kube, pod) if what == "containers" else getattr(names, what)(kube)
+        return [CompletionItem(n) for n in sorted(set(found)) if n.startswith(incomplete)]
 
-    return [CompletionItem(n) for n in sorted(set(names)) if n.startswith(incomplete)]
-
-
-def complete_pods(ctx: click.Context, param, incomplete: str):
-    """Shell completion for POD: the running pods of the namespace the command line names.
-
-    Reads -n/--context/--kubeconfig already typed (before or after the subcommand), asks the API with a short
-    timeout, and stays silent on any failure: completion must never print an error into the shell.
-    """
-    try:
-        cluster = _completion_cluster(ctx)
-        pods = cluster.rest.get(f"/api/v1/namespaces/{cluster.namespace}/pods",
-                                {"fieldSelector": "status.phase=Running"})
-    except Exception:  # noqa: BLE001 - no cluster, no completion
-        return []
-    return _items((item["metadata"]["name"] for item in pods.get("items", [])), incomplete)
+    return callback
 
 
-def complete_namespaces(ctx: click.Context, param, incomplete: str):
-    """-n: the namespaces the API lists (silent when it cannot, or may not, list them)."""
-    try:
-        listed = _completion_cluster(ctx).rest.get("/api/v1/namespaces")
-    except Exception:  # noqa: BLE001 - no cluster, no completion
-        return []
-    return _items((item["metadata"]["name"] for item in listed.get("items", [])), incomplete)
-
-
-def complete_contexts(ctx: click.Context, param, incomplete: str):
-    """--context: the contexts of the kubeconfig kubectl would read (no API call)."""
-    import os
-
-    try:
-        from kubectl_whose.cluster.kubeconfig import kubeconfig_files, merge_kubeconfigs
-
-        kubeconfig = kube_from_context(ctx, **{k: ctx.params.get(k) for k in GLOBAL_FLAGS}).kubeconfig
-        merged = merge_kubeconfigs(kubeconfig_files(kubeconfig, os.environ))
-    except Exception:  # noqa: BLE001 - no kubeconfig, no completion
-        return []
-    return _items((c.get("name", "") for c in merged.get("contexts") or [] if c.get("name")), incomplete)
-
-
-def complete_containers(ctx: click.Context, param, incomplete: str):
-    """-c: the containers (and init containers) of the POD already typed."""
-    # with `-c` still waiting for its value, click leaves the POD already typed unparsed in ctx.args
-    pod = ctx.params.get("pod") or next((a for a in ctx.args if not a.startswith("-")), None)
-    if not pod:
-        return []
-    try:
-        cluster = _completion_cluster(ctx)
-        spec = cluster.rest.get(f"/api/v1/namespaces/{cluster.namespace}/pods/{pod}").get("spec") or {}
-    except Exception:  # noqa: BLE001 - no cluster, no completion
-        return []
-    return _items((c.get("name", "") for key in ("containers", "initContainers") for c in spec.get(key) or []),
-                  incomplete)
+complete_pods, complete_namespaces = _names("running_pods"), _names("namespaces")
+complete_contexts, complete_containers = _names("contexts"), _names("containers")
 
 
 def pod_argument(required: bool = True):

@@ -16,6 +16,7 @@ one base directory.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -27,6 +28,27 @@ _PATH_FIELDS = {
     "users": ("client-certificate", "client-key", "tokenFile"),
 }
 _NAMED_LISTS = ("clusters", "users", "contexts")
+
+# --request-timeout's default. Why 30 s and not kubectl's 0 (no limit): the plugin is run against clusters that may
+# be in trouble, and a black-holed API server should end in one sentence and exit code 15 (TIMEOUT), not in a
+# hang; `--request-timeout=0` gives kubectl's behaviour. It bounds each API answer and the exec handshake, never a
+# capture's length (that is --duration).
+DEFAULT_REQUEST_TIMEOUT = 30.0
+_TIMEOUT_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_TIMEOUT_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+
+
+def parse_request_timeout(text: str) -> float:
+    """Seconds, as client-go's `ParseTimeout` reads --request-timeout: a whole number is seconds, else a Go
+    duration (`30s`, `1m30s`, `500ms`); 0 means no limit. Anything else raises ValueError with the forms."""
+    text = text.strip()
+    if text.isdigit():
+        return float(text)
+    parts = _TIMEOUT_PART.findall(text)
+    if parts and "".join(n + u for n, u in parts) == text:
+        return sum(float(n) * _TIMEOUT_UNITS[u] for n, u in parts)
+    raise ValueError(f"{text!r} is not a timeout: give a whole number of seconds, or a number with a unit "
+                     f"(e.g. 30s, 1m, 1m30s; 0 waits forever)")
 
 
 @dataclass(frozen=True)

@@ -107,17 +107,25 @@ def save(directory: str, got: Collected) -> None:
         raise WhoseError(f"--save {directory}: cannot write there ({e.strerror})", ExitCode.BAD_INPUT) from None
 
 
-def collect_live(kube, pod: str, debug, save_dir: Optional[str] = None) -> Collected:
-    """Run every recipe in the pod's debug container (`debug`: `cli.options.DebugFlags`), saving them if asked."""
-    from kubectl_whose.cluster.session import open_debug_session
+def collect_live(kube, pod: Optional[str], debug, save_dir: Optional[str] = None, node=None,
+                 node_name: Optional[str] = None):
+    """Run every recipe in the pod's debug container (`debug`: `cli.options.DebugFlags`), or on its node with
+    --node (`node`: `cli.options.NodeFlags`) or on `node_name`, saving them if asked. Returns (Collected,
+    where it was seen from: None in the pod, else {"where": "node", "node", and the pod's host interface})."""
+    from kubectl_whose.collect.node import debug_session, find_pod_interface
 
     from kubectl_whose.analysis.pod.netinfo import ProcessView
 
-    with open_debug_session(kube, pod, debug.container, debug.image, debug.ttl,
-                            start_timeout=debug.start_timeout, ptrace=debug.ptrace) as session:
+    seen_from = None
+    with debug_session(kube, pod, debug, node, node_name) as (session, target):
         got = run(session)
-        c = session.container
-        got.view = ProcessView(pod, c.pod_shares_processes, "SYS_PTRACE" in c.capabilities, c.pod_containers)
+        if target is not None:
+            seen_from = {"where": "node", "node": target.node, "pod": target.pod}
+            if target.pod:
+                seen_from["host_interface"] = find_pod_interface(session, target).to_dict()
+        else:
+            c = session.container
+            got.view = ProcessView(pod, c.pod_shares_processes, "SYS_PTRACE" in c.capabilities, c.pod_containers)
     if save_dir:
         save(save_dir, got)
-    return got
+    return got, seen_from

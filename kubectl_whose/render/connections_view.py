@@ -69,3 +69,23 @@ def render_connections(connections: Iterable[Any], wide: bool = False, out=None)
             say_line(console, f"streams {' + '.join(map(str, c['streams']))}:")
             for line in lines:
                 say_line(console, line, indent=2)
+
+
+def render_inbound(links: Iterable[Any], wide: bool = False, out=None) -> None:
+    """Inbound connections and the sidecar's local leg that carries each to the app (`analysis.pod.inbound`)."""
+    from kubectl_whose.render.grid import Column, write_table
+
+    links = [_as_dict(x) for x in links]
+    console = make_console(file=out)
+    rows = []
+    for x in links:
+        how = "timing only" if x["by_timing_only"] else ("time order decides" if x["candidates"] > 1 else "evidence")
+        rows.append([x["text"], " + ".join(map(str, x["streams"])), f"{x['local_client']} (+{x['delay'] * 1000:.1f} ms)",
+                     how])
+    write_table([Column("INBOUND", wrap=True), Column("STREAMS"), Column("LOCAL LEG", wrap=True, below=True),
+                 Column("LINK", wrap=True, below=True)], rows, wide=wide, out=out,
+                title="Inbound through the sidecar (linked by evidence, not proved: a proxy starts a new TCP "
+                      "connection)")
+    if wide:
+        for x in links:
+            say_line(console, f"streams {x['inbound_stream']} + {x['local_stream']}: " + "; ".join(x["evidence"]))

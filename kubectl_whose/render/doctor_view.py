@@ -15,3 +15,6 @@ def render_doctor(report, wide: bool) -> None:
             Column("FIX", wrap=True, below=True)]
     write_table(cols, [[c.name, c.result, c.detail, c.fix or "-"] for c in report.checks], wide=wide,
                 title=f"kubectl whose doctor {report.pod} (namespace {report.namespace}, context {report.context})")
+    if report.path:
+        fix = f" ({report.path.fix})" if report.path.fix else ""
+        say_line(make_console(), f"path: {report.path.detail}{fix}")

@@ -21,10 +21,15 @@ def _table(title: str, cols: list, rows: list, wide: bool) -> None:
 DEFAULT_RULE_PRIORITIES = {0, 32766, 32767}
 
 
-def render_net(info: NetInfo, wide: bool = False) -> None:
+def render_net(info: NetInfo, wide: bool = False, console=None) -> None:
     from kubectl_whose.render.grid import Column as C
 
-    console = make_console()
+    console = console or make_console()
+    seen = info.seen_from
+    if seen:
+        host = seen.get("host_interface")
+        _say(console, f"seen from node {seen['node']}" + (f"; pod {seen['pod']}'s host-side interface is "
+                                                           f"{host['interface']}: {host['why']}" if host else ""))
     cols = [C("IF", right=True), C("NAME"), C("KIND"), C("STATE"), C("MTU", right=True), C("ADDRESSES", wrap=True)]
     rows = []
     for i in info.interfaces:

@@ -27,4 +27,10 @@ def render_ps(listing, wide: bool) -> None:
         if wide:
             row.append(",".join(r.capabilities))
         rows.append(row)
+    for n in listing.node_pods:  # never reused: each --node run makes its own and deletes it
+        state = f"{n.state} ({n.reason})" if n.reason else n.state
+        row = [f"{n.namespace}/{n.name}", n.image, f"node/{n.node}", state, "-", _age(n.remaining_seconds), "no"]
+        if wide:
+            row.append("NET_ADMIN,NET_RAW,hostNetwork")
+        rows.append(row)
     write_table(cols, rows, wide=wide)

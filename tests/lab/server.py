@@ -169,11 +169,14 @@ class Lab:
 
 def _pod_object(spec: dict) -> dict:
     from .apiserver.ephemeral import default_container
+    from .apiserver.kubelet import CNI_ANNOTATION
     import copy
     containers = [default_container(copy.deepcopy(c)) for c in spec["containers"]]
     return {"kind": "Pod", "apiVersion": "v1",
             "metadata": {"name": spec["name"], "namespace": spec.get("namespace", "default"),
-                         "labels": dict(spec.get("labels") or {}), "annotations": dict(spec.get("annotations") or {})},
+                         "labels": dict(spec.get("labels") or {}),
+                         "annotations": {**dict(spec.get("annotations") or {}),
+                                         **({CNI_ANNOTATION: spec["cni"]} if spec.get("cni") else {})}},
             "spec": {"containers": containers, "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
                      "dnsPolicy": "ClusterFirst", "serviceAccountName": "default", "serviceAccount": "default",
                      "securityContext": dict(spec.get("securityContext") or {}), "schedulerName": "default-scheduler",

@@ -108,8 +108,8 @@ def check_filters(rulesets: List[Ruleset], table: Optional[str], chain: Optional
                 tables |= spellings
                 chains.update(t.chains)
     if table and table not in tables:
-        raise WhoseError(f"--table {table}: no such table in these rules (tables: {', '.join(sorted(names)) or 'none'})",
-                         ExitCode.NOT_FOUND)
+        have = ", ".join(sorted(names)) or "none"
+        raise WhoseError(f"--table {table}: no such table in these rules (tables: {have})", ExitCode.NOT_FOUND)
     if chain and chain not in chains:
         raise WhoseError(f"--chain {chain}: no such chain{' in table ' + table if table else ''} "
                          f"({len(chains)} chains; list them with `kubectl whose rules` without --chain)",

@@ -257,7 +257,8 @@ class NetInfo:
                     "listening", "recv_q", "send_q", "device", "uid": int|null, "inode", "cookie",
                     "processes": [{"name", "pid", "fd"}],
                     "owner": {"kind": "proxy"|"container"|"process"|"none"|"unknown", "name", "mesh", "evidence"}}],
-       "missing": [str]}                            # views not collected, and why
+       "missing": [str],                            # views not collected, and why
+       "seen_from": {"where": "node", "node", "pod", "host_interface": {...}}}   # only with --node / node/NAME
     """
 
     interfaces: List[Interface] = field(default_factory=list)
@@ -268,6 +269,8 @@ class NetInfo:
     container: Optional[str] = None
     missing: List[str] = field(default_factory=list)  # views that could not be collected, with why
     view: Optional["ProcessView"] = None  # what the debug container could see of processes (live runs only)
+    # None: inside the pod; {"where": "node", "node", "pod", "host_interface": {...}} with `net --node`
+    seen_from: Optional[Dict[str, Any]] = None
 
     def local_addresses(self) -> List[str]:
         return [a.local for i in self.interfaces for a in i.addresses]
@@ -281,6 +284,7 @@ class NetInfo:
             "neighbours": [asdict(n) for n in self.neighbours],
             "sockets": [s.to_dict() for s in self.sockets],
             "missing": list(self.missing),
+            **({"seen_from": self.seen_from} if self.seen_from else {}),
         }
 
 
