@@ -47,9 +47,34 @@ def analyze(file: str, stream: Optional[int], proto: str, local_ips, output: str
     from kubectl_whose.analysis.streams import analyze_file, check_stream_index
     from kubectl_whose.render.capture_summary import print_summary
 
+    from kubectl_whose.analysis.pcap.demux import pods_in
+
+    if stream is None and file != "-" and len(pods_in(file)) > 1:
+        return analyze_pods(file, proto, output)
     detail_proto = "udp" if proto == "udp" else "tcp"
     summary = analyze_file(file, proto=proto, detail_stream=stream, detail_proto=detail_proto)
     if stream is not None:
         check_stream_index(detail_proto, stream, summary.stream_count(detail_proto))
     print_summary(summary, connections_json(summary), output, detail=stream is not None,
                   inbound=[i.to_dict() for i in join_inbound(summary, local_ips)])
+
+
+def analyze_pods(file: str, proto: str, output: str) -> None:
+    """A merged capture of several pods: each pod's view and the connections between them, as capture showed."""
+    from kubectl_whose.analysis.pod.connections import connections_json
+    from kubectl_whose.analysis.pod.inbound import join_inbound
+    from kubectl_whose.analysis.pod.pod_to_pod import PodCapture, join_pods
+    from kubectl_whose.analysis.streams.analyzer import analyze_per_pod
+    from kubectl_whose.cluster.targets import PodTarget
+    from kubectl_whose.collect.multi_capture import ManyCaptured, PodRun
+    from kubectl_whose.render.multi_view import print_many
+
+    runs = []
+    for info, summary in analyze_per_pod(file, proto):
+        target = PodTarget(info.namespace, info.pod, info.node, info.ips[0] if info.ips else None, "Running", file)
+        runs.append(PodRun(target, None, summary=summary, connections=connections_json(summary),
+                           inbound=[i.to_dict() for i in join_inbound(summary, info.ips)],
+                           interface=",".join(info.interfaces), node=info.node, pod_ips=tuple(info.ips)))
+    links = join_pods([PodCapture(r.label, r.node, r.pod_ips, list(r.summary.iter_streams()), r.connections,
+                                  r.inbound) for r in runs])
+    print_many(ManyCaptured(runs, False, links), output)

@@ -12,8 +12,8 @@ from typing import Optional
 import click
 
 from kubectl_whose.analysis.streams.summary import PROTOS
-from kubectl_whose.cli.options import (DebugFlags, DurationType, NodeFlags, debug_flags, kube_flags, node_flags,
-                                       output_option, pod_argument)
+from kubectl_whose.cli.options import (DebugFlags, DurationType, NodeFlags, complete_pods, debug_flags, kube_flags,
+                                       node_flags, output_option)
 
 
 @dataclass
@@ -64,7 +64,9 @@ class CaptureOptions:
 
 
 @click.command("capture")
-@pod_argument()
+@click.argument("targets", nargs=-1, metavar="POD... | TYPE/NAME...", shell_complete=complete_pods)
+@click.option("-l", "--selector", metavar="SELECTOR", help="Capture every pod this label selector selects (app=web).")
+@click.option("-A", "--all-namespaces", is_flag=True, help="With -l: select pods in every namespace.")
 @click.option("-i", "--interface", metavar="IF",
               help="Interface in the pod: any (the default), lo, eth0, ...; with --node, an interface on the node "
                    "(default: the pod's host-side interface, found from the node's routes and bridges).")
@@ -84,7 +86,7 @@ class CaptureOptions:
               help="When streams were joined, read the pod's sockets and rules to name each connection's owners "
                    "and the rule that redirected it.")
 @kube_flags
-def capture(kube, node, **flags):
+def capture(kube, node, targets, selector, all_namespaces, **flags):
     """Capture a pod's traffic from an ephemeral NET_ADMIN/NET_RAW container and summarise every stream.
 
     \b
@@ -95,13 +97,20 @@ def capture(kube, node, **flags):
       kubectl whose capture my-pod -w - | wireshark -k -i -
       # a namespace whose PodSecurity forbids NET_RAW: from the pod's node
       kubectl whose capture my-pod --node --node-namespace debug-tools --duration 10s
+      # several pods at once, one merged pcapng (an interface per pod), and who talks to whom
+      kubectl whose capture -l app=web --duration 10s -w web.pcapng
+      kubectl whose capture deploy/frontend svc/backend --duration 10s
     """
-    from kubectl_whose.collect.capture import conclude, run_capture
-    from kubectl_whose.render.capture_summary import print_summary
     from kubectl_whose.render.live import LiveView
 
-    opts = CaptureOptions(**flags, node_flags=node).complete()
+    one = single_pod(targets, selector, all_namespaces)
+    opts = CaptureOptions(pod=one or "", **flags, node_flags=node).complete()
     opts.validate()
+    if one is None:
+        return capture_many(kube, opts, targets, selector, all_namespaces)
+    from kubectl_whose.collect.capture import conclude, run_capture
+    from kubectl_whose.render.capture_summary import print_summary
+
     done = run_capture(kube, opts, LiveView)
     if done.summary is not None:
         if opts.write == "-":  # stdout is the pcap: the summary goes to stderr, as a table
@@ -111,3 +120,29 @@ def capture(kube, node, **flags):
             print_summary(done.summary, done.connections, opts.output, opts.stream is not None,
                           capture_point=done.capture_point, inbound=done.inbound)
     conclude(done)
+
+
+def single_pod(targets, selector, all_namespaces) -> Optional[str]:
+    """The pod of a one-pod capture (`POD` or `pod/NAME`), or None for several targets."""
+    if selector or all_namespaces or len(targets) != 1:
+        return None
+    kind, _, name = targets[0].partition("/") if "/" in targets[0] else ("pod", "", targets[0])
+    return name if kind in ("po", "pod", "pods") else None
+
+
+def capture_many(kube, opts: CaptureOptions, targets, selector, all_namespaces) -> None:
+    from kubectl_whose.cluster.client import connect
+    from kubectl_whose.cluster.targets import resolve
+    from kubectl_whose.collect.multi_capture import conclude_many, run_many
+    from kubectl_whose.render.live import MultiLiveView
+    from kubectl_whose.render.multi_view import print_many
+
+    if opts.write == "-":
+        raise click.UsageError("-w - writes one pod's pcap to stdout; with several pods use -w FILE.pcapng or -w DIR/")
+    if opts.stream is not None:
+        raise click.UsageError("--stream N names one stream of one pod; capture with -w FILE.pcapng, then "
+                               "`kubectl whose analyze FILE --stream N`")
+    pods = resolve(connect(kube), targets, selector, all_namespaces)
+    captured = run_many(kube, opts, pods, MultiLiveView)
+    print_many(captured, opts.output)
+    conclude_many(captured, opts.write)

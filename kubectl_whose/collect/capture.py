@@ -27,17 +27,18 @@ NODE_BLIND_SPOTS = ("the pod's lo (app <-> sidecar proxy)", "traffic between the
 class Tee:
     """Writes the stream unchanged to a file or stdout, and feeds the analysis engine."""
 
-    def __init__(self, path: Optional[str], analyzer):
+    def __init__(self, path: Optional[str], analyzer, out=None):
+        """`out`: a writer to use instead of opening `path` (one pod's stream of a merged pcapng)."""
         self.path = path
         self.analyzer = analyzer
         self.lock = threading.Lock()
         self.bytes = 0
         self.broken_pipe = False
         self.feed_error: Optional[Exception] = None
-        self._file = None
-        if path == "-":
+        self._file = out
+        if out is None and path == "-":
             self._file = sys.stdout.buffer
-        elif path:
+        elif out is None and path:
             try:
                 self._file = open(path, "wb")
             except OSError as e:
@@ -84,10 +85,11 @@ class Tee:
 class RemoteCapture:
     """Runs the tcpdump recipe in a thread and stops it remotely (Ctrl-C, local deadline)."""
 
-    def __init__(self, session, recipe: CaptureRecipe, sink: Tee, t0: float, argv: Optional[List[str]] = None):
+    def __init__(self, session, recipe: CaptureRecipe, sink: Tee, t0: float, argv: Optional[List[str]] = None,
+                 tell=say):
         from kubectl_whose.collect.tcpdump import capture_argv
 
-        self.session, self.recipe, self.sink, self.t0 = session, recipe, sink, t0
+        self.session, self.recipe, self.sink, self.t0, self.tell = session, recipe, sink, t0, tell
         self.argv = argv or capture_argv(recipe)
         self.stop = threading.Event()  # abandon the stream (only after the remote stop failed)
         self.reader_gone = threading.Event()  # `-w -` reader closed: stop the remote tcpdump, then end
@@ -109,8 +111,8 @@ class RemoteCapture:
         if not self.running_said and b"listening on" in self.stderr:
             self.running_said = True
             how = "reused" if self.session.reused else "new"
-            say(f"capture running in {self.session.container_name} ({how} debug container) after "
-                f"{time.monotonic() - self.t0:.2f} s")
+            self.tell(f"capture running in {self.session.container_name} ({how} debug container) after "
+                      f"{time.monotonic() - self.t0:.2f} s")
 
     def _on_stdout(self, chunk: bytes) -> None:
         self.sink.write(chunk)
@@ -130,19 +132,20 @@ class RemoteCapture:
         finally:
             self.done.set()
 
-    def run(self, duration: Optional[float]) -> bool:
-        """Returns True when interrupted by Ctrl-C."""
-        worker = threading.Thread(target=self._work, name="whose-capture", daemon=True)
-        worker.start()
-        # The remote `timeout` ends the capture on time; the local deadline only guards a remote that hangs.
+    def start(self) -> None:
+        threading.Thread(target=self._work, name="whose-capture", daemon=True).start()
+
+    def wait(self, duration: Optional[float], stop_all: Optional[threading.Event] = None) -> None:
+        """Until the stream ends, the reader goes, `stop_all` is set, or the local deadline passes (the remote
+        `timeout` ends the capture on time; the local deadline only guards a remote that hangs)."""
         deadline = time.monotonic() + duration + 10 if duration else None
-        interrupted = False
-        try:
-            while not self.done.wait(0.1):
-                if self.reader_gone.is_set() or (deadline and time.monotonic() > deadline):
-                    break
-        except KeyboardInterrupt:
-            interrupted = True
+        while not self.done.wait(0.1):
+            if self.reader_gone.is_set() or (deadline and time.monotonic() > deadline) or \
+                    (stop_all is not None and stop_all.is_set()):
+                return
+
+    def finish(self) -> None:
+        """Stop the remote tcpdump if it still runs, and give it STOP_GRACE to flush what it holds."""
         if self.error is not None and self.error.code == ExitCode.CONNECTION_LOST and self.pid is not None:
             self._stop_remote()  # best effort: the API may be back; else the remote `timeout` ends it
         if not self.done.is_set():
@@ -150,6 +153,16 @@ class RemoteCapture:
             if not self.done.wait(STOP_GRACE):
                 self.stop.set()
                 self.done.wait(1.0)
+
+    def run(self, duration: Optional[float]) -> bool:
+        """Start, wait, finish; returns True when interrupted by Ctrl-C."""
+        self.start()
+        interrupted = False
+        try:
+            self.wait(duration)
+        except KeyboardInterrupt:
+            interrupted = True
+        self.finish()
         return interrupted
 
     def _stop_remote(self) -> None:
@@ -255,7 +268,7 @@ def run_capture(kube, opts, live_view) -> Captured:
     done.summary = analyzer.finish()
     if opts.stream is not None:
         check_stream_index(opts.detail_proto, opts.stream, done.summary.stream_count(opts.detail_proto))
-    done.connections, done.inbound = _connections(kube, opts, done.summary, interrupted, pod_ips)
+    done.connections, done.inbound = name_connections(kube, opts, done.summary, interrupted, pod_ips)
     return done
 
 
@@ -280,7 +293,7 @@ def conclude(done: Captured) -> None:
         raise SystemExit(int(ExitCode.INTERRUPTED))
 
 
-def _connections(kube, opts, summary, interrupted: bool, pod_ips) -> tuple:
+def name_connections(kube, opts, summary, interrupted: bool, pod_ips) -> tuple:
     """(the joined connections, the inbound links): NAT-split streams joined by sequence numbers, and inbound
     connections linked to the sidecar's local leg (`pod_ips`: the pod's own addresses). When there are any,
     their owners (`ss`) and the redirect rule (iptables/nftables) are named from the same debug container; a
