@@ -15,20 +15,11 @@ from typing import Optional
 import click
 
 from kubectl_whose.cluster.image import DEFAULT_IMAGE, IMAGE_ENV
-from kubectl_whose.cluster.kubeconfig import DEFAULT_REQUEST_TIMEOUT
+from kubectl_whose.cluster.kubeconfig import DEFAULT_REQUEST_TIMEOUT, KubeFlags  # noqa: F401 - callers import them here
 
 OUTPUT_FORMATS = ("table", "wide", "json", "yaml")
 
 
-
-
-@dataclass(frozen=True)
-class KubeFlags:
-    namespace: Optional[str]
-    context: Optional[str]
-    kubeconfig: Optional[str]
-    request_timeout: float = DEFAULT_REQUEST_TIMEOUT  # seconds for each API answer; 0: no limit
-    verbosity: int = 0  # kubectl's -v: 1 the debug container and the exec transport, 6 every API request
 
 
 class RequestTimeoutType(click.ParamType):
@@ -57,8 +48,7 @@ class VerbosityType(click.ParamType):
         return int(text)
 
 
-# kubectl's global flags, accepted before the subcommand (`kubectl whose -n shop capture POD`) and after it.
-GLOBAL_FLAGS = ("namespace", "context", "kubeconfig", "request_timeout", "verbosity")
+GLOBAL_FLAGS = KubeFlags.FLAGS
 
 
 def _kube_options(f):
@@ -83,18 +73,13 @@ def global_options(f):
 
 
 def kube_from_context(ctx: Optional[click.Context], **given) -> KubeFlags:
-    """The connection flags: those given to the subcommand win over those given before it (kubectl's order does
-    not matter either); `ctx` is the subcommand's click context."""
-    merged = {k: given.get(k) for k in GLOBAL_FLAGS}
-    c = ctx.parent if ctx is not None else None
+    """The connection flags: those given to the subcommand win over those given before it; `ctx` is the
+    subcommand's click context."""
+    layers, c = [given], (ctx.parent if ctx is not None else None)
     while c is not None:
-        for k in GLOBAL_FLAGS:
-            if merged[k] is None and c.params.get(k) is not None:
-                merged[k] = c.params[k]
+        layers.append(c.params)
         c = c.parent
-    timeout = merged["request_timeout"]
-    return KubeFlags(merged["namespace"], merged["context"], merged["kubeconfig"],
-                     DEFAULT_REQUEST_TIMEOUT if timeout is None else float(timeout), int(merged["verbosity"] or 0))
+    return KubeFlags.from_layers(layers)
 
 
 def kube_flags(f):

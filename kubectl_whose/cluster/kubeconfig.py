@@ -38,6 +38,28 @@ _TIMEOUT_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m"
 _TIMEOUT_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 
 
+@dataclass(frozen=True)
+class KubeFlags:
+    """kubectl's connection flags as the user gave them (the CLI fills it; `cluster.client.connect` takes it)."""
+
+    namespace: Optional[str]
+    context: Optional[str]
+    kubeconfig: Optional[str]
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT  # seconds for each API answer; 0: no limit
+    verbosity: int = 0  # kubectl's -v: 1 the debug container and the exec transport, 6 every API request
+
+    # kubectl's global flags, accepted before the subcommand (`kubectl whose -n shop capture POD`) and after it
+    FLAGS = ("namespace", "context", "kubeconfig", "request_timeout", "verbosity")
+
+    @classmethod
+    def from_layers(cls, layers: Sequence[Mapping]) -> "KubeFlags":
+        """The first layer that sets a flag wins (the subcommand's, then the group's)."""
+        got = {k: next((layer[k] for layer in layers if layer.get(k) is not None), None) for k in cls.FLAGS}
+        timeout = got["request_timeout"]
+        return cls(got["namespace"], got["context"], got["kubeconfig"],
+                   DEFAULT_REQUEST_TIMEOUT if timeout is None else float(timeout), int(got["verbosity"] or 0))
+
+
 def parse_request_timeout(text: str) -> float:
     """Seconds, as client-go's `ParseTimeout` reads --request-timeout: a whole number is seconds, else a Go
     duration (`30s`, `1m30s`, `500ms`); 0 means no limit. Anything else raises ValueError with the forms."""
