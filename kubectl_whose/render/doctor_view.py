@@ -5,6 +5,8 @@ under its row; in a pipe every row is one line.
 """
 from __future__ import annotations
 
+from kubectl_whose.render.output import make_console, say_line
+
 _STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skip": "dim"}
 
 
