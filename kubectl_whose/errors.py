@@ -11,7 +11,7 @@ from enum import IntEnum
 
 class ExitCode(IntEnum):
     OK = 0
-    ERROR = 1  # unexpected failure (a bug: please report it with --traceback output)
+    ERROR = 1  # an unexpected failure: the line says how to report it (with --traceback output)
     USAGE = 2  # bad flags or arguments (click's own code)
     BAD_INPUT = 3  # a capture or rule file that cannot be read or parsed at all
     NOT_FOUND = 4  # pod, namespace, container, stream or context not found

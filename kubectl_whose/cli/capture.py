@@ -80,7 +80,7 @@ class CaptureOptions:
 @click.option("--proto", type=click.Choice(PROTOS), default="all", show_default=True,
               help="Which streams the summary lists.")
 @output_option()
-@debug_flags()
+@debug_flags(ptrace=True)
 @node_flags
 @click.option("--owners/--no-owners", default=True, show_default=True,
               help="When streams were joined, read the pod's sockets and rules to name each connection's owners "

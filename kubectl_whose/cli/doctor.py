@@ -13,7 +13,7 @@ from kubectl_whose.errors import ExitCode, WhoseError
 
 @click.command("doctor")
 @pod_argument()
-@debug_flags(lifetime=False, container_help="The container capture would target (-c).")
+@debug_flags(lifetime=False, container_help="The container capture would target (-c).", ptrace=True)
 @node_flags
 @output_option()
 @kube_flags
@@ -30,10 +30,10 @@ def doctor(kube, debug, node, pod, output):
     from kubectl_whose.render.doctor_view import render_doctor
     from kubectl_whose.render.output import emit
 
-    report = run_checks(kube, pod, debug.container, debug.image, node)
+    report = run_checks(kube, pod, debug.container, debug.image, node, debug.ptrace)
     emit(report, output, render_doctor)
     failed = [c for c in report.checks if c.result == "fail"]
     if failed:
         names = ", ".join(c.name for c in failed)
-        raise WhoseError(f"{len(failed)} of {len(report.checks)} checks failed ({names}); see the fix column",
+        raise WhoseError(f"{len(failed)} of {len(report.checks)} checks failed ({names}); the FIX of each says what to do",
                          ExitCode(failed[0].code or ExitCode.ERROR))

@@ -14,7 +14,10 @@ import sys
 import click
 
 from kubectl_whose import __version__
+from kubectl_whose.cli.options import global_options
 from kubectl_whose.errors import ExitCode, WhoseError
+
+ISSUES_URL = "https://github.com/kubectl-whose/kubectl-whose/issues"  # krew-manifest.yaml's homepage
 
 # name -> (module, attribute, one-line help). The only list of subcommands.
 SUBCOMMANDS = {
@@ -71,8 +74,12 @@ Examples:
 """,
 )
 @click.version_option(__version__, "--version", prog_name="kubectl-whose")
-def cli():
-    """Whose packet is it? Capture, summarise and explain a pod's traffic and netfilter rules."""
+@global_options
+def cli(**_global_flags):
+    """Whose packet is it? Capture, summarise and explain a pod's traffic and netfilter rules.
+
+    kubectl's flags (-n, --context, --kubeconfig, --request-timeout, -v) may come before the command, as with
+    kubectl, or after it."""
 
 
 def main(argv=None) -> None:
@@ -109,7 +116,8 @@ def main(argv=None) -> None:
     except Exception as e:  # noqa: BLE001 - the last line of defence against tracebacks
         if traceback:
             raise
-        _print_error(f"unexpected {type(e).__name__}: {e} (this is a bug; rerun with --traceback and report it)")
+        _print_error(f"kubectl-whose failed unexpectedly ({str(e) or type(e).__name__}); please report it at {ISSUES_URL} "
+                     f"with the output of the same command rerun with --traceback")
         code = ExitCode.ERROR
     try:
         sys.stdout.flush()
@@ -124,7 +132,9 @@ def _prog_name() -> str:
 
 
 def _print_error(message: str) -> None:
-    click.echo(f"kubectl-whose: error: {message}", err=True)
+    from kubectl_whose.chatter import fit
+
+    click.echo(fit(f"kubectl-whose: error: {message}", sys.stderr), err=True)
 
 
 def _silence_stdout() -> None:

@@ -52,7 +52,7 @@ Examples:
 @click.option("--from-file", "from_dir", metavar="DIR", help="Read saved outputs from DIR (offline; file names below).")
 @click.option("--save", "save_dir", metavar="DIR", help="Also write the raw outputs to DIR (for --from-file later).")
 @output_option()
-@debug_flags(lifetime=False)
+@debug_flags(lifetime=False, ptrace=True)
 @node_flags
 @kube_flags
 def net(kube, **flags):
@@ -76,6 +76,6 @@ def net(kube, **flags):
     else:
         collected, seen_from = netinfo.collect_live(kube, pod, opts.debug, opts.save_dir, opts.node, node_name)
     info = build_netinfo(collected.outputs, container=opts.debug.container, missing=collected.missing,
-                         sources=collected.sources)
+                         sources=collected.sources, view=collected.view)
     info.seen_from = seen_from
     emit(info, opts.output, lambda data, wide: render_net(data, wide))

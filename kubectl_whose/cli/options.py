@@ -15,31 +15,82 @@ from typing import Optional
 import click
 
 from kubectl_whose.cluster.image import DEFAULT_IMAGE, IMAGE_ENV
+from kubectl_whose.cluster.kubeconfig import DEFAULT_REQUEST_TIMEOUT, KubeFlags  # noqa: F401 - callers import them here
 
 OUTPUT_FORMATS = ("table", "wide", "json", "yaml")
 
 
-@dataclass(frozen=True)
-class KubeFlags:
-    namespace: Optional[str]
-    context: Optional[str]
-    kubeconfig: Optional[str]
-    request_timeout: float
+
+
+class RequestTimeoutType(click.ParamType):
+    """kubectl's --request-timeout forms (`cluster.kubeconfig.parse_request_timeout`)."""
+
+    name = "duration"
+
+    def convert(self, value, param, ctx):
+        from kubectl_whose.cluster.kubeconfig import parse_request_timeout
+
+        try:
+            return float(value) if isinstance(value, (int, float)) else parse_request_timeout(str(value))
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+class VerbosityType(click.ParamType):
+    """kubectl's -v/--v: `-v 6`, `-v=6`, `-v6`, `--v=6` (click hands `-v=6` over as "=6")."""
+
+    name = "level"
+
+    def convert(self, value, param, ctx):
+        text = str(value)[1:] if str(value).startswith("=") else str(value)
+        if not text.isdigit():
+            self.fail(f"{value!r} is not a verbosity level; use a number such as -v=1 or -v=6", param, ctx)
+        return int(text)
+
+
+GLOBAL_FLAGS = KubeFlags.FLAGS
+
+
+def _kube_options(f):
+    f = click.option("-v", "--v", "verbosity", type=VerbosityType(), default=None, metavar="N",
+                     help="Verbosity as kubectl's: 1 names the debug container and the exec transport, 6 every "
+                          "API request with its status.")(f)
+    f = click.option("--request-timeout", type=RequestTimeoutType(), default=None, metavar="DURATION",
+                     help=f"How long to wait for each API answer: seconds or 30s, 1m, 1m30s; 0 waits forever "
+                          f"[default: {DEFAULT_REQUEST_TIMEOUT:g}s].")(f)
+    f = click.option("--kubeconfig", envvar=None, metavar="PATH",
+                     help="Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).")(f)
+    f = click.option("--context", metavar="NAME", shell_complete=complete_contexts,
+                     help="The kubeconfig context to use.")(f)
+    f = click.option("-n", "--namespace", metavar="NS", shell_complete=complete_namespaces,
+                     help="Namespace of the pod (default: the context's namespace, else 'default').")(f)
+    return f
+
+
+def global_options(f):
+    """The group's copy of kubectl's global flags (`kubectl whose -n NS capture POD`)."""
+    return _kube_options(f)
+
+
+def kube_from_context(ctx: Optional[click.Context], **given) -> KubeFlags:
+    """The connection flags: those given to the subcommand win over those given before it; `ctx` is the
+    subcommand's click context."""
+    layers, c = [given], (ctx.parent if ctx is not None else None)
+    while c is not None:
+        layers.append(c.params)
+        c = c.parent
+    return KubeFlags.from_layers(layers)
 
 
 def kube_flags(f):
     """Add kubectl's connection flags; the command receives them as one `kube: KubeFlags`."""
-    f = click.option("--request-timeout", default=30.0, type=float, show_default=True,
-                     help="Seconds to wait for each API answer.")(f)
-    f = click.option("--kubeconfig", envvar=None, metavar="PATH",
-                     help="Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).")(f)
-    f = click.option("--context", metavar="NAME", help="The kubeconfig context to use.")(f)
-    f = click.option("-n", "--namespace", metavar="NS",
-                     help="Namespace of the pod (default: the context's namespace, else 'default').")(f)
+    f = _kube_options(f)
 
     @functools.wraps(f)  # carries click's collected params along
-    def wrapper(*args, namespace, context, kubeconfig, request_timeout, **kwargs):
-        kwargs["kube"] = KubeFlags(namespace, context, kubeconfig, request_timeout)
+    def wrapper(*args, namespace, context, kubeconfig, request_timeout, verbosity, **kwargs):
+        kwargs["kube"] = kube_from_context(click.get_current_context(silent=True), namespace=namespace,
+                                           context=context, kubeconfig=kubeconfig, request_timeout=request_timeout,
+                                           verbosity=verbosity)
         return f(*args, **kwargs)
 
     return wrapper
@@ -53,6 +104,7 @@ class DebugFlags:
     image: Optional[str] = None  # None: $KUBECTL_WHOSE_IMAGE, the config file, DEFAULT_IMAGE
     ttl: Optional[float] = None  # seconds the idle process lives; None: the default (10 minutes)
     start_timeout: float = 120.0
+    ptrace: bool = False  # --ptrace: add SYS_PTRACE, so ss names the processes of other uids
 
 
 _CONTAINER_HELP = "Share this container's process namespace (targetContainerName), so its sockets show processes."
@@ -60,11 +112,21 @@ _IMAGE_HELP = (f"Debug image (default: ${IMAGE_ENV}, then image: in ~/.config/ku
                f"then {DEFAULT_IMAGE}).")
 
 
-def debug_flags(container: bool = True, lifetime: bool = True, container_help: str = _CONTAINER_HELP):
+_PTRACE_HELP = ("Also give the debug container SYS_PTRACE, so ss can name the processes that own other users' "
+                "sockets (e.g. the proxy's, uid 1337) by reading their /proc/PID/fd. It also lets the debug "
+                "container read the memory of, and trace, the processes it can see; never privileged. A container "
+                "with it and one without are never reused for each other.")
+
+
+def debug_flags(container: bool = True, lifetime: bool = True, container_help: str = _CONTAINER_HELP,
+                ptrace: bool = False):
     """kubectl-whose's debug-container flags, declared once: the command receives `debug: DebugFlags`.
-    `lifetime` adds --ttl and --start-timeout (commands that may add a container)."""
+    `lifetime` adds --ttl and --start-timeout (commands that may add a container); `ptrace` adds --ptrace
+    (commands that name socket owners)."""
 
     def decorate(f):
+        if ptrace:
+            f = click.option("--ptrace", is_flag=True, help=_PTRACE_HELP)(f)
         if lifetime:
             f = click.option("--start-timeout", type=DurationType(), default="2m", show_default=True,
                              help="How long to wait for a new debug container to run (image pulls can be slow).")(f)
@@ -72,12 +134,14 @@ def debug_flags(container: bool = True, lifetime: bool = True, container_help: s
                              help="How long the debug container idles before it exits (it is reused meanwhile).")(f)
         f = click.option("--image", metavar="IMAGE", help=_IMAGE_HELP)(f)
         if container:
-            f = click.option("-c", "--container", metavar="NAME", help=container_help)(f)
+            f = click.option("-c", "--container", metavar="NAME", help=container_help,
+                             shell_complete=complete_containers)(f)
 
         @functools.wraps(f)
         def wrapper(*args, **kwargs):
             kwargs["debug"] = DebugFlags(kwargs.pop("container", None), kwargs.pop("image", None),
-                                         kwargs.pop("ttl", None), kwargs.pop("start_timeout", 120.0))
+                                         kwargs.pop("ttl", None), kwargs.pop("start_timeout", 120.0),
+                                         kwargs.pop("ptrace", False))
             return f(*args, **kwargs)
 
         return wrapper
@@ -192,26 +256,26 @@ class EndpointType(click.ParamType):
         return Endpoint(ip, port)
 
 
-def complete_pods(ctx: click.Context, param, incomplete: str):
-    """Shell completion for POD: the running pods of the namespace the command line names.
+def _names(what: str):
+    """A completion callback from `cluster.names`: the names that start with what is typed, read with the
+    -n/--context/--kubeconfig already on the line (before or after the subcommand)."""
 
-    Reads -n/--context/--kubeconfig already typed, asks the API with a short timeout, and
-    stays silent on any failure: completion must never print an error into the shell.
-    """
-    from click.shell_completion import CompletionItem
+    def callback(ctx: click.Context, param, incomplete: str):
+        from click.shell_completion import CompletionItem
 
-    try:
-        from kubectl_whose.cluster.client import connect
+        from kubectl_whose.cluster import names
 
-        p = ctx.params
-        kube = KubeFlags(p.get("namespace"), p.get("context"), p.get("kubeconfig"), 3.0)
-        cluster = connect(kube)
-        pods = cluster.rest.get(f"/api/v1/namespaces/{cluster.namespace}/pods",
-                                {"fieldSelector": "status.phase=Running"})
-    except Exception:  # noqa: BLE001 - no cluster, no completion
-        return []
-    names = sorted(item["metadata"]["name"] for item in pods.get("items", []))
-    return [CompletionItem(n) for n in names if n.startswith(incomplete)]
+        kube = kube_from_context(ctx, **{k: ctx.params.get(k) for k in GLOBAL_FLAGS})
+        # with `-c` still waiting for its value, click leaves the POD already typed unparsed in ctx.args
+        pod = ctx.params.get("pod") or next((a for a in ctx.args if not a.startswith("-")), None)
+        found = getattr(names, what)(kube, pod) if what == "containers" else getattr(names, what)(kube)
+        return [CompletionItem(n) for n in sorted(set(found)) if n.startswith(incomplete)]
+
+    return callback
+
+
+complete_pods, complete_namespaces = _names("running_pods"), _names("namespaces")
+complete_contexts, complete_containers = _names("contexts"), _names("containers")
 
 
 def pod_argument(required: bool = True):

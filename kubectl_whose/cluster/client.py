@@ -20,10 +20,23 @@ class Cluster:
     """One API server connection: the resolved kubeconfig plus lazily built API objects."""
 
     config: ResolvedConfig
-    request_timeout: float = 30.0
+    request_timeout: float = 30.0  # seconds for each API answer; 0: no limit (kubectl's --request-timeout=0)
+    verbosity: int = 0  # kubectl's -v
     _api_client: Any = None
     _rest: Any = None
     _rules: Any = None
+
+    def log(self, level: int, message: str) -> None:
+        """Say `message` when -v is at least `level` (kubectl's levels: 1 choices made, 6 each API request)."""
+        if self.verbosity >= level:
+            from kubectl_whose.chatter import say
+
+            say(message)
+
+    @property
+    def timeout(self) -> Optional[float]:
+        """The request timeout for sockets: None when there is none."""
+        return self.request_timeout or None
 
     @property
     def namespace(self) -> str:
@@ -35,7 +48,8 @@ class Cluster:
         if self._rest is None:
             from kubectl_whose.cluster.rest import Rest, build_transport
 
-            self._rest = Rest(build_transport(self.config), self.request_timeout)
+            self._rest = Rest(build_transport(self.config), self.timeout,
+                              log=(lambda text: self.log(6, text)) if self.verbosity >= 6 else None)
         return self._rest
 
     @property
@@ -71,7 +85,10 @@ class Cluster:
 def connect(kube) -> Cluster:
     """`kube` is `cli.options.KubeFlags`."""
     resolved = resolve(namespace=kube.namespace, context=kube.context, kubeconfig=kube.kubeconfig)
-    return Cluster(resolved, float(kube.request_timeout or 30.0))
+    cluster = Cluster(resolved, float(kube.request_timeout), int(getattr(kube, "verbosity", 0) or 0))
+    cluster.log(6, f"context {resolved.context} from {', '.join(resolved.files)}: server {resolved.server}, "
+                   f"namespace {resolved.namespace}")
+    return cluster
 
 
 # --- error translation ------------------------------------------------------------------------------------------
@@ -140,8 +157,8 @@ def translate_api_error(exc: Exception, *, action: str, namespace: str, pod: str
                               f"NET_ADMIN/NET_RAW ephemeral containers {words}", ExitCode.ADMISSION_REJECTED)
         return rbac_error(status, namespace, subresource, verb, words)
     if status.code == 401:
-        return WhoseError(f"the API server did not accept the credentials of context; refresh them (e.g. log in "
-                          f"again) {words}", ExitCode.CONFIG)
+        return WhoseError(f"the API server did not accept the credentials of the kubeconfig's context; refresh them "
+                          f"(log in again, or pick another with --context) {words}", ExitCode.CONFIG)
     if status.code == 422:
         if "static pods" in status.message:
             return WhoseError(f'pod "{pod}" is a static (mirror) pod, which cannot get ephemeral containers; debug '
@@ -153,11 +170,12 @@ def translate_api_error(exc: Exception, *, action: str, namespace: str, pod: str
     if status.code in (408, 504) or status.reason == "Timeout":
         return WhoseError(f"the API server timed out while trying to {action}; retry or raise --request-timeout "
                           f"{words}", ExitCode.TIMEOUT)
-    return WhoseError(f"could not {action} {words}", ExitCode.ERROR)
+    return WhoseError(f"the API server refused to {action} {words}; -v=6 shows the request and its answer",
+                      ExitCode.ERROR)
 
 
 def connection_error(exc: Exception) -> WhoseError:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else "no details from the network library"
     return WhoseError(f"cannot reach the API server; check the cluster URL in your kubeconfig and your network "
                       f"({text})", ExitCode.CONNECTION_LOST)
 
@@ -167,9 +185,10 @@ def podsecurity_error(status: ApiStatus, namespace: str, words: str) -> WhoseErr
     lvl = level.group(1) if level else "baseline"
     why = (f'the namespace "{namespace}" enforces Pod Security "{lvl}", which forbids adding NET_ADMIN and NET_RAW '
            f"(tcpdump needs NET_RAW, iptables needs NET_ADMIN) and evaluates the whole pod")
-    way_out = ("ask an admin to label the namespace pod-security.kubernetes.io/enforce=privileged for the "
-               "debugging session, or add --node to work from the pod's node instead (a short-lived node debug pod "
-               "with hostNetwork and NET_ADMIN/NET_RAW, in a namespace that allows it: --node-namespace NS)")
+    way_out = (f"ask an admin to label the namespace pod-security.kubernetes.io/enforce=privileged for the "
+               f"debugging session (kubectl label namespace {namespace} pod-security.kubernetes.io/enforce=privileged "
+               f"--overwrite), or add --node to work from the pod's node instead (a short-lived node debug pod "
+               f"with hostNetwork and NET_ADMIN/NET_RAW, in a namespace that allows it: --node-namespace NS)")
     return WhoseError(f"{why}; {way_out} {words}", ExitCode.ADMISSION_REJECTED)
 
 

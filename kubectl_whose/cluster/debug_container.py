@@ -21,7 +21,7 @@ import calendar
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 from kubectl_whose.errors import ExitCode, WhoseError
 
@@ -29,6 +29,10 @@ NAME_PREFIX = "whose-"
 MARKER_ENV = "KUBECTL_WHOSE_DEBUG"
 TTL_ENV = "KUBECTL_WHOSE_TTL"
 CAPABILITIES = ("NET_ADMIN", "NET_RAW")
+# --ptrace: ss names a socket's process by reading its /proc/PID/fd, which for another uid (Istio's proxy, 1337)
+# takes CAP_SYS_PTRACE (ptrace access mode PTRACE_MODE_READ_FSCREDS, proc(5)); it also lets the container read
+# and trace those processes, so it is only added when asked for.
+PTRACE = "SYS_PTRACE"
 DEFAULT_TTL = 600  # seconds
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # k8s utilrand: no vowels, no look-alikes
 
@@ -48,6 +52,7 @@ class DebugSpec:
     image: str
     target: Optional[str] = None
     ttl_seconds: int = DEFAULT_TTL
+    capabilities: Tuple[str, ...] = CAPABILITIES  # never `privileged`; + PTRACE with --ptrace
 
 
 # --- pure builders ----------------------------------------------------------------------------------------------
@@ -78,7 +83,7 @@ def build_debug_container(pod: dict, spec: DebugSpec, suffix: str) -> dict:
         "terminationMessagePolicy": "File",
         "resources": {},
     }
-    for cap in CAPABILITIES:
+    for cap in spec.capabilities:
         add_capability(container, cap)
     run_as_root(container)
     if spec.target:
@@ -147,7 +152,7 @@ class DebugContainerView:
     def matches(self, spec: DebugSpec) -> bool:
         same_target = spec.target is None or self.target == spec.target
         return (self.image == spec.image and same_target and not self.privileged
-                and sorted(self.capabilities) == sorted(CAPABILITIES))
+                and sorted(self.capabilities) == sorted(spec.capabilities))
 
 
 def debug_containers(pod: dict) -> List[DebugContainerView]:
@@ -213,7 +218,8 @@ def check_container_start(pod: dict, name: str, image: str) -> bool:
         raise WhoseError(f"the debug image {image} cannot be pulled: {reason}{words}; pass --image with an image "
                          f"the nodes can pull (or set KUBECTL_WHOSE_IMAGE)", ExitCode.IMAGE_PULL)
     if reason in START_FAILURE_REASONS:
-        raise WhoseError(f"the debug container {name} cannot start: {reason}{words}", ExitCode.POD_NOT_RUNNING)
+        raise WhoseError(f"the debug container {name} cannot start: {reason}{words}; `kubectl describe pod {pod_name}` "
+                         f"shows the kubelet's events", ExitCode.POD_NOT_RUNNING)
     return False
 
 

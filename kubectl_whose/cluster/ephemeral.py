@@ -26,6 +26,9 @@ class DebugContainer:
     image: str
     reused: bool
     expires_at: Optional[float]  # epoch seconds when its idle `sleep` ends
+    capabilities: tuple = ()
+    pod_shares_processes: bool = False  # the pod's shareProcessNamespace: every container's processes are visible
+    pod_containers: tuple = ()  # the pod's containers, for messages that suggest -c
 
 
 def read_pod(cluster: Cluster, pod: str) -> dict:
@@ -70,7 +73,11 @@ def ensure_debug_container(cluster: Cluster, pod: str, spec: DebugSpec, *, min_r
     now = time.time()
     found = find_reusable(obj, spec, now, min_remaining)
     if found is not None:
-        return DebugContainer(found.name, found.image, True, found.started_at + found.ttl_seconds)
+        cluster.log(1, f"reusing debug container {found.name} of pod {pod} (image {found.image}, "
+                       f"{'+'.join(found.capabilities)}, target {found.target or 'none'}, "
+                       f"{found.remaining(now):.0f} s of its lifetime left)")
+        return DebugContainer(found.name, found.image, True, found.started_at + found.ttl_seconds,
+                              found.capabilities, *_process_facts(obj))
     container = None
     for _ in range(10):  # a name collision is rare enough; retry with a new suffix, as kubectl does not
         try:
@@ -79,13 +86,20 @@ def ensure_debug_container(cluster: Cluster, pod: str, spec: DebugSpec, *, min_r
         except ValueError:
             continue
     if container is None:
-        raise WhoseError("could not pick a free debug container name", ExitCode.ERROR)
+        raise WhoseError(f"10 random debug container names were all taken in pod {pod}; run the command again",
+                         ExitCode.ERROR)
     if say:
-        say(f"adding debug container {container['name']} (image {spec.image}, NET_ADMIN+NET_RAW, "
+        say(f"adding debug container {container['name']} (image {spec.image}, {'+'.join(spec.capabilities)}, "
             f"idle for {spec.ttl_seconds}s) to pod {pod}")
     patched = patch_debug_container(cluster, pod, container)
     started = wait_for_running(cluster, pod, container["name"], spec.image, timeout, say, patched)
-    return DebugContainer(container["name"], spec.image, False, started + spec.ttl_seconds)
+    return DebugContainer(container["name"], spec.image, False, started + spec.ttl_seconds, spec.capabilities,
+                          *_process_facts(obj))
+
+
+def _process_facts(pod: dict) -> tuple:
+    spec = pod.get("spec") or {}
+    return bool(spec.get("shareProcessNamespace")), tuple(c.get("name", "") for c in spec.get("containers") or [])
 
 
 def wait_for_running(cluster: Cluster, pod: str, name: str, image: str, timeout: float,
@@ -140,7 +154,8 @@ def _watch_once(cluster: Cluster, pod: str, rv: Optional[str], deadline: float, 
         if event.get("type") == "ERROR":
             return None
         if event.get("type") == "DELETED":
-            raise WhoseError(f'pod "{pod}" was deleted while the debug container was starting', ExitCode.NOT_FOUND)
+            raise WhoseError(f'pod "{pod}" was deleted while the debug container was starting; pick a running pod '
+                             f"(kubectl get pods -n {cluster.namespace})", ExitCode.NOT_FOUND)
         if event.get("type") in ("ADDED", "MODIFIED") and check(obj):
             return obj
         if time.monotonic() > deadline:

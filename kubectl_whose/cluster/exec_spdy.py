@@ -92,7 +92,8 @@ def upgrade(cluster, namespace: str, pod: str, container: str, argv: Sequence[st
     path = exec_path(namespace, pod, container, argv)
     server = urlsplit(rest.t.server)
     try:
-        sock = rest.open_socket(cluster.request_timeout)
+        started = time.monotonic()
+        sock = rest.open_socket(cluster.timeout)
     except (OSError, ssl.SSLError) as e:
         raise connection_error(e) from None
     lines = [f"POST {server.path.rstrip('/')}{path} HTTP/1.1", f"Host: {server.netloc}",
@@ -108,6 +109,9 @@ def upgrade(cluster, namespace: str, pod: str, container: str, argv: Sequence[st
             body = _read_body(sock, headers, extra)
             sock.close()
             raise UpgradeRefused(handshake_error(code, body, namespace, pod, container, SPDY, "create"), code)
+        cluster.log(6, f"POST {rest.t.server.rstrip('/')}{path} {code} in {(time.monotonic() - started) * 1000:.0f} "
+                       f"milliseconds")
+        cluster.log(1, f"exec {argv[0]} in {container}: SPDY/3.1, {PROTOCOL}")
     except UpgradeRefused:
         raise
     except BaseException:

@@ -36,9 +36,12 @@ def connect(cluster, namespace: str, pod: str, container: str, argv: Sequence[st
     if auth:
         headers.append(f"authorization: {auth}")
     ws = websocket.WebSocket(sslopt=rest.websocket_sslopt(), skip_utf8_validation=True)
+    started = time.monotonic()
     try:
-        ws.connect(url, header=headers, subprotocols=list(PROTOCOLS), timeout=cluster.request_timeout,
+        ws.connect(url, header=headers, subprotocols=list(PROTOCOLS), timeout=cluster.timeout,
                    **rest.websocket_proxy())
+        cluster.log(6, f"GET {url} {ws.getstatus()} in {(time.monotonic() - started) * 1000:.0f} milliseconds")
+        cluster.log(1, f"exec {argv[0]} in {container}: WebSocket, {ws.getsubprotocol() or 'no subprotocol'}")
     except websocket.WebSocketBadStatusException as e:
         raise UpgradeRefused(handshake_error(e.status_code, e.resp_body, namespace, pod, container, WEBSOCKET, "get"),
                              e.status_code) from None

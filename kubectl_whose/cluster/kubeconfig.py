@@ -16,6 +16,7 @@ one base directory.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -27,6 +28,49 @@ _PATH_FIELDS = {
     "users": ("client-certificate", "client-key", "tokenFile"),
 }
 _NAMED_LISTS = ("clusters", "users", "contexts")
+
+# --request-timeout's default. Why 30 s and not kubectl's 0 (no limit): the plugin is run against clusters that may
+# be in trouble, and a black-holed API server should end in one sentence and exit code 15 (TIMEOUT), not in a
+# hang; `--request-timeout=0` gives kubectl's behaviour. It bounds each API answer and the exec handshake, never a
+# capture's length (that is --duration).
+DEFAULT_REQUEST_TIMEOUT = 30.0
+_TIMEOUT_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_TIMEOUT_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+
+
+@dataclass(frozen=True)
+class KubeFlags:
+    """kubectl's connection flags as the user gave them (the CLI fills it; `cluster.client.connect` takes it)."""
+
+    namespace: Optional[str]
+    context: Optional[str]
+    kubeconfig: Optional[str]
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT  # seconds for each API answer; 0: no limit
+    verbosity: int = 0  # kubectl's -v: 1 the debug container and the exec transport, 6 every API request
+
+    # kubectl's global flags, accepted before the subcommand (`kubectl whose -n shop capture POD`) and after it
+    FLAGS = ("namespace", "context", "kubeconfig", "request_timeout", "verbosity")
+
+    @classmethod
+    def from_layers(cls, layers: Sequence[Mapping]) -> "KubeFlags":
+        """The first layer that sets a flag wins (the subcommand's, then the group's)."""
+        got = {k: next((layer[k] for layer in layers if layer.get(k) is not None), None) for k in cls.FLAGS}
+        timeout = got["request_timeout"]
+        return cls(got["namespace"], got["context"], got["kubeconfig"],
+                   DEFAULT_REQUEST_TIMEOUT if timeout is None else float(timeout), int(got["verbosity"] or 0))
+
+
+def parse_request_timeout(text: str) -> float:
+    """Seconds, as client-go's `ParseTimeout` reads --request-timeout: a whole number is seconds, else a Go
+    duration (`30s`, `1m30s`, `500ms`); 0 means no limit. Anything else raises ValueError with the forms."""
+    text = text.strip()
+    if text.isdigit():
+        return float(text)
+    parts = _TIMEOUT_PART.findall(text)
+    if parts and "".join(n + u for n, u in parts) == text:
+        return sum(float(n) * _TIMEOUT_UNITS[u] for n, u in parts)
+    raise ValueError(f"{text!r} is not a timeout: give a whole number of seconds, or a number with a unit "
+                     f"(e.g. 30s, 1m, 1m30s; 0 waits forever)")
 
 
 @dataclass(frozen=True)
@@ -105,15 +149,18 @@ def resolve(namespace: Optional[str] = None, context: Optional[str] = None, kube
     clusters = {c["name"]: (c.get("cluster") or {}) for c in merged["clusters"]}
     cluster_name = ctx.get("cluster", "")
     if cluster_name not in clusters:
-        raise WhoseError(f"context {name!r} refers to cluster {cluster_name!r}, which is not defined in {where}",
+        raise WhoseError(f"context {name!r} refers to cluster {cluster_name!r}, which is not defined in {where}; "
+                         f"fix the context or pick another with --context (contexts: {_names(contexts)})",
                          ExitCode.CONFIG)
     server = clusters[cluster_name].get("server", "")
     if not server:
-        raise WhoseError(f"cluster {cluster_name!r} in {where} has no server URL", ExitCode.CONFIG)
+        raise WhoseError(f"cluster {cluster_name!r} in {where} has no server URL; set its server: "
+                         f"(kubectl config set-cluster {cluster_name} --server=https://HOST:PORT)", ExitCode.CONFIG)
     users = {u["name"] for u in merged["users"]}
     user = ctx.get("user", "")
     if user and user not in users:
-        raise WhoseError(f"context {name!r} refers to user {user!r}, which is not defined in {where}",
+        raise WhoseError(f"context {name!r} refers to user {user!r}, which is not defined in {where}; "
+                         f"fix the context or pick another with --context (contexts: {_names(contexts)})",
                          ExitCode.CONFIG)
     if namespace:
         ns, source = namespace, "flag"

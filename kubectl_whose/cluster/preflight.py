@@ -17,7 +17,8 @@ from kubectl_whose.cluster.check import Check, Report
 from kubectl_whose.errors import ExitCode, WhoseError
 
 
-def run_checks(kube, pod: str, container: Optional[str], image: Optional[str], node=None) -> Report:
+def run_checks(kube, pod: str, container: Optional[str], image: Optional[str], node=None,
+               ptrace: bool = False) -> Report:
     """`node`: `cli.options.NodeFlags` (--node checks the node path only; without it, the node path is checked
     too when PodSecurity or a webhook refuses the ephemeral container)."""
     from kubectl_whose.cluster.client import connect
@@ -46,10 +47,13 @@ def run_checks(kube, pod: str, container: Optional[str], image: Optional[str], n
         node_checks = node_path_checks(cluster, pod_obj, image, node_ns, chosen=True)
         return Report(pod, cfg.namespace, cfg.context, checks + node_checks,
                       path_check([], node_checks, True, node_ns))
+    from kubectl_whose.cluster.debug_container import CAPABILITIES, PTRACE
+
+    caps = CAPABILITIES + ((PTRACE,) if ptrace else ())
     ephemeral = _check_rbac(cluster, pod) + [_check_exec(cluster, pod), pod_check,
                                              _check_pod_security(cluster, cluster.rules),
-                                             _check_dry_run(cluster, pod, pod_obj, container, image, server)]
-    checks += ephemeral + [_check_reuse(pod_obj, container, image)]
+                                             _check_dry_run(cluster, pod, pod_obj, container, image, caps)]
+    checks += ephemeral + [_check_reuse(pod_obj, container, image, caps)]
     refused = any(c.result == "fail" and c.code == ExitCode.ADMISSION_REJECTED for c in ephemeral)
     node_checks = node_path_checks(cluster, pod_obj, image, node_ns, chosen=False) if refused else []
     return Report(pod, cfg.namespace, cfg.context, checks + node_checks,
@@ -103,8 +107,8 @@ def _check_rbac(cluster, pod: str) -> List[Check]:
         try:
             status = review(cluster, verb, "pods", sub, pod)
         except Exception as e:  # noqa: BLE001
-            failure = getattr(e, "status", None) or type(e).__name__
-            out.append(Check(name, "warn", f"SelfSubjectAccessReview failed ({failure})"))
+            why = f"HTTP {e.status}" if getattr(e, "status", None) else (str(e) or "no answer")
+            out.append(Check(name, "warn", f"could not ask the API server ({why}); the dry run below decides"))
             continue
         if status.get("allowed"):
             out.append(Check(name, "pass", f"allowed ({why})"))
@@ -163,11 +167,12 @@ def _check_pod_security(cluster, rules) -> Check:
     if strict:
         return Check("PodSecurity", "fail", f'namespace {ns} enforces "{level}", which forbids adding NET_ADMIN and '
                      f"NET_RAW", f"add --node (a node debug pod on the pod's node), or label the namespace "
-                     f"{_PSA_LABEL}=privileged for the session", ExitCode.ADMISSION_REJECTED)
+                     f"{_PSA_LABEL}=privileged for the session (kubectl label namespace {ns} "
+                     f"{_PSA_LABEL}=privileged --overwrite)", ExitCode.ADMISSION_REJECTED)
     return Check("PodSecurity", "pass", f'namespace {ns} enforces "{level}" (NET_ADMIN/NET_RAW allowed)')
 
 
-def _check_dry_run(cluster, pod: str, pod_obj, container, image, server: Check) -> Check:
+def _check_dry_run(cluster, pod: str, pod_obj, container, image, caps: tuple) -> Check:
     from kubectl_whose.cluster.debug_container import DebugSpec, build_debug_container, random_suffix
     from kubectl_whose.cluster.ephemeral import patch_debug_container
     from kubectl_whose.cluster.image import resolve_image
@@ -176,15 +181,16 @@ def _check_dry_run(cluster, pod: str, pod_obj, container, image, server: Check) 
         return Check("dry run", "skip", "no running pod to test against")
     img = resolve_image(image)
     try:
-        debug = build_debug_container(pod_obj, DebugSpec(image=img, target=container), random_suffix())
+        debug = build_debug_container(pod_obj, DebugSpec(image=img, target=container, capabilities=caps),
+                                      random_suffix())
         patch_debug_container(cluster, pod, debug, dry_run=True)
     except WhoseError as e:
         return Check("dry run", "fail", e.message, "see the checks above", e.code)
-    return Check("dry run", "pass", f"the API server would accept the debug container ({img}, NET_ADMIN+NET_RAW; "
+    return Check("dry run", "pass", f"the API server would accept the debug container ({img}, {'+'.join(caps)}; "
                  "admission and webhooks included)")
 
 
-def _check_reuse(pod_obj, container, image) -> Check:
+def _check_reuse(pod_obj, container, image, caps: tuple) -> Check:
     """Informational: will the next run reuse a container (fast, nothing added) or add one (forever)?"""
     import time
 
@@ -194,7 +200,8 @@ def _check_reuse(pod_obj, container, image) -> Check:
     if pod_obj is None:
         return Check("debug container", "skip", "no running pod")
     ours = debug_containers(pod_obj)
-    found = find_reusable(pod_obj, DebugSpec(image=resolve_image(image), target=container), time.time(), 60)
+    found = find_reusable(pod_obj, DebugSpec(image=resolve_image(image), target=container, capabilities=caps),
+                          time.time(), 60)
     if found is not None:
         left = int(found.remaining(time.time()) or 0)
         return Check("debug container", "pass", f"{found.name} runs and will be reused ({left // 60}m{left % 60:02d}s "

@@ -16,6 +16,7 @@ import os
 import shutil
 import ssl
 import tempfile
+import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, Optional
 from urllib.parse import urlencode, urlsplit
@@ -102,7 +103,10 @@ def build_transport(resolved: ResolvedConfig) -> Transport:
             try:
                 ctx.load_cert_chain(cert, key)
             except (OSError, ssl.SSLError) as e:
-                raise WhoseError(f"kubeconfig: cannot load the client certificate ({e})", ExitCode.CONFIG) from None
+                why = getattr(e, "strerror", None) or getattr(e, "reason", None) or str(e)
+                raise WhoseError(f"kubeconfig: cannot load the client certificate {cert} and key {key or cert} of "
+                                 f"user {resolved.user!r} ({why}); check client-certificate and client-key",
+                                 ExitCode.CONFIG) from None
     token = user.get("token")
     if not token and user.get("tokenFile"):
         try:
@@ -127,7 +131,8 @@ def proxy_for(server: str, cluster: dict) -> Optional[str]:
             return None
         url = getproxies_environment().get(parts.scheme)
     if url and not url.startswith(("http://", "https://")):
-        raise WhoseError(f"proxy {url}: only http:// and https:// proxies are supported", ExitCode.CONFIG)
+        raise WhoseError(f"proxy {url}: only http:// and https:// proxies are supported; set proxy-url (or "
+                         f"HTTPS_PROXY) to one", ExitCode.CONFIG)
     return url or None
 
 
@@ -160,11 +165,13 @@ def _delegated_transport(resolved: ResolvedConfig) -> Transport:
 class Rest:
     """JSON over HTTPS with one connection pool; every non-2xx answer raises `ApiError`."""
 
-    def __init__(self, transport: Transport, timeout: float):
+    def __init__(self, transport: Transport, timeout: Optional[float], log: Optional[Callable[[str], None]] = None):
+        """`timeout`: seconds for each answer (None: no limit); `log`: told every request and its status (-v=6)."""
         import urllib3
 
         self.t = transport
         self.timeout = timeout
+        self.log = log
         kw = {"ssl_context": transport.ssl_context} if transport.ssl_context is not None else {}
         if transport.server_hostname:
             kw["server_hostname"] = transport.server_hostname
@@ -191,8 +198,17 @@ class Rest:
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = content_type
-        resp = self.pool.request(method, url, body=data, headers=headers, preload_content=not stream,
-                                 timeout=urllib3.Timeout(connect=self.timeout, read=timeout or self.timeout))
+        started = time.monotonic()
+        try:
+            resp = self.pool.request(method, url, body=data, headers=headers, preload_content=not stream,
+                                     timeout=urllib3.Timeout(connect=self.timeout, read=timeout or self.timeout))
+        except Exception as e:
+            if self.log:
+                self.log(f"{method} {url} failed after {(time.monotonic() - started) * 1000:.0f} milliseconds ({e})")
+            raise
+        if self.log:
+            self.log(f"{method} {url} {resp.status} {resp.reason or ''} in "
+                     f"{(time.monotonic() - started) * 1000:.0f} milliseconds".replace("  ", " "))
         if resp.status >= 300:
             raw = resp.data if not stream else resp.read()
             raise ApiError(resp.status, raw, resp.reason or "")

@@ -78,13 +78,15 @@ class DebugSession:
 @contextmanager
 def open_debug_session(kube, pod: str, container: Optional[str] = None, image: Optional[str] = None,
                        ttl: Optional[float] = None, *, min_remaining: float = 60.0, start_timeout: float = 120.0,
-                       say: Optional[Callable[[str], None]] = stderr_say) -> Iterator[DebugSession]:
+                       say: Optional[Callable[[str], None]] = stderr_say,
+                       ptrace: bool = False) -> Iterator[DebugSession]:
     """`kube` is `cli.options.KubeFlags`; `container` is the pod's container to share a process namespace with
     (`-c`); `ttl` seconds the debug container idles before it exits; `min_remaining` the lifetime a reused
-    container must still have."""
+    container must still have; `ptrace` adds SYS_PTRACE (--ptrace; a container without it is never reused for it,
+    nor one with it for a run without)."""
     from kubectl_whose.cluster.access import whoami
     from kubectl_whose.cluster.client import connect
-    from kubectl_whose.cluster.debug_container import DEFAULT_TTL, DebugSpec
+    from kubectl_whose.cluster.debug_container import CAPABILITIES, DEFAULT_TTL, PTRACE, DebugSpec
     from kubectl_whose.cluster.ephemeral import ensure_debug_container, read_pod
     from kubectl_whose.cluster.exec_transport import ExecChannel, plan_exec
     from kubectl_whose.cluster.image import resolve_image
@@ -95,7 +97,8 @@ def open_debug_session(kube, pod: str, container: Optional[str] = None, image: O
         raise plan.refusal(cluster.namespace, whoami(cluster))
     img = resolve_image(image)
     ttl_s = int(ttl) if ttl else DEFAULT_TTL
-    spec = DebugSpec(image=img, target=container, ttl_seconds=max(ttl_s, int(min_remaining) + 1))
+    spec = DebugSpec(image=img, target=container, ttl_seconds=max(ttl_s, int(min_remaining) + 1),
+                     capabilities=CAPABILITIES + ((PTRACE,) if ptrace else ()))
     obj = read_pod(cluster, pod)
     debug = ensure_debug_container(cluster, pod, spec, min_remaining=min_remaining, timeout=start_timeout, say=say,
                                    pod_obj=obj)

@@ -126,7 +126,9 @@ class RemoteCapture:
         except WhoseError as e:
             self.error = e
         except Exception as e:  # noqa: BLE001 - surfaced in the main thread as one line
-            self.error = WhoseError(f"capture stream failed ({type(e).__name__}: {e})", ExitCode.ERROR)
+            self.error = WhoseError(f"the capture stream stopped on an unexpected error ({str(e) or type(e).__name__}); "
+                                    f"what arrived is kept; please report it with the output of --traceback",
+                                    ExitCode.ERROR)
         finally:
             self.done.set()
 
@@ -185,8 +187,10 @@ class RemoteCapture:
         if self.result.error and not self.stderr:
             if binary_missing(self.result.exit_code, self.result.error):
                 return missing_tool_error("sh/tcpdump", self.session.image, self.result.error)
-            return WhoseError(f"tcpdump could not run ({self.result.error})", ExitCode.ERROR)
-        return classify_failure(self.recipe, bytes(self.stderr), self.result.exit_code, self.session.image)
+            return WhoseError(f"tcpdump could not run in the debug container ({self.result.error}); "
+                              f"`kubectl whose doctor {self.session.pod}` checks the debug container", ExitCode.ERROR)
+        return classify_failure(self.recipe, bytes(self.stderr), self.result.exit_code, self.session.image,
+                                self.session.pod)
 
 
 @dataclass
@@ -272,8 +276,11 @@ def conclude(done: Captured) -> None:
     """After the summary: say what was kept, then end with the failure that stopped the capture, if any."""
     if done.broken_pipe:
         return  # the reader went away (wireshark closed): end quietly
+    saved = done.path not in (None, "-")
     if done.feed_error is not None:
-        say(f"the analysis stopped early ({done.feed_error}); the raw capture is complete")
+        again = f"; `kubectl whose analyze {done.path}` reads it again" if saved and done.bytes else ""
+        say(f"the summary covers only the start of the capture: the analysis stopped ({done.feed_error}); the raw "
+            f"capture is complete{again}")
     saved = done.path not in (None, "-")
     if saved and done.bytes:
         say(f"wrote {done.bytes} bytes to {done.path}")
@@ -305,7 +312,8 @@ def name_connections(kube, opts, summary, interrupted: bool, pod_ips) -> tuple:
 
     debug = opts.debug
     try:
-        with open_debug_session(kube, opts.pod, debug.container, debug.image, opts.ttl, say=None) as session:
+        with open_debug_session(kube, opts.pod, debug.container, debug.image, opts.ttl, say=None,
+                                ptrace=debug.ptrace) as session:
             info = build_netinfo(netinfo.run(session).outputs, container=debug.container)
             rulesets = collect_rulesets(session, kube.request_timeout)[0]
     except WhoseError as e:

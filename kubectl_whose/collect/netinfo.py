@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from kubectl_whose.collect.recipe import Recipe, missing_tool_error, run_all
 from kubectl_whose.errors import ExitCode, WhoseError
@@ -40,6 +40,7 @@ class Collected:
     outputs: Dict[str, Optional[str]] = field(default_factory=dict)
     missing: List[str] = field(default_factory=list)
     sources: Dict[str, str] = field(default_factory=dict)  # recipe name -> file, for error messages
+    view: Any = None  # analysis.pod.netinfo.ProcessView of a live run
 
 
 def run(session) -> Collected:
@@ -122,6 +123,8 @@ def collect_live(kube, pod: Optional[str], debug, save_dir: Optional[str] = None
     where it was seen from: None in the pod, else {"where": "node", "node", and the pod's host interface})."""
     from kubectl_whose.collect.node import debug_session, find_pod_interface
 
+    from kubectl_whose.analysis.pod.netinfo import ProcessView
+
     seen_from = None
     with debug_session(kube, pod, debug, node, node_name) as (session, target):
         got = run(session)
@@ -129,6 +132,9 @@ def collect_live(kube, pod: Optional[str], debug, save_dir: Optional[str] = None
             seen_from = {"where": "node", "node": target.node, "pod": target.pod}
             if target.pod:
                 seen_from["host_interface"] = find_pod_interface(session, target).to_dict()
+        else:
+            c = session.container
+            got.view = ProcessView(pod, c.pod_shares_processes, "SYS_PTRACE" in c.capabilities, c.pod_containers)
     if save_dir:
         save(save_dir, got)
     return got, seen_from

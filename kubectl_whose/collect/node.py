@@ -78,5 +78,5 @@ def debug_session(kube, pod: Optional[str], debug, node=None, node_name: Optiona
             yield session, target
         return
     with open_debug_session(kube, pod, debug.container, debug.image, ttl, min_remaining=min_remaining,
-                            start_timeout=debug.start_timeout, say=say) as session:
+                            start_timeout=debug.start_timeout, say=say, ptrace=debug.ptrace) as session:
         yield session, None

@@ -99,8 +99,10 @@ def tcpdump_messages(stderr: bytes) -> List[str]:
     return [ln for ln in lines if ln.strip()]
 
 
-def classify_failure(recipe: CaptureRecipe, stderr: bytes, exit_code: int, image: str) -> Optional[WhoseError]:
-    """The error tcpdump reported on stderr, as one line with the right exit code (None when it did not fail)."""
+def classify_failure(recipe: CaptureRecipe, stderr: bytes, exit_code: int, image: str,
+                     pod: str = "POD") -> Optional[WhoseError]:
+    """The error tcpdump reported on stderr, as one line with the right exit code (None when it did not fail);
+    `pod` goes into the commands the line suggests."""
     from kubectl_whose.collect.recipe import missing_tool_error
 
     interface, bpf = recipe.interface, recipe.bpf
@@ -110,8 +112,11 @@ def classify_failure(recipe: CaptureRecipe, stderr: bytes, exit_code: int, image
     def line_with(*needles: str) -> str:
         for i, ln in enumerate(lines):
             if any(n in ln for n in needles):
-                # tcpdump puts the errno text on the next line in parentheses: keep it
+                # tcpdump puts the errno text on the next line in parentheses: keep it, unless it only repeats
+                # the line ("eth9: No such device exists" then "(No such device exists)")
                 nxt = lines[i + 1].strip() if i + 1 < len(lines) and lines[i + 1].startswith("(") else ""
+                if nxt and nxt.strip("()") in ln:
+                    nxt = ""
                 return f"{ln.strip()} {nxt}".strip()
         return lines[0].strip() if lines else ""
 
@@ -122,26 +127,29 @@ def classify_failure(recipe: CaptureRecipe, stderr: bytes, exit_code: int, image
         return WhoseError(f"the debug image {image} has no timeout (coreutils/busybox), which bounds the capture; "
                           f"pass --image with an image that carries it", ExitCode.TOOL_MISSING)
     if "filter expression" in text or "syntax error" in text or ("illegal" in text.lower() and bpf):
-        return WhoseError(f"tcpdump rejected the filter {bpf!r}: {_strip(first)}", ExitCode.BAD_FILTER)
+        return WhoseError(f"tcpdump rejected the filter {bpf!r}: {_strip(first)}; -f takes tcpdump's filter "
+                          f"syntax (pcap-filter(7)), e.g. -f \"tcp port 80\"", ExitCode.BAD_FILTER)
     if "No such device" in text or "no suitable device" in text or "doesn't exist" in text:
         why = _strip(line_with("No such device", "no suitable", "exist"))
-        return WhoseError(f"no interface {interface!r} in the pod ({why}); "
-                          f"`kubectl whose net POD` lists its interfaces, or use -i any", ExitCode.BAD_INTERFACE)
+        if why.startswith(f"{interface}: "):
+            why = why[len(interface) + 2:]
+        return WhoseError(f"pod {pod} has no interface {interface!r} (tcpdump: {why}); `kubectl whose net {pod}` "
+                          f"lists its interfaces, or -i any captures on all of them", ExitCode.BAD_INTERFACE)
     if _NO_SETUID in text:
         # tcpdump opened the device, then could not switch to its unprivileged user: CAP_SETUID/SETGID are gone
         # (a policy dropped ALL default capabilities; NET_ADMIN/NET_RAW alone do not let it drop privileges)
         return WhoseError(f"tcpdump cannot switch to its unprivileged user in the debug container: SETUID/SETGID "
                           f"were dropped from its capabilities ({_strip(line_with(_NO_SETUID))}); "
-                          f"`kubectl whose doctor POD` checks why", ExitCode.NO_CAPABILITY)
+                          f"`kubectl whose doctor {pod}` checks why", ExitCode.NO_CAPABILITY)
     if "You don't have permission" in text or "Operation not permitted" in text:
         why = _strip(line_with("permission", "not permitted"))
         return WhoseError(f"tcpdump may not capture in the debug container: NET_RAW/NET_ADMIN are missing "
-                          f"({why}); `kubectl whose doctor POD` checks why",
+                          f"({why}); `kubectl whose doctor {pod}` checks why",
                           ExitCode.NO_CAPABILITY)
     if exit_code not in (0, None) and exit_code != 124:
         why = _strip(line_with("tcpdump:")) or "no message"
-        return WhoseError(f"tcpdump failed with exit code {exit_code} ({why})",
-                          ExitCode.ERROR)
+        return WhoseError(f"tcpdump failed with exit code {exit_code} ({why}); `kubectl whose doctor {pod}` checks "
+                          f"the debug container", ExitCode.ERROR)
     return None
 
 

@@ -34,7 +34,6 @@ def print_summary(summary: Any, connections: List[dict], output: str, detail: bo
 def _table(summary: Any, connections: List[dict], inbound: List[dict], wide: bool, detail: bool,
            out: Optional[TextIO]) -> None:
     from kubectl_whose.render import flags_table, streams_table
-    from kubectl_whose.render.output import make_console
 
     if detail:
         streams_table.print_header(summary)
@@ -45,6 +44,6 @@ def _table(summary: Any, connections: List[dict], inbound: List[dict], wide: boo
         from kubectl_whose.render.connections_view import render_connections, render_inbound
 
         if connections:
-            render_connections(connections, wide, make_console(file=out))
+            render_connections(connections, wide, out)
         if inbound:
-            render_inbound(inbound, wide, make_console(file=out))
+            render_inbound(inbound, wide, out)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List
 
-from kubectl_whose.render.output import make_console
+from kubectl_whose.render.output import make_console, say_line
 
 
 def _as_dict(c: Any) -> Dict[str, Any]:
@@ -29,27 +29,23 @@ def connection_rows(connections: Iterable[Any], wide: bool = False) -> List[Dict
     return rows
 
 
-def render_connections(connections: Iterable[Any], wide: bool = False, console=None) -> None:
-    from rich.table import Table
-    from rich.text import Text
+def render_connections(connections: Iterable[Any], wide: bool = False, out=None) -> None:
+    from kubectl_whose.render.grid import Column, write_table
 
     conns = [_as_dict(c) for c in connections]
-    console = console or make_console()
+    console = make_console(file=out)
     if not conns:
-        console.print("Connections: no NAT-split streams (every SYN was answered in its own stream)", markup=False)
+        say_line(console, "Connections: no NAT-split streams (every SYN was answered in its own stream)")
         return
-    t = Table(title="Connections (NAT-split streams joined by SYN seq + 1 = answer ack)", title_justify="left",
-              box=None, pad_edge=False)
-    for col in ("CONNECTION", "STREAMS", "UPSTREAM LEG", "STATE"):
-        t.add_column(col, overflow="fold")
-    for row in connection_rows(conns, wide):
-        # Text, not str: `[proxy 127.0.0.1:15001]` would otherwise be read as rich markup and vanish.
-        t.add_row(*(Text(row[k]) for k in ("connection", "streams", "upstream", "state")))
-    console.print(t)
+    keys = ("connection", "streams", "upstream", "state")
+    cols = [Column("CONNECTION", wrap=True), Column("STREAMS"), Column("UPSTREAM LEG", wrap=True, below=True),
+            Column("STATE")]
+    write_table(cols, [[row[k] for k in keys] for row in connection_rows(conns, wide)], wide=wide, out=out,
+                title="Connections (NAT-split streams joined by SYN seq + 1 = answer ack)")
     rules = {c.get("rule") for c in conns}
     shared = rules.pop() if len(rules) == 1 and not wide else None  # one rule for all: say it once
     if shared:
-        console.print(f"all redirected by {shared}", highlight=False, markup=False)
+        say_line(console, f"all redirected by {shared}")
     for c in conns:
         lines = []
         if c.get("reset_by"):
@@ -70,28 +66,26 @@ def render_connections(connections: Iterable[Any], wide: bool = False, console=N
         if wide and c.get("rule_note"):
             lines.append(f"rule note: {c['rule_note']}")
         if lines:
-            console.print(f"streams {' + '.join(map(str, c['streams']))}:", highlight=False, markup=False)
+            say_line(console, f"streams {' + '.join(map(str, c['streams']))}:")
             for line in lines:
-                console.print(f"  {line}", highlight=False, markup=False)
+                say_line(console, line, indent=2)
 
 
-def render_inbound(links: Iterable[Any], wide: bool = False, console=None) -> None:
+def render_inbound(links: Iterable[Any], wide: bool = False, out=None) -> None:
     """Inbound connections and the sidecar's local leg that carries each to the app (`analysis.pod.inbound`)."""
-    from rich.table import Table
-    from rich.text import Text
+    from kubectl_whose.render.grid import Column, write_table
 
     links = [_as_dict(x) for x in links]
-    console = console or make_console()
-    t = Table(title="Inbound through the sidecar (linked by evidence, not proved: a proxy starts a new TCP "
-                    "connection)", title_justify="left", box=None, pad_edge=False)
-    for col in ("INBOUND", "STREAMS", "LOCAL LEG", "LINK"):
-        t.add_column(col, overflow="fold")
+    console = make_console(file=out)
+    rows = []
     for x in links:
         how = "timing only" if x["by_timing_only"] else ("time order decides" if x["candidates"] > 1 else "evidence")
-        t.add_row(Text(x["text"]), Text(" + ".join(map(str, x["streams"]))),
-                  Text(f"{x['local_client']} (+{x['delay'] * 1000:.1f} ms)"), Text(how))
-    console.print(t)
+        rows.append([x["text"], " + ".join(map(str, x["streams"])), f"{x['local_client']} (+{x['delay'] * 1000:.1f} ms)",
+                     how])
+    write_table([Column("INBOUND", wrap=True), Column("STREAMS"), Column("LOCAL LEG", wrap=True, below=True),
+                 Column("LINK", wrap=True, below=True)], rows, wide=wide, out=out,
+                title="Inbound through the sidecar (linked by evidence, not proved: a proxy starts a new TCP "
+                      "connection)")
     if wide:
         for x in links:
-            console.print(f"streams {x['inbound_stream']} + {x['local_stream']}: " + "; ".join(x["evidence"]),
-                          highlight=False, markup=False)
+            say_line(console, f"streams {x['inbound_stream']} + {x['local_stream']}: " + "; ".join(x["evidence"]))

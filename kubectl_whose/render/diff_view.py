@@ -1,7 +1,7 @@
 """`rules --diff FILE` as text: the chains that differ, each rule removed (-) or added (+)."""
 from __future__ import annotations
 
-from kubectl_whose.render.output import make_console
+from kubectl_whose.render.output import make_console, say_line
 
 
 def render_diff(result, path: str) -> None:
@@ -9,16 +9,16 @@ def render_diff(result, path: str) -> None:
 
     console = make_console()
     if result.identical:
-        console.print(f"no difference from {escape(path)} (counters and ordering noise ignored)", soft_wrap=True)
+        say_line(console, f"no difference from {path} (counters and ordering noise ignored)")
         return
-    console.print(f"[bold]{len(result.chains)} chain(s) differ from {escape(path)}[/bold]", soft_wrap=True)
+    say_line(console, f"{len(result.chains)} chain(s) differ from {path}", style="bold")
     for c in result.chains:
-        console.print(f"[bold]{escape(c.ruleset)} {escape(c.table)}/{escape(c.chain)}[/bold]: {c.status}"
-                      + (f" (policy {c.policy[0]} -> {c.policy[1]})" if c.policy else ""))
+        say_line(console, f"[bold]{escape(c.ruleset)} {escape(c.table)}/{escape(c.chain)}[/bold]: {c.status}"
+                 + (f" (policy {c.policy[0]} -> {c.policy[1]})" if c.policy else ""), markup=True)
         if c.status == "reordered":
-            console.print("  rule order changed (same rules)")
+            say_line(console, "rule order changed (same rules)", indent=2)
             continue
         for r in c.removed:
-            console.print(f"  [red]- {escape(r)}[/red]", soft_wrap=True)
+            say_line(console, f"- {r}", style="red", indent=2)
         for r in c.added:
-            console.print(f"  [green]+ {escape(r)}[/green]", soft_wrap=True)
+            say_line(console, f"+ {r}", style="green", indent=2)

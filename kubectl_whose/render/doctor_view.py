@@ -1,23 +1,22 @@
-"""`doctor` as a table: one row per check, its result, what it found and the fix."""
+"""`doctor` as a table: one row per check, its result, what it found and the fix.
+
+The fix holds the exact value to set (a label, a kubectl command): it is never cut. On a narrow terminal it moves
+under its row; in a pipe every row is one line.
+"""
 from __future__ import annotations
 
-from kubectl_whose.render.output import make_console
+from kubectl_whose.render.output import make_console, say_line
+
+_STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skip": "dim"}
 
 
 def render_doctor(report, wide: bool) -> None:
-    from rich.table import Table
+    from kubectl_whose.render.grid import Column, write_table
 
-    console = make_console()
-    table = Table(title=f"kubectl whose doctor {report.pod} (namespace {report.namespace}, context "
-                  f"{report.context})", title_justify="left", show_lines=False)
-    table.add_column("CHECK", no_wrap=True)
-    table.add_column("RESULT", no_wrap=True)
-    table.add_column("DETAIL")
-    table.add_column("FIX")
-    style = {"pass": "green", "fail": "bold red", "warn": "yellow", "skip": "dim"}
-    for c in report.checks:
-        table.add_row(c.name, f"[{style[c.result]}]{c.result}[/]", c.detail, c.fix)
-    console.print(table)
+    cols = [Column("CHECK"), Column("RESULT", style=_STYLE.get), Column("DETAIL", wrap=True),
+            Column("FIX", wrap=True, below=True)]
+    write_table(cols, [[c.name, c.result, c.detail, c.fix or "-"] for c in report.checks], wide=wide,
+                title=f"kubectl whose doctor {report.pod} (namespace {report.namespace}, context {report.context})")
     if report.path:
         fix = f" ({report.path.fix})" if report.path.fix else ""
-        console.print(f"path: {report.path.detail}{fix}", markup=False, highlight=False)
+        say_line(make_console(), f"path: {report.path.detail}{fix}")

@@ -9,9 +9,8 @@ from __future__ import annotations
 from typing import Optional
 
 from kubectl_whose.render.output import make_console
-from kubectl_whose.render.plain_table import RICH_MAX_ROWS, write_plain
 
-NOTE_WORDS = {  # short forms of Wireshark's expert messages, so the table keeps to 120 columns
+NOTE_WORDS = {  # short forms of Wireshark's expert messages, so the table stays narrow
     "retransmission": "retrans", "fast_retransmission": "fast retrans",
     "spurious_retransmission": "spurious retrans", "out_of_order": "out-of-order",
     "lost_segment": "prev segment lost", "ack_lost_segment": "ACKs unseen segment",
@@ -29,11 +28,27 @@ def notes(names: list) -> str:
     return ", ".join(NOTE_WORDS.get(n, n.replace("_", " ")) for n in names)
 
 
+# (header, right-justified, rank): a narrow terminal's table view leaves out the highest rank first; -o wide moves
+# them under each row instead. NOTES is words, so it wraps; the rest are atoms.
+_SPECS = [("NO.", True, 0), ("TIME", True, 2), ("SOURCE", False, 0), ("DESTINATION", False, 0), ("LEN", True, 3),
+          ("SEG", True, 1)]
+_TCP_SPECS = [("FLAGS", False, 0), ("SEQ", True, 0), ("ACK", True, 0), ("WIN", True, 4), ("NOTES", False, 0)]
+
+
+def _specs(tcp: bool) -> list:
+    return _SPECS + (_TCP_SPECS if tcp else [])
+
+
 def columns(tcp: bool) -> list:
-    cols = [("NO.", True), ("TIME", True), ("SOURCE", False), ("DESTINATION", False), ("LEN", True), ("SEG", True)]
-    if tcp:
-        cols += [("FLAGS", False), ("SEQ", True), ("ACK", True), ("WIN", True), ("NOTES", False)]
-    return cols
+    return [(name, right) for name, right, _ in _specs(tcp)]
+
+
+def grid_columns(tcp: bool) -> list:
+    from kubectl_whose.render.grid import Column
+
+    return [Column(name, right=right, drop=rank, below=rank > 0 or name == "NOTES", wrap=name == "NOTES",
+                   stack=name == "DESTINATION")
+            for name, right, rank in _specs(tcp)]
 
 
 def cells(p: dict, tcp: bool) -> list:
@@ -44,25 +59,7 @@ def cells(p: dict, tcp: bool) -> list:
     return row
 
 
-def build_table(detail: dict, wide: bool = False):
-    from rich import box
-    from rich.table import Table
-    from rich.text import Text
-
-    tcp = detail.get("proto", "tcp") == "tcp"
-    ends_fit = all(len(p["src"]) <= 22 and len(p["dst"]) <= 22 for p in detail["packets"])
-    # SIMPLE_HEAD already puts one space between columns: no padding, or 13 columns overflow 120
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 0))
-    for name, right in columns(tcp):
-        folds = name in ("SOURCE", "DESTINATION") and not ends_fit or name == "NOTES"
-        table.add_column(name, justify="right" if right else "left", no_wrap=not folds, overflow="fold",
-                         min_width=10 if name == "NOTES" else None)
-    for p in detail["packets"]:
-        table.add_row(*(Text(cell) for cell in cells(p, tcp)))
-    return table
-
-
-def render(detail: Optional[dict], wide: bool = False, console=None, out=None) -> None:
+def render(detail: Optional[dict], wide: bool = False, out=None) -> None:
     if not detail:
         return
     err = make_console(stderr=True)
@@ -70,10 +67,8 @@ def render(detail: Optional[dict], wide: bool = False, console=None, out=None) -
     err.print(f"{proto} stream {detail['index']}: {len(detail['packets'])} packets", markup=False)
     if not detail["packets"]:
         return
+    from kubectl_whose.render.grid import write_table
+
     tcp = detail.get("proto", "tcp") == "tcp"
-    if len(detail["packets"]) > RICH_MAX_ROWS:
-        cols = columns(tcp)
-        write_plain([c[0] for c in cols], [c[1] for c in cols], lambda: (cells(p, tcp) for p in detail["packets"]),
-                    out)
-        return
-    (console or make_console(file=out)).print(build_table(detail, wide))
+    write_table(grid_columns(tcp), lambda: (cells(p, tcp) for p in detail["packets"]), wide=wide, out=out,
+                rule=True, gap=1)

@@ -45,7 +45,8 @@ def render_live(snapshot: Any, wire_bytes: int, elapsed: float, where: str):
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     for col, justify in (("#", "right"), ("proto", "left"), ("client → server", "left"), ("packets", "right"),
                          ("bytes", "right")):
-        table.add_column(col, justify=justify)
+        # never cropped with "…": an endpoint pair that does not fit wraps at the arrow
+        table.add_column(col, justify=justify, overflow="fold", no_wrap=False)
     streams = _get(snapshot, "top_streams", "streams", "top", default=[]) or []
     for s in list(streams)[:TOP_STREAMS]:
         table.add_row(str(_get(s, "index", default="?")), str(_get(s, "proto", default="")),
@@ -80,7 +81,7 @@ class LiveView:
         except Exception as e:  # noqa: BLE001 - a drawing hiccup must never end a capture
             from rich.text import Text
 
-            return Text(f"capturing {self.where} ({type(e).__name__})")
+            return Text(f"capturing {self.where} (the live view cannot be drawn: {e})")
 
     def __exit__(self, *exc):
         if self._live is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import List, Optional, TextIO
 
-from kubectl_whose.render.output import dump_json, dump_yaml, make_console
+from kubectl_whose.render.output import dump_json, dump_yaml, make_console, say_line
 
 
 def many_to_dict(captured) -> dict:
@@ -46,27 +46,23 @@ def print_many(captured, output: str, out: Optional[TextIO] = None) -> None:
 
 
 def render_links(links: List[dict], wide: bool, console) -> None:
-    from rich.table import Table
-    from rich.text import Text
+    from kubectl_whose.render.grid import Column, write_table
 
     if not links:
-        console.print("Between pods: no connection seen leaving one captured pod and arriving at another",
-                      markup=False)
+        say_line(console, "Between pods: no connection seen leaving one captured pod and arriving at another")
         return
-    t = Table(title="Between pods (the client's SYN sequence number seen on both sides)", title_justify="left",
-              box=None, pad_edge=False)
-    for col in ("CONNECTION", "FROM", "TO", "NAT", "DELAY"):
-        t.add_column(col, overflow="fold")
+    rows = []
     for x in links:
         delay = f"{x['delay'] * 1000:.2f} ms" + (" (2 clocks)" if x["clock_caveat"] else "")
-        t.add_row(Text(x["text"]), Text(f"{x['from']['pod']}:{x['from']['stream']}"),
-                  Text(f"{x['to']['pod']}:{x['to']['stream']}"), Text(nat_cell(x)), Text(delay))
-    console.print(t)
+        rows.append([x["text"], f"{x['from']['pod']}:{x['from']['stream']}", f"{x['to']['pod']}:{x['to']['stream']}",
+                     nat_cell(x), delay])
+    write_table([Column("CONNECTION", wrap=True), Column("FROM"), Column("TO"), Column("NAT", wrap=True, below=True),
+                 Column("DELAY", wrap=True, below=True)], rows, wide=wide, out=console.file,
+                 title="Between pods (the client's SYN sequence number seen on both sides)")
     if wide:
         for x in links:
-            console.print(f"{x['from']['pod']}:{x['from']['stream']} -> {x['to']['pod']}:{x['to']['stream']}: "
-                          + "; ".join(x["proof"]) + (f"; {x['clock_caveat']}" if x["clock_caveat"] else ""),
-                          markup=False, highlight=False)
+            say_line(console, f"{x['from']['pod']}:{x['from']['stream']} -> {x['to']['pod']}:{x['to']['stream']}: "
+                     + "; ".join(x["proof"]) + (f"; {x['clock_caveat']}" if x["clock_caveat"] else ""))
 
 
 def nat_cell(link: dict) -> str:

@@ -9,7 +9,9 @@ import json
 import sys
 from typing import Any, Callable, Optional, TextIO
 
-TABLE_WIDTH = 120  # tables stay readable in 120 columns
+# Not on a terminal nothing is wrapped or cut: rich lays out for this width and pads nothing, so every line of a
+# pipe is as long as its content (a rule with a set of 1000 addresses stays one greppable line).
+PIPE_WIDTH = 1_000_000
 
 
 def stdout_is_terminal() -> bool:
@@ -19,17 +21,47 @@ def stdout_is_terminal() -> bool:
         return False
 
 
-def make_console(stderr: bool = False, width: Optional[int] = None, file: Optional[TextIO] = None):
-    """A rich Console on `file` (default stdout, or stderr): colour on a terminal, plain fixed-width text in a
-    pipe."""
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def terminal_width(file: Optional[TextIO] = None) -> Optional[int]:
+    """The width of the terminal `file` (default stdout) shows, or None when it is not a terminal."""
+    stream = file or sys.stdout
+    if not _is_terminal(stream):
+        return None
+    from rich.console import Console
+
+    return Console(file=stream).width
+
+
+def make_console(stderr: bool = False, file: Optional[TextIO] = None):
+    """A rich Console on `file` (default stdout, or stderr): colour and the terminal's width on a terminal, plain
+    text in a pipe, where nothing is wrapped (see PIPE_WIDTH)."""
     from rich.console import Console
 
     stream = file or (sys.stderr if stderr else sys.stdout)
-    is_tty = stream.isatty() if hasattr(stream, "isatty") else False
-    if is_tty:
+    if _is_terminal(stream):
         return Console(file=stream, stderr=stderr, highlight=False, soft_wrap=False)
-    return Console(file=stream, width=width or TABLE_WIDTH, color_system=None, force_terminal=False,
+    return Console(file=stream, width=PIPE_WIDTH, color_system=None, force_terminal=False,
                    highlight=False, emoji=False, soft_wrap=False)
+
+
+def say_line(console, text: str, style: Optional[str] = None, indent: int = 0, markup: bool = False) -> None:
+    """A sentence: wrapped at spaces on a terminal (never inside an address or a number; continued lines keep the
+    indent), one line in a pipe. `markup`: `text` is rich markup (its values escaped by the caller)."""
+    from rich.text import Text
+
+    line = Text.from_markup(text, style=style or "") if markup else Text(text, style=style or "")
+    if not console.is_terminal:
+        console.print(Text(" " * indent) + line, soft_wrap=True)
+        return
+    from rich.padding import Padding
+
+    console.print(Padding(line, (0, 0, 0, indent), expand=False))
 
 
 def dump_json(data: Any) -> str:

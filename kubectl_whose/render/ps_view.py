@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-from kubectl_whose.render.output import make_console
-
 
 def _age(seconds: Optional[int]) -> str:
     if seconds is None:
@@ -14,24 +12,25 @@ def _age(seconds: Optional[int]) -> str:
 
 
 def render_ps(listing, wide: bool) -> None:
-    from rich.table import Table
+    from kubectl_whose.render.grid import Column, write_table
 
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    cols = ["NAME", "IMAGE", "TARGET", "STATE", "STARTED", "LEFT", "REUSABLE"] + (["CAPABILITIES"] if wide else [])
-    for c in cols:
-        table.add_column(c, no_wrap=True)
+    cols = [Column("NAME"), Column("IMAGE", below=True, drop=4), Column("TARGET", below=True, drop=2),
+            Column("STATE", wrap=True), Column("STARTED", below=True, drop=3), Column("LEFT", right=True),
+            Column("REUSABLE")]
+    if wide:
+        cols.append(Column("CAPABILITIES", below=True, drop=5))
+    rows = []
     for r in listing.containers:
         state = f"{r.state} ({r.reason})" if r.reason else r.state
         row = [r.name, r.image, r.target or "-", state, r.started or "-", _age(r.remaining_seconds),
                "yes" if r.reusable else "no"]
         if wide:
             row.append(",".join(r.capabilities))
-        table.add_row(*row)
+        rows.append(row)
     for n in listing.node_pods:  # never reused: each --node run makes its own and deletes it
         state = f"{n.state} ({n.reason})" if n.reason else n.state
         row = [f"{n.namespace}/{n.name}", n.image, f"node/{n.node}", state, "-", _age(n.remaining_seconds), "no"]
         if wide:
             row.append("NET_ADMIN,NET_RAW,hostNetwork")
-        table.add_row(*row)
-    # wide adds a column: give it the room instead of cropping names (kubectl's -o wide does not wrap either)
-    make_console(width=200 if wide else None).print(table)
+        rows.append(row)
+    write_table(cols, rows, wide=wide)

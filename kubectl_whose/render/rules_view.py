@@ -8,7 +8,7 @@ from typing import Optional, Set
 from kubectl_whose.analysis.netfilter.model import Table
 from kubectl_whose.analysis.netfilter.nft_json import NftRuleset, NftTable
 from kubectl_whose.analysis.netfilter.report import RulesReport
-from kubectl_whose.render.output import make_console
+from kubectl_whose.render.output import make_console, say_line
 
 
 def render_rules(report: RulesReport, wide: bool, console=None) -> None:
@@ -16,14 +16,13 @@ def render_rules(report: RulesReport, wide: bool, console=None) -> None:
     from rich.tree import Tree
 
     console = console or make_console()
-    # one line each, never wrapped: the summary and findings are what people grep and paste
-    console.print(f"[bold]{escape(report.summary)}[/bold]", soft_wrap=True)
+    # one line each in a pipe (what people grep and paste); wrapped at spaces on a terminal
+    say_line(console, report.summary, style="bold")
     for r in report.recognized:
-        console.print(f"  recognised: {escape(r.name)}" + (f"  ({escape(', '.join(r.evidence[:4]))})"
-                                                            if r.evidence else ""), soft_wrap=True)
+        say_line(console, f"recognised: {r.name}" + (f"  ({', '.join(r.evidence[:4])})" if r.evidence else ""),
+                 indent=2)
     for f in report.all_findings():
-        style = "yellow" if f.severity == "warning" else "dim"
-        console.print(f"  [{style}]{f.severity}: {escape(f.message)}[/{style}]", soft_wrap=True)
+        say_line(console, f"{f.severity}: {f.message}", style="yellow" if f.severity == "warning" else "dim", indent=2)
     for rs in report.rulesets:
         if isinstance(rs, NftRuleset):
             title = f"nftables {rs.version or ''} ({rs.source})".strip()

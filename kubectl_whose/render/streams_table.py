@@ -2,17 +2,15 @@
 
 One row per stream, busiest first, as the summary orders them. The one-line header ("412 packets,
 37 TCP streams ...") and the warnings go to stderr so that `| grep 10.0.0.7` sees only rows.
-Default columns fit 120 columns in a pipe; `wide` adds payload bytes, analysis counts, first frame,
-ISNs and the tunnel label.
+`wide` adds payload bytes, analysis counts, first frame, ISNs and the tunnel label. Nothing is ever cut: on a
+narrow terminal less important columns are left out (and said), in a pipe every row is one whole line
+(`render.grid`).
 """
 from __future__ import annotations
 
 from typing import Any, List, Optional
 
 from kubectl_whose.render.output import make_console
-from kubectl_whose.render.plain_table import RICH_MAX_ROWS, write_plain
-
-WIDE_WIDTH = 260
 
 
 def human_bytes(n: int) -> str:
@@ -64,17 +62,30 @@ def print_header(summary: Any) -> None:
         err.print(f"warning: {warning}", markup=False)
 
 
+# (header, right-justified, rank): on a narrow terminal the table view leaves out the highest rank first, and
+# `-o wide` moves them (and its own columns) under each row instead; 0 is always in the grid.
+_BASE = [("STREAM", False, 0), ("CLIENT", False, 0), ("SERVER", False, 0), ("PKTS →/←", True, 1),
+         ("BYTES →/←", True, 2)]
+_WIDE_PAYLOAD = [("PAYLOAD →/←", True, 10)]
+_MIDDLE = [("START", True, 9), ("DUR", True, 6), ("STATE", False, 0), ("HISTORY", False, 4), ("S/F/R", True, 7),
+           ("RETX", True, 5), ("ZWIN", True, 8), ("RTT", True, 3)]
+_WIDE_TAIL = [(name, True, 10) for name in ("DUPACK", "OOO", "LOST", "FRAME", "CLIENT ISN", "SERVER ISN")] + \
+             [("TUNNEL", False, 10)]
+
+
 def columns(wide: bool) -> List[tuple]:
     """(header, right-justified) for each column, default view first."""
-    cols = [("STREAM", False), ("CLIENT", False), ("SERVER", False), ("PKTS →/←", True), ("BYTES →/←", True)]
-    if wide:
-        cols.append(("PAYLOAD →/←", True))
-    cols += [("START", True), ("DUR", True), ("STATE", False), ("HISTORY", False), ("S/F/R", True),
-             ("RETX", True), ("ZWIN", True), ("RTT", True)]
-    if wide:
-        cols += [(name, True) for name in ("DUPACK", "OOO", "LOST", "FRAME", "CLIENT ISN", "SERVER ISN")]
-        cols.append(("TUNNEL", False))
-    return cols
+    return [(name, right) for name, right, _ in _specs(wide)]
+
+
+def _specs(wide: bool) -> List[tuple]:
+    return _BASE + (_WIDE_PAYLOAD if wide else []) + _MIDDLE + (_WIDE_TAIL if wide else [])
+
+
+def grid_columns(wide: bool) -> list:
+    from kubectl_whose.render.grid import Column
+
+    return [Column(name, right=right, drop=rank, below=rank > 0, stack=name == "SERVER") for name, right, rank in _specs(wide)]
 
 
 def cells(s: dict, wide: bool) -> List[str]:
@@ -96,25 +107,7 @@ def cells(s: dict, wide: bool) -> List[str]:
     return row
 
 
-def build_table(streams: list, wide: bool = False):
-    from rich import box
-    from rich.table import Table
-    from rich.text import Text
-
-    # IPv4 endpoints never wrap; long IPv6 ones fold inside their column rather than squeeze others
-    ends_fit = all(len(s["client"]) <= 22 and len(s["server"]) <= 22 for s in streams)
-    # SIMPLE_HEAD already puts one space between columns: no padding, or 13 columns overflow 120
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 0))
-    for name, right in columns(wide):
-        folds = name in ("CLIENT", "SERVER") and not ends_fit or name == "TUNNEL"  # HISTORY stays greppable
-        table.add_column(name, justify="right" if right else "left", no_wrap=not folds, overflow="fold",
-                         min_width=12 if name == "TUNNEL" else None)
-    for s in streams:
-        table.add_row(*(Text(cell) for cell in cells(s, wide)))  # Text: "[fd00::1]:80" is not markup
-    return table
-
-
-def render(summary: Any, wide: bool = False, console=None, out=None) -> None:
+def render(summary: Any, wide: bool = False, out=None) -> None:
     """Header and warnings on stderr, the table on stdout (nothing when there are no streams).
 
     `summary` is a CaptureSummary (rows built on demand) or its `to_dict()`."""
@@ -126,10 +119,6 @@ def render(summary: Any, wide: bool = False, console=None, out=None) -> None:
     if not count:
         make_console(stderr=True).print("no TCP or UDP streams in this capture", markup=False)
         return
-    if count > RICH_MAX_ROWS:
-        cols = columns(wide)
-        write_plain([c[0] for c in cols], [c[1] for c in cols], lambda: (cells(s, wide) for s in rows()), out)
-        return
-    # -o wide is for wide terminals and files, as kubectl's is; the default view fits 120 columns
-    console = console or make_console(width=WIDE_WIDTH if wide else None, file=out)
-    console.print(build_table(list(rows()), wide))
+    from kubectl_whose.render.grid import write_table
+
+    write_table(grid_columns(wide), lambda: (cells(s, wide) for s in rows()), wide=wide, out=out, rule=True, gap=1)

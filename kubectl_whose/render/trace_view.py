@@ -3,7 +3,7 @@ rule (matched or passed over, and why), then the assumptions the trace had to ma
 from __future__ import annotations
 
 from kubectl_whose.analysis.netfilter.trace import TraceResult
-from kubectl_whose.render.output import make_console
+from kubectl_whose.render.output import make_console, say_line
 
 
 def verdict_sentence(result: TraceResult) -> str:
@@ -39,39 +39,41 @@ def _worth_showing(step, outcome) -> bool:
 
 def render_trace(result: TraceResult, wide: bool, console=None) -> None:
     from rich.markup import escape
-    from rich.table import Table
+
+    from kubectl_whose.render.grid import Column, write_table
 
     console = console or make_console()
-    console.print(f"[bold]{escape(verdict_sentence(result))}[/bold]", soft_wrap=True)
-    t = Table(box=None, pad_edge=False, show_edge=False)
-    for col in ("PROBABILITY", "VERDICT", "DESTINATION", "SENDER SEES", "SOURCE", "MARK", "NAT"):
-        t.add_column(col)
-    for o in result.outcomes:
-        t.add_row(f"{o.probability:.4f}", o.verdict, o.destination or "-", o.sender_sees, o.source or "-",
-                  f"{o.mark:#x}", escape("; ".join(o.nat) or "-"))
-    console.print(t)
+    say_line(console, verdict_sentence(result), style="bold")
+    cols = [Column("PROBABILITY", right=True), Column("VERDICT"), Column("DESTINATION"), Column("SENDER SEES"),
+            Column("SOURCE", below=True, drop=2), Column("MARK", below=True, drop=3),
+            Column("NAT", wrap=True, below=True)]
+    write_table(cols, [[f"{o.probability:.4f}", o.verdict, o.destination or "-", o.sender_sees, o.source or "-",
+                        f"{o.mark:#x}", "; ".join(o.nat) or "-"] for o in result.outcomes], wide=wide,
+                out=console.file)
     paths = result.outcomes if wide else result.outcomes[:1]
     for n, o in enumerate(paths):
         title = "path" if len(result.outcomes) == 1 else f"path {n + 1} of {len(result.outcomes)} " \
                                                          f"(p={o.probability:.4f}, {o.destination or o.verdict})"
-        console.print(f"\n[bold]{escape(title)}[/bold]")
+        console.print()
+        say_line(console, title, style="bold")
         hook = None
         for s in o.steps:
             if not wide and not _worth_showing(s, o):
                 continue
             if s.hook != hook:
                 hook = s.hook
-                console.print(f"[bold cyan]{hook}[/bold cyan]")
+                say_line(console, hook, style="bold cyan")
             mark = "[green]✓[/green]" if s.matched else "[dim]·[/dim]"
             if console.color_system is None:
                 mark = "+" if s.matched else "-"
-            line = f"  {mark} {escape(s.table)}/{escape(s.chain)}: {escape(s.rule)}"
+            line = f"{mark} {escape(s.table)}/{escape(s.chain)}: {escape(s.rule)}"
             if s.note:
                 line += f"  [dim]<- {escape(s.note)}[/dim]" if not s.matched else f"  [green]=> {escape(s.note)}[/green]"
-            console.print(line, soft_wrap=True)
+            say_line(console, line, indent=2, markup=True)
     if len(result.outcomes) > 1 and not wide:
-        console.print("[dim](the other paths: -o wide)[/dim]")
+        say_line(console, "(the other paths: -o wide)", style="dim")
     if result.assumptions:
-        console.print("\n[bold]assumptions[/bold]")
+        console.print()
+        say_line(console, "assumptions", style="bold")
         for a in result.assumptions:
-            console.print(f"  - {escape(a)}", soft_wrap=True)
+            say_line(console, f"- {a}", indent=2)

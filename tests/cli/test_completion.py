@@ -39,3 +39,32 @@ def test_pod_completion_is_silent_without_a_cluster(tmp_path):
     env = {"PATH": __import__("os").environ["PATH"], "KUBECONFIG": str(tmp_path / "missing"), "HOME": str(tmp_path)}
     out = subprocess.run(["kubectl_complete-whose", "capture", ""], capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0 and out.stdout == ":4\n" and out.stderr == ""
+
+
+def _complete(lab, *words):
+    env = {**__import__("os").environ, "KUBECONFIG": str(lab.kubeconfig)}
+    out = subprocess.run(["kubectl", "__complete", "whose", *words], capture_output=True, text=True, timeout=60,
+                         env=env)
+    lines = out.stdout.splitlines()
+    assert lines[-1] == ":4", out.stdout + out.stderr
+    return [line.split("\t")[0] for line in lines[:-1]]
+
+
+def test_real_kubectl_completes_namespaces_contexts_and_containers(lab):
+    """-n from the API's namespaces, --context from the kubeconfig, -c from the pod's containers: the answers of
+    real kubectl (`kubectl get namespaces`, `config get-contexts`, the pod's spec) are the oracle."""
+    namespaces = lab.kubectl("get", "namespaces", "-o", "jsonpath={.items[*].metadata.name}").stdout.split()
+    assert _complete(lab, "capture", "-n", "") == sorted(namespaces) and "kube-system" in namespaces
+    assert _complete(lab, "-n", "kube-") == sorted(n for n in namespaces if n.startswith("kube-"))
+    contexts = lab.kubectl("config", "get-contexts", "-o", "name").stdout.split()
+    assert _complete(lab, "--context", "") == sorted(contexts) and contexts
+    containers = lab.kubectl("get", "pod", "app-sidecar", "-o", "jsonpath={.spec.containers[*].name}").stdout.split()
+    assert _complete(lab, "net", "app-sidecar", "-c", "") == sorted(containers) == ["app", "istio-proxy"]
+    assert _complete(lab, "capture", "app-sidecar", "-c", "ist") == ["istio-proxy"]
+
+
+def test_pod_completion_reads_global_flags_before_the_subcommand(lab):
+    with lab.isolated_namespace() as ns:
+        lab.create_pod(ns, "lonely")
+        assert _complete(lab, "-n", ns, "capture", "") == ["lonely"]
+        assert _complete(lab, "capture", "-n", ns, "lo") == ["lonely"]

@@ -48,3 +48,18 @@ def test_closing_the_pipe_early_ends_quietly_with_exit_zero(tmp_path):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0, err
     assert "Traceback" not in err and "Error" not in err
+
+
+def test_an_unexpected_failure_says_how_to_report_it(monkeypatch):
+    """The last line of defence: one line, exit 1, no class name when the error has words, where to report."""
+    import kubectl_whose.cli.version as version
+
+    def broken():
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(version, "analysis_engine", broken)
+    r = run("version")
+    assert r.code == ExitCode.ERROR
+    assert r.stderr == ("kubectl-whose: error: kubectl-whose failed unexpectedly (boom); please report it at "
+                        "https://github.com/kubectl-whose/kubectl-whose/issues with the output of the same command "
+                        "rerun with --traceback\n")

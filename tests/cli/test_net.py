@@ -60,7 +60,9 @@ class TestFromFile:
         assert "10.76.0.2/24" in r.stdout and "10.76.0.1" in r.stdout  # address, default gateway
         line = next(line for line in r.stdout.splitlines() if "*:15001" in line)
         assert "LISTEN" in line and "1337" in line and "istio-proxy [istio]" in line
-        assert max(len(line) for line in r.stdout.splitlines()) <= 120  # plain text in a pipe fits 120 columns
+        # in a pipe nothing is wrapped: the peer note is one line (tests/cli/test_terminal.py checks a terminal)
+        assert any(line.startswith(f"  eth0@if{saved['peer']}: the veth peer") and line.endswith("names it")
+                   for line in r.stdout.splitlines())
 
     def test_json_and_yaml_agree(self, saved):
         j = run("net", "--from-file", str(saved["dir"]), "-o", "json")
@@ -93,10 +95,11 @@ class TestFromFile:
                          for line in (saved["dir"] / "ss.txt").read_text().splitlines())
         d = partial(saved, "addr.json", extra={"ss.txt": text})
         plain = run("net", "--from-file", str(d)).stdout
-        assert "processes are not visible from the debug container; -c CONTAINER shares" in plain
+        # offline nothing says what the debug container could see: both ways to name them are given
+        assert ("  the sockets of uid 1337 show no process: ss names one only when the process is in the debug "
+                "container's process namespace (-c CONTAINER, or a pod with shareProcessNamespace) and, for another "
+                "uid, with CAP_SYS_PTRACE (--ptrace); owners are named by uid meanwhile") in plain.splitlines()
         assert "istio-proxy [istio]" in plain  # named by uid all the same
-        with_c = run("net", "--from-file", str(d), "-c", "app").stdout
-        assert "no process visible through app's process namespace" in with_c and "CAP_SYS_PTRACE" in with_c
         shutil.rmtree(d)
 
     @pytest.mark.parametrize("name,text,needle", [

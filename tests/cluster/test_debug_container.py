@@ -9,7 +9,7 @@ import random
 import pytest
 
 from kubectl_whose.cluster.debug_container import (
-    MARKER_ENV, TTL_ENV, DebugSpec, build_debug_container, build_patch, check_container_start, check_pod_running,
+    CAPABILITIES, MARKER_ENV, PTRACE, TTL_ENV, DebugSpec, build_debug_container, build_patch, check_container_start, check_pod_running,
     debug_containers, find_reusable, random_suffix)
 from kubectl_whose.errors import ExitCode, WhoseError
 
@@ -25,11 +25,11 @@ def pod(**spec_extra):
     return p
 
 
-def expected(name="whose-abcde", ttl=600, target=None):
+def expected(name="whose-abcde", ttl=600, target=None, caps=("NET_ADMIN", "NET_RAW")):
     c = {"name": name, "image": IMG, "command": ["sleep", str(ttl)],
          "env": [{"name": MARKER_ENV, "value": "1"}, {"name": TTL_ENV, "value": str(ttl)}],
          "terminationMessagePolicy": "File", "resources": {},
-         "securityContext": {"capabilities": {"add": ["NET_ADMIN", "NET_RAW"]}, "runAsUser": 0,
+         "securityContext": {"capabilities": {"add": list(caps)}, "runAsUser": 0,
                              "runAsNonRoot": False}}
     if target:
         c["targetContainerName"] = target
@@ -44,7 +44,10 @@ def expected(name="whose-abcde", ttl=600, target=None):
     (pod(securityContext={"runAsNonRoot": True, "runAsUser": 1000}), DebugSpec(IMG), expected()),
     (pod(initContainers=[{"name": "init", "image": "busybox"}]), DebugSpec(IMG, target="init"),
      expected(target="init")),
-], ids=["plain", "target", "ttl", "pod-runAsNonRoot", "target-init-container"])
+    # --ptrace: SYS_PTRACE on top, nothing else, still not privileged
+    (pod(), DebugSpec(IMG, capabilities=CAPABILITIES + (PTRACE,)), expected(caps=("NET_ADMIN", "NET_RAW",
+                                                                                  "SYS_PTRACE"))),
+], ids=["plain", "target", "ttl", "pod-runAsNonRoot", "target-init-container", "ptrace"])
 def test_build_debug_container(the_pod, spec, want):
     before = copy.deepcopy(the_pod)
     got = build_debug_container(the_pod, spec, "abcde")
@@ -115,8 +118,14 @@ def pod_with(*entries):
     ([with_debug("whose-aaaaa")], DebugSpec(IMG, target="app"), 60, None),
     ([with_debug("whose-aaaaa", target="app")], DebugSpec(IMG), 60, "whose-aaaaa"),
     ([with_debug("whose-aaaaa", ttl=300), with_debug("whose-bbbbb", ttl=900)], DebugSpec(IMG), 60, "whose-bbbbb"),
+    # a container with SYS_PTRACE is never reused for a run without it, nor one without it for --ptrace
+    ([with_debug("whose-aaaaa", caps=("NET_ADMIN", "NET_RAW", "SYS_PTRACE"))], DebugSpec(IMG), 60, None),
+    ([with_debug("whose-aaaaa")], DebugSpec(IMG, capabilities=CAPABILITIES + (PTRACE,)), 60, None),
+    ([with_debug("whose-aaaaa"), with_debug("whose-bbbbb", caps=("NET_RAW", "SYS_PTRACE", "NET_ADMIN"))],
+     DebugSpec(IMG, capabilities=CAPABILITIES + (PTRACE,)), 60, "whose-bbbbb"),
 ], ids=["same", "other-image", "terminated", "waiting", "not-ours", "other-caps", "privileged", "too-old",
-        "target-wanted", "any-target-ok", "most-lifetime-left"])
+        "target-wanted", "any-target-ok", "most-lifetime-left", "ptrace-not-for-plain", "plain-not-for-ptrace",
+        "ptrace-for-ptrace"])
 def test_find_reusable(entries, spec, min_left, want):
     found = find_reusable(pod_with(*entries), spec, NOW, min_left)
     assert (found.name if found else None) == want
@@ -140,7 +149,8 @@ def test_debug_containers_view_of_a_running_one():
     ({"waiting": {"reason": "CreateContainerConfigError", "message": "container has runAsNonRoot and image will run "
                   "as root"}},
      (ExitCode.POD_NOT_RUNNING, "the debug container whose-aaaaa cannot start: CreateContainerConfigError (container "
-                                "has runAsNonRoot and image will run as root)")),
+                                "has runAsNonRoot and image will run as root); `kubectl describe pod web` shows the "
+                                "kubelet's events")),
     ({"terminated": {"exitCode": 0, "reason": "Completed"}},
      (ExitCode.POD_NOT_RUNNING, 'debug container whose-aaaaa in pod "web" exited (Completed) (exit code 0); run '
                                 'again to add a fresh one')),

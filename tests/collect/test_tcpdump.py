@@ -72,10 +72,11 @@ def test_duration_ends_remotely_and_is_not_an_error(pod_ns):
 
 @pytest.mark.parametrize("recipe,prefix,code,message", [
     (CaptureRecipe("eth0", "tcp port", 1), [], ExitCode.BAD_FILTER,
-     "tcpdump rejected the filter 'tcp port': can't parse filter expression: syntax error"),
+     "tcpdump rejected the filter 'tcp port': can't parse filter expression: syntax error; -f takes tcpdump's "
+     "filter syntax (pcap-filter(7)), e.g. -f \"tcp port 80\""),
     (CaptureRecipe("eth9", None, 1), [], ExitCode.BAD_INTERFACE,
-     "no interface 'eth9' in the pod (eth9: No such device exists (No such device exists)); "
-     "`kubectl whose net POD` lists its interfaces, or use -i any"),
+     "pod POD has no interface 'eth9' (tcpdump: No such device exists); "
+     "`kubectl whose net POD` lists its interfaces, or -i any captures on all of them"),
     (CaptureRecipe("eth0", None, 1), ["setpriv", "--inh-caps=-all", "--bounding-set=-net_raw,-net_admin"],
      ExitCode.NO_CAPABILITY, None),
 ], ids=["bad-bpf", "unknown-interface", "no-net-raw"])

@@ -176,14 +176,15 @@ def test_net_raw_dropped_by_a_policy(lab):
 def test_bad_filter(lab):
     r = lab.whose("capture", POD, "-f", "tcp port", "--count", "1")
     assert r.code == ExitCode.BAD_FILTER
-    assert one_line(r) == "tcpdump rejected the filter 'tcp port': can't parse filter expression: syntax error"
+    assert one_line(r) == ("tcpdump rejected the filter 'tcp port': can't parse filter expression: syntax error; -f "
+                           "takes tcpdump's filter syntax (pcap-filter(7)), e.g. -f \"tcp port 80\"")
 
 
 def test_unknown_interface(lab):
     r = lab.whose("capture", POD, "-i", "eth9", "--count", "1")
     assert r.code == ExitCode.BAD_INTERFACE
-    assert one_line(r) == ("no interface 'eth9' in the pod (eth9: No such device exists (No such device exists)); "
-                           "`kubectl whose net POD` lists its interfaces, or use -i any")
+    assert one_line(r) == (f"pod {POD} has no interface 'eth9' (tcpdump: No such device exists); "
+                           f"`kubectl whose net {POD}` lists its interfaces, or -i any captures on all of them")
 
 
 class CuttableProxy:

@@ -107,3 +107,37 @@ def test_net_tool_missing_names_the_binary_and_the_flag(lab):
     error = r.stderr.strip().splitlines()[-1]
     assert error.startswith("kubectl-whose: error: the debug image busybox:1.36 has no ip; pass --image")
     assert "executable file not found" in error  # the runtime's own words are kept
+
+
+def test_shared_process_namespace_without_ptrace_names_what_is_missing(lab):
+    """app-sidecar has shareProcessNamespace: the proxy's process is visible, but its /proc/PID/fd (uid 1337) is not
+    readable without CAP_SYS_PTRACE; -c would not help, and the line says so with the exact command."""
+    r = lab.whose("net", POD)
+    assert r.code == 0, r.stderr
+    assert ("  the sockets of uid 1337 show no process: their processes are visible, but reading another uid's "
+            "/proc/PID/fd takes CAP_SYS_PTRACE, which the debug container lacks; `kubectl whose net app-sidecar "
+            "--ptrace` adds it; owners are named by uid meanwhile") in r.stdout.splitlines()
+
+
+def test_ptrace_names_the_proxys_process_and_is_never_mixed_on_reuse(lab):
+    """The oracle: the proxy's PID as the pod's own PID namespace shows it (`ps` in the pod, not through us)."""
+    r = lab.whose("net", POD, "--ptrace", "-o", "json", "-v=1")
+    assert r.code == 0, r.stderr
+    proxy = [s for s in r.json["sockets"] if s["uid"] == 1337 and s["state"] == "LISTEN"]
+    assert proxy and all(s["processes"] for s in proxy), proxy
+    ps = lab.pod_run(POD, ["ps", "-eo", "uid,pid"]).stdout.splitlines()[1:]
+    pids_1337 = {int(ln.split()[1]) for ln in ps if ln.split()[0] == "1337"}
+    assert {p["pid"] for s in proxy for p in s["processes"]} <= pids_1337 and pids_1337, (proxy, ps)
+    names = lab.kubectl("get", "pod", POD, "-o", "json").stdout
+    import json
+
+    pod = json.loads(names)
+    by_name = {c["name"]: c for c in pod["spec"]["ephemeralContainers"]}
+    used = r.stderr.split("reusing debug container ")[1].split()[0] if "reusing debug container " in r.stderr \
+        else r.stderr.split("adding debug container ")[1].split()[0]
+    assert by_name[used]["securityContext"]["capabilities"]["add"] == ["NET_ADMIN", "NET_RAW", "SYS_PTRACE"]
+    assert "privileged" not in by_name[used]["securityContext"]
+    plain = lab.whose("net", POD, "-o", "json", "-v=1")
+    other = plain.stderr.split("debug container ")[1].split()[0]
+    assert other != used and by_name.get(other, {}).get("securityContext", {}).get("capabilities", {}).get(
+        "add", ["NET_ADMIN", "NET_RAW"]) == ["NET_ADMIN", "NET_RAW"]

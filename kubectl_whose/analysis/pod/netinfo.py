@@ -268,6 +268,7 @@ class NetInfo:
     sockets: list = field(default_factory=list)  # analysis.pod.sockets.Socket, owners attributed
     container: Optional[str] = None
     missing: List[str] = field(default_factory=list)  # views that could not be collected, with why
+    view: Optional["ProcessView"] = None  # what the debug container could see of processes (live runs only)
     # None: inside the pod; {"where": "node", "node", "pod", "host_interface": {...}} with `net --node`
     seen_from: Optional[Dict[str, Any]] = None
 
@@ -287,8 +288,59 @@ class NetInfo:
         }
 
 
+@dataclass(frozen=True)
+class ProcessView:
+    """What the debug container could see of the pod's processes, which decides why a socket shows no process."""
+
+    pod: str
+    shared: bool  # the pod has shareProcessNamespace: every container's processes are in one namespace
+    ptrace: bool  # the debug container had SYS_PTRACE (--ptrace)
+    containers: tuple = ()  # the pod's containers (what -c takes)
+
+
+DEBUG_UID = 0  # the debug container runs as root (cluster.debug_container.run_as_root)
+
+
+def process_note(info: "NetInfo") -> Optional[str]:
+    """Why some sockets show no process, and the exact way to name them; None when every owned socket has one.
+
+    ss names a socket's process by reading /proc/PID/fd of every process it sees. Two things stand in the way: the
+    process must be in the debug container's process namespace (its own, unless -c CONTAINER shares a container's
+    or the pod has shareProcessNamespace), and for a process of another uid the read needs CAP_SYS_PTRACE."""
+    unnamed = [s for s in info.sockets if s.uid is not None and not s.processes]
+    if not unnamed:
+        return None
+    uids = sorted({s.uid for s in unnamed if s.uid != DEBUG_UID})
+    who = ("uid " if len(uids) == 1 else "uids ") + ", ".join(map(str, uids)) if uids else "uid 0"
+    v = info.view
+    if v is None:  # offline: the saved ss output does not say what the debug container could see
+        return (f"the sockets of {who} show no process: ss names one only when the process is in the debug "
+                f"container's process namespace (-c CONTAINER, or a pod with shareProcessNamespace) and, for "
+                f"another uid, with CAP_SYS_PTRACE (--ptrace); owners are named by uid meanwhile")
+    again = f"kubectl whose net {v.pod}" + (f" -c {info.container}" if info.container else "")
+    sees = v.shared or info.container is not None or any(s.processes for s in info.sockets)
+    if not sees:
+        pick = next(iter(v.containers), "CONTAINER")
+        return (f"no socket shows its process: the debug container has a process namespace of its own; "
+                f"`kubectl whose net {v.pod} -c {pick}` shares {pick}'s (containers: {', '.join(v.containers)}); "
+                f"owners are named by uid meanwhile")
+    if uids and not v.ptrace and (v.shared or info.container is None):
+        return (f"the sockets of {who} show no process: their processes are visible, but reading another uid's "
+                f"/proc/PID/fd takes CAP_SYS_PTRACE, which the debug container lacks; `{again} --ptrace` adds it; "
+                f"owners are named by uid meanwhile")
+    others = [c for c in v.containers if c != info.container]
+    if uids and not v.ptrace:
+        return (f"the sockets of {who} show no process: they belong to another container than {info.container} "
+                f"(`kubectl whose net {v.pod} -c {others[0] if others else 'CONTAINER'}` shares its processes), or "
+                f"to {info.container}'s processes of another uid, which take CAP_SYS_PTRACE to read "
+                f"(`{again} --ptrace`); owners are named by uid meanwhile")
+    return (f"the sockets of {who} show no process: their processes are not in the debug container's process "
+            f"namespace; -c with the container that owns them shares its (containers: {', '.join(v.containers)})")
+
+
 def build_netinfo(outputs: Dict[str, Optional[str]], container: Optional[str] = None,
-                  missing: Optional[List[str]] = None, sources: Optional[Dict[str, str]] = None) -> NetInfo:
+                  missing: Optional[List[str]] = None, sources: Optional[Dict[str, str]] = None,
+                  view: Optional[ProcessView] = None) -> NetInfo:
     """outputs: recipe name (see collect.netinfo.RECIPES) -> text, or None when not collected.
     sources: recipe name -> what to call it in an error (the file it came from, offline)."""
     from kubectl_whose.analysis.pod.sockets import attribute_owners, parse_ss
@@ -310,6 +362,7 @@ def build_netinfo(outputs: Dict[str, Optional[str]], container: Optional[str] = 
         sockets=attribute_owners(parse_ss(text("sockets"), what("sockets", "ss output")), container),
         container=container,
         missing=list(missing or []),
+        view=view,
     )
 
 

@@ -373,13 +373,11 @@ def test_connections_json_is_the_join_in_one_call(scenarios):
 
 
 def test_rendered_rows(scenarios):
-    from rich.console import Console
-
     from kubectl_whose.render.connections_view import connection_rows, render_connections
 
     _, joins = analyse(scenarios["sidecar"], "any", with_rules=scenarios["rules"])
     buf = io.StringIO()
-    render_connections(joins, wide=True, console=Console(file=buf, width=200, color_system=None))
+    render_connections(joins, wide=True, out=buf)
     text = buf.getvalue()
     for c, row in zip(joins, connection_rows(joins, wide=True)):
         assert row["streams"] == f"{c.syn_stream} + {c.reply_stream}"
@@ -387,12 +385,12 @@ def test_rendered_rows(scenarios):
         assert c.text in text and f"proof: {c.proof}" in text
     assert text.count("redirected by nat/ISTIO_REDIRECT") == len(joins)  # wide: per connection
     buf = io.StringIO()
-    render_connections(joins, wide=False, console=Console(file=buf, width=120, color_system=None))
+    render_connections(joins, wide=False, out=buf)
     narrow = buf.getvalue()
     assert narrow.count("redirected by") == 1 and "all redirected by nat/ISTIO_REDIRECT: -A ISTIO_REDIRECT" in narrow
     assert all(c.text in narrow.replace("\n", "") or c.client in narrow for c in joins)
     assert "proof:" not in narrow
     _, refused = analyse(scenarios["closed"], "lo")
     buf = io.StringIO()
-    render_connections(refused, wide=False, console=Console(file=buf, width=120, color_system=None))
+    render_connections(refused, wide=False, out=buf)
     assert buf.getvalue().count("reset by the pod's own kernel") == N

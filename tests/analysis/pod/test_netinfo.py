@@ -250,3 +250,34 @@ def test_bad_input_is_one_clear_error(parser, text, needle):
     with pytest.raises(WhoseError) as e:
         parser(text)
     assert e.value.code == ExitCode.BAD_INPUT and needle in e.value.message
+
+
+def _sockets(*uids_and_procs):
+    from kubectl_whose.analysis.pod.sockets import Process, Socket
+
+    return [Socket("tcp", "LISTEN", None, 8000 + i, None, None, uid=uid,
+                   processes=[Process("python3", 10 + i, 3)] if named else [])
+            for i, (uid, named) in enumerate(uids_and_procs)]
+
+
+@pytest.mark.parametrize("shared, container, ptrace, socks, want", [
+    (True, None, False, [(0, True), (1337, False)],
+     "the sockets of uid 1337 show no process: their processes are visible, but reading another uid's /proc/PID/fd "
+     "takes CAP_SYS_PTRACE, which the debug container lacks; `kubectl whose net web --ptrace` adds it; owners are "
+     "named by uid meanwhile"),
+    (False, None, False, [(0, False), (1337, False)],
+     "no socket shows its process: the debug container has a process namespace of its own; `kubectl whose net web "
+     "-c app` shares app's (containers: app, istio-proxy); owners are named by uid meanwhile"),
+    (False, "app", False, [(0, True), (1337, False)],
+     "the sockets of uid 1337 show no process: they belong to another container than app (`kubectl whose net web "
+     "-c istio-proxy` shares its processes), or to app's processes of another uid, which take CAP_SYS_PTRACE to "
+     "read (`kubectl whose net web -c app --ptrace`); owners are named by uid meanwhile"),
+    (True, None, True, [(0, True), (1337, True)], None),
+    (True, None, False, [(0, True), (None, False)], None),  # TIME-WAIT: no owner to name
+], ids=["shared-needs-ptrace", "own-namespace-needs-c", "target-either", "all-named", "time-wait"])
+def test_process_note_says_what_is_really_missing(shared, container, ptrace, socks, want):
+    from kubectl_whose.analysis.pod.netinfo import NetInfo, ProcessView, process_note
+
+    info = NetInfo(sockets=_sockets(*socks), container=container,
+                   view=ProcessView("web", shared, ptrace, ("app", "istio-proxy")))
+    assert process_note(info) == want
