@@ -117,9 +117,9 @@ def rec_any_router(out: Path) -> Capture:
 
 def rec_icmp_quote(out: Path) -> Capture:
     """The router rejects TCP to port 9 and UDP to port 5302 with ICMP port unreachable, and the
-    client's capture filter hides the original SYN/datagram. tshark still gives the TCP/UDP header
-    quoted in each ICMP error a stream number (research §1.5), so the real HTTP stream after it is
-    tcp.stream 1, not 0, and the real UDP exchange is udp.stream 1."""
+    client's capture filter hides the original SYN/datagram. tshark still puts each ICMP error into
+    the stream of the TCP/UDP header it quotes (research §1.5), so the quoted SYN is tcp.stream 0, a
+    stream of one ICMP frame, and the real HTTP stream after it is tcp.stream 1."""
     with NetLab("B") as lab:
         c, r, s = routed(lab)
         r.run(["iptables", "-A", "FORWARD", "-p", "tcp", "--dport", "9", "-j", "REJECT",

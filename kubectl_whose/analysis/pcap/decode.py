@@ -11,9 +11,12 @@ Events (addresses are packed bytes, 4 or 16 long):
       seglen comes from the IP length (snaplen-cut frames keep tshark's tcp.len);
       wscale is the SYN's window-scale shift, -1 when absent (only meaningful on SYNs).
   (EV_UDP, src, dst, sport, dport, payload_len, encap)
-  (EV_TCP_QUOTE, src, dst, sport, dport, seq, flags) / (EV_UDP_QUOTE, src, dst, sport, dport)
-      a TCP/UDP header quoted in an ICMP error: tshark gives it a stream index (a new pair, or a
-      quoted SYN that reuses a pair) but does not count the frame in any stream (research §1.5).
+  (EV_TCP_QUOTE, src, dst, sport, dport, seq, ack, flags, window, encap)
+  (EV_UDP_QUOTE, src, dst, sport, dport, payload_len, encap)
+      a TCP/UDP header quoted in an ICMP error: tshark puts the ICMP frame into that header's
+      stream (`tcp.stream` / `udp.stream`), with the quoted flags, window and udp.length; measured
+      with 4.0.17, a TCP quote needs 16 bytes of header (through the window), a UDP one 8 bytes and
+      a length of at least 8.
 """
 from __future__ import annotations
 
@@ -293,10 +296,10 @@ def _l4(proto: int, frame: bytes, l4: int, l4len: int, src: bytes, dst: bytes, e
             _gre(frame, l4, src, dst, encap, events, depth)
     elif proto == 1:
         if n >= l4 + 8 and frame[l4] in _ICMP4_ERRORS:
-            _quoted(frame, l4 + 8, events)
+            _quoted(frame, l4 + 8, encap, events)
     elif proto == 58:
         if n >= l4 + 8 and frame[l4] in _ICMP6_ERRORS:
-            _quoted(frame, l4 + 8, events)
+            _quoted(frame, l4 + 8, encap, events)
 
 
 def _udp_tunnel(frame: bytes, pos: int, sport: int, dport: int, src: bytes, dst: bytes, encap, events, depth) -> None:
@@ -339,7 +342,7 @@ def _gre(frame: bytes, pos: int, src: bytes, dst: bytes, encap, events, depth) -
     _l3(ptype, frame, pos, label, events, depth + 1)
 
 
-def _quoted(frame: bytes, off: int, events: List[tuple]) -> None:
+def _quoted(frame: bytes, off: int, encap, events: List[tuple]) -> None:
     """The packet an ICMP error quotes: only its stream identity matters (research §1.5)."""
     n = len(frame)
     if n < off + 20:
@@ -358,14 +361,13 @@ def _quoted(frame: bytes, off: int, events: List[tuple]) -> None:
         src, dst, l4 = frame[off + 8:off + 24], frame[off + 24:off + 40], off + 40
     else:
         return
-    # tshark looks the conversation up after reading the TCP flags (bytes 12-13)
-    if proto == 6 and n >= l4 + 14:
-        sport, dport, seq = struct.unpack_from("!HHI", frame, l4)
-        flags = _H(frame, l4 + 12)[0] & 0x0FFF
-        events.append((EV_TCP_QUOTE, src, dst, sport, dport, seq, flags))
+    if proto == 6 and n >= l4 + 16:
+        sport, dport, seq, ack, offflags, win = _TCP(frame, l4)
+        events.append((EV_TCP_QUOTE, src, dst, sport, dport, seq, ack, offflags & 0x0FFF, win, encap))
     elif proto == 17 and n >= l4 + 8:
-        sport, dport = _HH(frame, l4)
-        events.append((EV_UDP_QUOTE, src, dst, sport, dport))
+        sport, dport, ulen = _UDP(frame, l4)
+        if ulen >= 8:
+            events.append((EV_UDP_QUOTE, src, dst, sport, dport, ulen - 8, encap))
 
 
 _HOSTS: dict = {}  # packed address -> "ip:" / "[ip]:" prefix; captures have few distinct hosts

@@ -111,7 +111,7 @@ class CaptureAnalyzer:
             events = decode_frame(linktype, frame, self.frags)
         except (IndexError, ValueError, struct.error):  # a header that lies about its length: count it
             events = []
-        if not any(ev[0] <= EV_UDP for ev in events):  # nothing but a quote in an ICMP error
+        if not events:
             self.no_transport += 1
         engine = self.engine
         for ev in events:
@@ -124,9 +124,9 @@ class CaptureAnalyzer:
                     engine.udp_packet(frame_no, ts, orig_len, *ev[1:])
             elif kind == EV_TCP_QUOTE:
                 if self._want_tcp:
-                    engine.tcp_quote(ts, *ev[1:])
+                    engine.tcp_quote(frame_no, ts, orig_len, *ev[1:])
             elif self._want_udp:
-                engine.udp_quote(ts, *ev[1:])
+                engine.udp_quote(frame_no, ts, orig_len, *ev[1:])
 
     def snapshot(self, top: int = 5) -> LiveStats:
         tcp_n, udp_n = self.engine.counts()
