@@ -46,5 +46,7 @@ def analyze(file: str, stream: Optional[int], proto: str, output: str) -> None:
     detail_proto = "udp" if proto == "udp" else "tcp"
     summary = analyze_file(file, proto=proto, detail_stream=stream, detail_proto=detail_proto)
     if stream is not None:
+        summary.check_decodable(file)  # before "no such stream": the reason there is none
         check_stream_index(detail_proto, stream, summary.stream_count(detail_proto))
     print_summary(summary, connections_json(summary), output, detail=stream is not None)
+    summary.check_decodable(file)

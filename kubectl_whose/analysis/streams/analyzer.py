@@ -6,10 +6,10 @@ view; `analyze FILE` calls `analyze_file`. Both run the very same code. The engi
 """
 from __future__ import annotations
 
-import struct
+from functools import lru_cache
 from typing import Optional
 
-from kubectl_whose.analysis.pcap.decode import EV_TCP, EV_TCP_QUOTE, EV_UDP, decode_frame
+from kubectl_whose.analysis.pcap.decode import EV_TCP, EV_TCP_QUOTE, EV_UDP
 from kubectl_whose.analysis.pcap.fragments import Reassembly
 from kubectl_whose.analysis.pcap.gunzip import gunzip_if_compressed
 from kubectl_whose.analysis.pcap.linktypes import LINKTYPES, linktype_name
@@ -103,14 +103,12 @@ class CaptureAnalyzer:
         self.last_ts = ts
 
     def _general(self, frame_no: int, ts: int, linktype: int, orig_len: int, frame: bytes) -> None:
-        if linktype not in LINKTYPES:
+        lt = LINKTYPES.get(linktype)
+        if lt is None or not lt.decoded:
             self.unsupported[linktype] = self.unsupported.get(linktype, 0) + 1
             self.no_transport += 1
             return
-        try:
-            events = decode_frame(linktype, frame, self.frags)
-        except (IndexError, ValueError, struct.error):  # a header that lies about its length: count it
-            events = []
+        events = general_decoder()(linktype, frame, self.frags, orig_len)
         if not events:
             self.no_transport += 1
         engine = self.engine
@@ -137,8 +135,7 @@ class CaptureAnalyzer:
         self.reader.close()
         warnings = list(self.reader.warnings)
         for linktype, n in sorted(self.unsupported.items()):
-            warnings.append(f"link type {linktype_name(linktype)} ({linktype}) is not supported: "
-                            f"{n} frames not decoded")
+            warnings.append(unsupported_warning(linktype, n))
         engine = self.engine
         rows = Rows(engine, engine.order(self.proto in ("tcp", "all"), self.proto in ("udp", "all")), self.first_ts)
         detail = None
@@ -147,7 +144,22 @@ class CaptureAnalyzer:
                       "packets": detail_rows(engine, self.detail_proto)}
         return CaptureSummary(self.packets, self.reader.truncated, warnings,
                               [linktype_name(lt) for lt in self.reader.linktypes], _sec(self.first_ts), rows, detail,
-                              *engine.counts(), self.no_transport, self.bytes)
+                              *engine.counts(), self.no_transport, self.bytes,
+                              {linktype_name(lt): n for lt, n in sorted(self.unsupported.items())})
+
+
+@lru_cache(maxsize=None)
+def general_decoder():
+    """`general.decode_frame`, imported on the first frame that needs it: dpkt takes ~50 ms to import,
+    and a capture of plain frames never needs it."""
+    from kubectl_whose.analysis.pcap.general import decode_frame
+
+    return decode_frame
+
+
+def unsupported_warning(linktype: int, frames: int) -> str:
+    return (f"link type {linktype_name(linktype)} ({linktype}) is not decoded here: {frames} "
+            f"frame{'s' if frames != 1 else ''} left out of the streams (tshark or Wireshark may read them)")
 
 
 def detail_rows(engine, proto: str) -> list:

@@ -82,7 +82,8 @@ class CaptureSummary:
 
     def __init__(self, packets: int, truncated: bool, warnings: List[str], linktypes: List[str],
                  first_ts: Optional[float], rows, detail: Optional[dict] = None, tcp_stream_count: int = 0,
-                 udp_stream_count: int = 0, frames_without_transport: int = 0, bytes: int = 0):
+                 udp_stream_count: int = 0, frames_without_transport: int = 0, bytes: int = 0,
+                 unsupported: Optional[dict] = None):
         self.packets = packets
         self.truncated = truncated
         self.warnings = warnings
@@ -93,6 +94,7 @@ class CaptureSummary:
         self.udp_stream_count = udp_stream_count
         self.frames_without_transport = frames_without_transport
         self.bytes = bytes
+        self.unsupported = dict(unsupported or {})  # link type name -> frames of it, not decoded
         self._source = rows
         self._rows: Optional[List[dict]] = None
 
@@ -138,6 +140,14 @@ class CaptureSummary:
 
     def stream_count(self, proto: str) -> int:
         return self.tcp_stream_count if proto == "tcp" else self.udp_stream_count
+
+    def check_decodable(self, name: str) -> None:
+        """A capture whose every frame has a link type we do not decode is an error (after its summary
+        is shown): the empty table would otherwise read as "no traffic"."""
+        if self.packets and sum(self.unsupported.values()) == self.packets:
+            types = ", ".join(self.unsupported)
+            raise WhoseError(f"{name}: none of its {self.packets} frames could be decoded: link type {types} is "
+                             f"not supported; open it with tshark -r {name} or Wireshark", ExitCode.UNSUPPORTED_LINK)
 
 
 def check_stream_index(proto: str, index: int, count: int) -> None:

@@ -6,7 +6,8 @@ import struct
 
 import pytest
 
-from kubectl_whose.analysis.pcap.decode import (EV_TCP, EV_TCP_QUOTE, EV_UDP, EV_UDP_QUOTE, decode_fast, decode_frame,
+from kubectl_whose.analysis.pcap.general import decode_frame
+from kubectl_whose.analysis.pcap.decode import (EV_TCP, EV_TCP_QUOTE, EV_UDP, EV_UDP_QUOTE, decode_fast,
                                            format_endpoint)
 from tests.helpers import pcapgen as g
 
@@ -73,11 +74,15 @@ def test_ipv4_options_and_fragments():
     assert decode_frame(1, later) == []
 
 
-def test_segment_length_comes_from_ip_length_not_captured_bytes():
+def test_segment_length_comes_from_ip_length_cut_to_the_length_on_the_wire():
     frame = g.eth(g.ipv4("10.0.0.1", "10.0.0.2", g.tcp(1, 2, 5, 6, g.ACK, 100, b"z" * 1000)))
-    cut = frame[:14 + 20 + 20 + 10]  # snaplen cut 10 bytes into the payload
-    assert decode_fast(1, cut)[9] == 1000
-    assert decode_frame(1, cut)[0][9] == 1000
+    cut = frame[:14 + 20 + 20 + 10]  # snaplen cut 10 bytes into the payload: the wire had all of it
+    assert decode_fast(1, cut, len(frame))[9] == 1000
+    assert decode_frame(1, cut, None, len(frame))[0][9] == 1000
+    # a frame that was that short on the wire: tshark cuts the IP length to the frame (measured)
+    assert decode_fast(1, cut) is None and decode_frame(1, cut)[0][9] == 10
+    tso = g.eth(g.ipv4("10.0.0.1", "10.0.0.2", g.tcp(1, 2, 5, 6, g.ACK, 100, b"z" * 1000), total=0))
+    assert decode_fast(1, tso) is None and decode_frame(1, tso)[0][9] == 1000  # IP length 0: offload
 
 
 def test_udp_payload_length():

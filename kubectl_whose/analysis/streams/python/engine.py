@@ -43,7 +43,7 @@ class PythonEngine:
             self.udp_packet(frame_no, ts, orig_len, ev[1], ev[2], ev[3], ev[4], ev[5], None)
 
     def frame(self, frame_no: int, ts: int, linktype: int, orig_len: int, data: bytes) -> bool:
-        ev = plain_event(data, 0, len(data), linktype)
+        ev = plain_event(data, 0, len(data), linktype, orig_len)
         if ev is None:
             return False
         self._take(ev, frame_no, ts, orig_len)
@@ -78,7 +78,7 @@ class PythonEngine:
             last = ts
             packets += 1
             nbytes += orig_len
-            ev = plain_event(buf, start, stop, linktype)
+            ev = plain_event(buf, start, stop, linktype, orig_len)
             if ev is None:
                 general(frames, ts, linktype, orig_len, bytes(buf[start:stop]))
             else:
@@ -114,7 +114,7 @@ class PythonEngine:
             last = ts
             packets += 1
             nbytes += orig_len
-            ev = plain_event(buf, start, start + caplen, iface.linktype)
+            ev = plain_event(buf, start, start + caplen, iface.linktype, orig_len)
             if ev is None:
                 general(frames, ts, iface.linktype, orig_len, bytes(buf[start:start + caplen]))
             else:
