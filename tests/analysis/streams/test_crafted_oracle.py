@@ -160,7 +160,76 @@ def link_types(linktype):
     return [(t, wrap(f[14:])) for t, f in g.http_conversation()]
 
 
+def _ip_conv(**kw):
+    """The HTTP conversation's IP packets (no link layer), IPv6 with ipv6=True."""
+    v6 = kw.pop("ipv6", False)
+    if v6:
+        kw.update(client="fd00::1", server="fd00::2", ip=g.ipv6)
+    return [(t, f[14:]) for t, f in g.http_conversation(**kw)]
+
+
+def _udp_carrier(payload: bytes, dport: int, sport: int = 41000) -> bytes:
+    return g.eth(g.ipv4("10.9.0.1", "10.9.0.2", g.udp(sport, dport, payload), proto=17))
+
+
+def _gre_carrier(gre: bytes) -> bytes:
+    return g.eth(g.ipv4("10.9.0.1", "10.9.0.2", gre, proto=47))
+
+
+# link layers and encapsulations read by the general path: (link type, IP packet -> frame, IPv6 inside)
+WRAPPED = {
+    "nflog": (239, g.nflog, False),
+    "nflog_v6": (239, g.nflog, True),
+    "ppp": (9, g.ppp_hdlc, False),
+    "ppp_no_framing": (9, lambda ip: struct.pack("!H", 0x0021) + ip, False),
+    "ppp_serial_chdlc": (50, g.chdlc, False),
+    "c_hdlc": (104, g.chdlc, True),
+    "pppoe_in_qinq": (1, lambda ip: g.eth(g.pppoe(ip), ethertype=0x8864, vlans=[100, 7]), False),
+    "mpls_in_vlan": (1, lambda ip: g.eth(g.mpls(ip, [16, 17]), ethertype=0x8847, vlans=[5]), False),
+    "mpls_v6": (1, lambda ip: g.eth(g.mpls(ip), ethertype=0x8847), True),
+    "vlan_three_tags": (1, lambda ip: g.eth(ip, vlans=[1, 2, 3]), False),
+    "pbb": (1, lambda ip: g.eth(g.pbb(ip), ethertype=0x88E7), False),
+    "vntag_in_vlan": (1, lambda ip: g.eth(g.vntag(ip), ethertype=0x8926, vlans=[9]), False),
+    "fabricpath": (1, lambda ip: g.fabricpath(g.eth(ip)), False),
+    "radiotap_qos_fcs": (127, lambda ip: g.radiotap(g.wlan_data(ip, qos=True), fcs=True), False),
+    "wlan": (105, g.wlan_data, True),
+    "ppi": (192, lambda ip: g.ppi(g.wlan_data(ip)), False),
+    "gtp_u": (1, lambda ip: _udp_carrier(g.gtp_u(ip, seq=9), 2152), False),
+    "teredo": (1, lambda ip: _udp_carrier(g.teredo(ip), 3544, 40000), True),
+    "ayiya": (1, lambda ip: _udp_carrier(g.ayiya(ip), 5072), True),
+    "gre_in_udp": (1, lambda ip: _udp_carrier(g.gre(ip), 4754), False),
+    "erspan_1": (1, lambda ip: _gre_carrier(g.gre(g.eth(ip), 0x88BE)), False),
+    "erspan_2": (1, lambda ip: _gre_carrier(g.gre_seq(g.erspan(g.eth(ip), 2), 0x88BE)), False),
+    "erspan_3": (1, lambda ip: _gre_carrier(g.gre(g.erspan(g.eth(ip), 3), 0x22EB)), False),
+    "pptp": (1, lambda ip: _gre_carrier(g.gre_pptp(g.ppp_hdlc(ip))), False),
+}
+
+
+def wrapped(name):
+    linktype, wrap, v6 = WRAPPED[name]
+    return g.pcap([(t, wrap(ip)) for t, ip in _ip_conv(ipv6=v6)], linktype=linktype)
+
+
+def lengths():
+    """Lengths tshark cuts or refuses: IP length 0 (segmentation offload, also with the snaplen cutting
+    the frame), an IP length beyond the frame, UDP lengths below 8 or beyond the datagram, a PPPoE
+    length shorter than its payload."""
+    recs = []
+    for i, ulen in enumerate([0, 4, 7, 8, 20, 30, 60]):
+        udp = struct.pack("!HHHH", 5000 + i, 53, ulen, 0) + b"x" * 22
+        recs.append((T0 + i, g.eth(g.ipv4(C, S, udp, proto=17))))
+    tso = g.eth(g.ipv4(C, S, g.tcp(40000, 80, 1, 1, g.ACK, payload=b"y" * 100), total=0))
+    long_ip = g.eth(g.ipv4(C, S, g.tcp(40001, 80, 1, 1, g.ACK, payload=b"y" * 100), total=500))
+    tso_cut = g.eth(g.ipv4(C, S, g.tcp(40002, 80, 1, 1, g.ACK, payload=b"y" * 1000), total=0))
+    short_pppoe = g.eth(g.pppoe(g.ipv4(C, S, g.tcp(40003, 80, 1, 1, g.ACK, payload=b"z" * 6)), length=42),
+                        ethertype=0x8864)
+    recs += [(T0 + 100, tso), (T0 + 200, long_ip), (T0 + 300, tso_cut[:80], len(tso_cut)), (T0 + 400, short_pppoe)]
+    return recs
+
+
 SCENARIOS = {
+    **{f"wrapped_{name}": (lambda name=name: wrapped(name)) for name in WRAPPED},
+    "lengths": lambda: g.pcap(lengths()),
     "fragments_v4": lambda: g.pcap(fragments_v4()),
     "fragments_v6": lambda: g.pcap(fragments_v6()),
     "reuse_variants": lambda: g.pcap(reuse_variants()),
@@ -186,6 +255,15 @@ SCENARIOS = {
 def test_crafted_capture_equals_tshark(name, tmp_path):
     problems = crafted_problems(name, tmp_path)
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", sorted(WRAPPED))
+def test_tshark_reads_the_stream_inside_each_wrapping(name, tmp_path):
+    """The wrapped scenarios prove something only if tshark itself finds the inner HTTP stream."""
+    path = tmp_path / f"{name}.pcap"
+    path.write_bytes(wrapped(name))
+    tcp = [v for (proto, _), v in tshark_analyze(path).streams.items() if proto == "tcp"]
+    assert len(tcp) == 1 and tcp[0]["packets"] == 9 and tcp[0]["flags"]["SYN"] == 2, tcp
 
 
 def crafted_problems(name, tmp_path) -> list:
