@@ -26,7 +26,16 @@ def analyze(file: str, stream: Optional[int], proto: str, output: str) -> None:
     """Summarise a pcap or pcapng capture, one row per TCP/UDP stream.
 
     FILE is a classic pcap (tcpdump -w) or pcapng (dumpcap, Wireshark) file, gzipped or not; `-`
-    reads stdin. Overlays (VXLAN on 4789 and 8472, Geneve, IP-in-IP, GRE) are decoded into their inner streams.
+    reads stdin. Link types: Ethernet (VLAN/QinQ, MPLS, PPPoE, PBB, VN-Tag, FabricPath), Linux cooked
+    (-i any), raw IP, NULL/LOOP, NFLOG, PPP, Cisco HDLC, 802.11 (radiotap, PPI). Tunnels are decoded
+    into their inner streams: IP-in-IP, GRE (ERSPAN, PPTP), VXLAN (4789, 8472), Geneve, GTP-U, Teredo,
+    AYIYA. A capture of no link type read here exits 17.
+
+    Stream numbers and figures are tshark 4.0's (tcp.stream / udp.stream; an ICMP error counts in
+    the stream of the header it quotes). STATE and HISTORY are Zeek's conn_state and history for
+    one trace read with `zeek -C`; not emulated: Zeek's time-outs and its own splitting of a
+    connection, C (checksums), G (gaps), x (analysis limits), flips made by application analyzers,
+    ICMP connections, and tunnels Zeek reads where tshark does not (README: "Zeek states").
 
     \b
     Examples:

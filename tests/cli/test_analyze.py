@@ -165,6 +165,15 @@ def test_help_has_examples():
     assert r.code == 0 and "Examples:" in r.stdout and "--stream 3" in r.stdout
 
 
+def test_help_says_what_of_zeek_is_not_emulated():
+    """The parts of Zeek tests/analysis/streams/test_zeek_traces.py accepts differences for
+    (zeek_baselines.REASONS) are named in --help, as in README's "Zeek states"."""
+    text = " ".join(run("analyze", "--help").stdout.split())
+    for words in ("not emulated", "time-outs", "C (checksums)", "G (gaps)", "x (analysis limits)",
+                  "application analyzers", "ICMP connections", "zeek -C", "exits 17"):
+        assert words in text, words
+
+
 def test_real_process_reads_a_pipe(two_streams):
     """The console entry point, fed through a real pipe (no seek possible)."""
     cat = subprocess.Popen(["cat", str(two_streams)], stdout=subprocess.PIPE)

@@ -41,12 +41,15 @@ UDP streams carry the same keys; TCP-only ones are 0 or null.
 Agreement with tshark 4.0.17 (the installed oracle) and the deliberate differences:
 * every figure above equals what `tshark -T fields` gives for that tcp.stream/udp.stream, including
   IP fragment reassembly (a fragmented datagram counts in the frame that completes it), ICMP errors
-  (the quoted header takes a stream index; the frame joins no stream) and the 4.0.x port-reuse rule
-  (see `analysis.streams.python.table`);
+  (the frame counts in the stream of the header it quotes, with that header's flags and no TCP
+  payload, as tcp.stream/udp.stream say; tshark's -z conv tables leave it out) and the 4.0.x
+  port-reuse rule (see `analysis.streams.python.table`);
 * VXLAN on UDP 8472 (flannel, Cilium, the Linux default) is decoded like 4789, so its inner streams
   appear; tshark 4.0 needs `-d udp.port==8472,vxlan` for that (tests run it with that flag);
-* `state`/`history` follow Zeek's definitions (`analysis.streams.python.conn_state`) on tshark's streams; Zeek's own
-  time-outs, checksum (`C`) and gap (`G`) letters are not emulated;
+* `state`/`history` are Zeek's (`analysis.streams.python.conn_state`, transcribed from Zeek's TCP
+  analyzer) on tshark's streams; not emulated: Zeek's time-outs and its own splitting of a 4-tuple,
+  `C` (checksums), `G` (gaps), `x` (limits), flips by application analyzers, ICMP connections
+  (README "Zeek states");
 * `handshake_rtt` is what tshark shows: it computes the RTT at the handshake's ACK but shows it only
   on frames that carry its analysis subtree (a flag, an exact ACK of an unacked segment, data in
   flight), so a stream with no such frame after that ACK has none (`tcp_analysis._unacked`).
