@@ -58,7 +58,8 @@ def http_close(truth, index: int):
 # request/response connections closed with FINs and nothing else happening (see http_close)
 HTTP_CLOSE_SCENARIOS = ("http_short", "keepalive", "ipv6", "nano", "pcapng", "any_sll", "any_sll2", "pcapng_multi",
                         "truncated", "vxlan_4789", "vxlan_8472", "tun_raw", "icmp_quote", "pipe", "pcapng_nano",
-                        "replay_vlan", "replay_qinq", "replay_ipip", "replay_gre", "replay_geneve")
+                        "replay_vlan", "replay_qinq", "replay_ipip", "replay_gre", "replay_geneve", "nflog",
+                        "replay_mpls_vlan", "replay_pppoe_qinq", "replay_pbb", "replay_vntag")
 
 
 def scenario_expectations(name: str, truth) -> dict:

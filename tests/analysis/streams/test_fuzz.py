@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.root]
 
 BASES = ("http_short", "pcapng", "pcapng_multi", "pcapng_nano", "any_sll2", "any_sll", "nano", "vxlan_4789",
          "ipv6", "udp", "abort", "truncated", "tun_raw", "icmp_quote", "midstream", "replay_geneve", "replay_gre",
-         "replay_qinq")
+         "replay_qinq", "nflog", "replay_pppoe_qinq", "replay_mpls_vlan", "replay_pbb")
 FUZZ = settings(max_examples=600, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 

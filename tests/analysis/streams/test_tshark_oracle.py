@@ -117,8 +117,11 @@ def test_scenarios_exercise_what_they_claim(oracle):
     for kind in ("ipip", "gre", "geneve"):  # tshark sees the inner HTTP streams inside the replayed tunnels
         tcp = [v for (p, _), v in oracle(f"replay_{kind}").streams.items() if p == "tcp"]
         assert len(tcp) == 3 and all(v["encapsulated"] for v in tcp), kind
-    for kind in ("vlan", "qinq"):  # a VLAN tag is no tunnel
-        assert not any(v["encapsulated"] for v in oracle(f"replay_{kind}").streams.values())
+    for kind in ("vlan", "qinq", "mpls_vlan", "pppoe_qinq", "pbb", "vntag"):  # link-level wrappings are no tunnel
+        tcp = [v for (p, _), v in oracle(f"replay_{kind}").streams.items() if p == "tcp"]
+        assert len(tcp) == 3 and not any(v["encapsulated"] for v in tcp), kind
+    nflog = [v for (p, _), v in oracle("nflog").streams.items() if p == "tcp"]
+    assert len(nflog) == 2 and all(v["flags"]["SYN"] == 2 and v["flags"]["FIN"] == 2 for v in nflog)
     router = oracle("any_router")
     assert all(s["retransmissions"] > 0 and s["dup_acks"] > 0 for s in router.streams.values())
 
@@ -177,7 +180,8 @@ def test_cli_json_equals_tshark(scenario, captures, oracle):
 # -y LINUX_SLL, and mergecap keeping both interfaces of the merged files
 LINKTYPES = {"http_short": ["EN10MB"], "any_sll2": ["LINUX_SLL2"], "any_sll": ["LINUX_SLL"], "nano": ["EN10MB"],
              "pcapng": ["EN10MB"], "pcapng_multi": ["EN10MB", "LINUX_SLL2"], "vxlan_4789": ["EN10MB"],
-             "tun_raw": ["RAW"], "any_router": ["LINUX_SLL2"], "icmp_quote": ["EN10MB"], "replay_qinq": ["EN10MB"]}
+             "tun_raw": ["RAW"], "any_router": ["LINUX_SLL2"], "icmp_quote": ["EN10MB"], "replay_qinq": ["EN10MB"],
+             "nflog": ["NFLOG"]}
 
 
 @pytest.mark.parametrize("scenario", sorted(LINKTYPES))
