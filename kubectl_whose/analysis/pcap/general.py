@@ -21,18 +21,21 @@ from dpkt import gre as dpkt_gre
 
 from kubectl_whose.analysis.pcap import link
 from kubectl_whose.analysis.pcap.decode import (AYIYA_PORT, EV_TCP, EV_TCP_QUOTE, EV_UDP, EV_UDP_QUOTE, GENEVE_PORT,
-                                                 GRE_UDP_PORT, GTP_U_PORT, TEREDO_PORT, TUNNEL_PORTS, VXLAN_PORTS,
-                                                 wscale_option)
+                                                 GRE_UDP_PORT, GTP_U_PORT, TEREDO_PORT, TUNNEL_PORTS, VXLAN_GPE_PORT,
+                                                 VXLAN_PORTS, wscale_option)
 from kubectl_whose.analysis.pcap.fragments import FrameEvents, Reassembly
 from kubectl_whose.analysis.pcap.proto.ayiya import AYIYA, OP_FORWARD
 from kubectl_whose.analysis.pcap.proto.erspan import ERSPAN2, ERSPAN3, GRE_ERSPAN_II, GRE_ERSPAN_III
 from kubectl_whose.analysis.pcap.proto.geneve import Geneve
 from kubectl_whose.analysis.pcap.proto.gtp import T_PDU, GTPv1
+from kubectl_whose.analysis.pcap.proto.pim import IP_PROTO_PIM, PIM, PIM_REGISTER
 from kubectl_whose.analysis.pcap.proto.teredo import Teredo
 from kubectl_whose.analysis.pcap.proto.vxlan import VXLAN
+from kubectl_whose.analysis.pcap.proto.vxlan_gpe import VXLANGPE
 
 ETH_IPV4, ETH_IPV6 = link.ETH_IPV4, link.ETH_IPV6
 GRE_ARUBA = range(0x8200, 0x8360, 0x10)  # Aruba access points: 802.11 frames in GRE (tshark's packet-gre.c)
+GRE_WCCP = 0x883E  # Cisco WCCP redirection: IPv4, after a 4-byte redirect header unless IPv4 comes at once
 _IPV6_EXT = (0, 43, 60, 135, 139, 140)  # hop-by-hop, routing, dest opts, mobility, HIP, shim6
 _ICMP4_ERRORS = (3, 4, 5, 11, 12)
 _ICMP6_ERRORS = (1, 2, 3, 4)
@@ -102,7 +105,8 @@ def _ipv4(frame: bytes, off: int, end: int, encap, events, depth) -> None:
     src, dst = frame[off + 12:off + 16], frame[off + 16:off + 20]
     if frag & 0x3FFF:
         offset = (frag & 0x1FFF) * 8
-        if events.frags is None:
+        # tshark reassembles only fragments captured whole; a cut one is read as if unfragmented
+        if events.frags is None or len(frame) < off + total:
             if offset:  # a later fragment: no transport header in it
                 return
         else:
@@ -120,6 +124,8 @@ def _ipv6(frame: bytes, off: int, end: int, encap, events, depth) -> None:
     plen, nxt = _IP6(frame, off)
     src, dst = frame[off + 8:off + 24], frame[off + 24:off + 40]
     pos = off + 40
+    if plen == 0 and nxt == 0:  # a jumbogram (RFC 2675): the length is a hop-by-hop option's
+        plen = _jumbo_length(frame, pos)
     left = min(plen, end - pos)
     while True:
         if nxt in _IPV6_EXT or nxt == 51:
@@ -152,6 +158,23 @@ def _ipv6(frame: bytes, off: int, end: int, encap, events, depth) -> None:
     _l4(nxt, frame, pos, left, src, dst, encap, events, depth)
 
 
+def _jumbo_length(frame: bytes, pos: int) -> int:
+    """The Jumbo Payload option (type 0xC2, 4 bytes) of the hop-by-hop header at pos, else 0."""
+    if len(frame) < pos + 2:
+        return 0
+    stop = min(pos + (frame[pos + 1] + 1) * 8, len(frame))
+    opt = pos + 2
+    while opt + 1 < stop:
+        kind = frame[opt]
+        if kind == 0:  # Pad1
+            opt += 1
+            continue
+        if kind == 0xC2 and frame[opt + 1] == 4 and opt + 6 <= stop:
+            return struct.unpack_from("!I", frame, opt + 2)[0]
+        opt += 2 + frame[opt + 1]
+    return 0
+
+
 def _l4(proto: int, frame: bytes, l4: int, l4len: int, src: bytes, dst: bytes, encap, events, depth) -> None:
     n = len(frame)
     if proto == 6:
@@ -171,6 +194,8 @@ def _l4(proto: int, frame: bytes, l4: int, l4len: int, src: bytes, dst: bytes, e
         if n < l4 + 8 or l4len < 8:
             return
         sport, dport, ulen = _UDP(frame, l4)
+        if ulen == 0 and len(src) == 16:  # a UDP jumbogram (RFC 2675): the length is IPv6's
+            ulen = l4len
         if ulen < 8:  # tshark: "bad length", no stream
             return
         events.append((EV_UDP, src, dst, sport, dport, ulen - 8, encap))
@@ -185,6 +210,9 @@ def _l4(proto: int, frame: bytes, l4: int, l4len: int, src: bytes, dst: bytes, e
     elif proto == 47:
         if depth < MAX_TUNNEL_DEPTH:
             _gre(frame[l4:l4 + l4len], max(l4 + l4len - n, 0), src, dst, encap, events, depth)
+    elif proto == IP_PROTO_PIM:
+        if depth < MAX_TUNNEL_DEPTH and n >= l4 + 8:
+            _pim(frame[l4:l4 + l4len], src, dst, encap, events, depth)
     elif proto == 1:
         if n >= l4 + 8 and frame[l4] in _ICMP4_ERRORS:
             _quoted(frame, l4 + 8, encap, events)
@@ -225,6 +253,10 @@ def _udp_tunnel(payload: bytes, cut: int, sport: int, dport: int, src: bytes, ds
                     _join(encap, f"ayiya {ends}"), events, depth)
         elif port == GRE_UDP_PORT:
             _gre(payload, cut, src, dst, encap, events, depth - 1)
+        elif port == VXLAN_GPE_PORT:
+            header = VXLANGPE(payload)
+            _l2(link.by_next_protocol(header.next_proto, header.data),
+                _join(encap, f"vxlan-gpe {ends} vni {header.vni}"), events, depth, cut)
     except link.DECODE_ERRORS:
         return  # a tunnel header cut short: the carrier's UDP event stands
 
@@ -255,11 +287,25 @@ def _gre(packet: bytes, cut: int, src: bytes, dst: bytes, encap, events, depth) 
             found, label = link.ethernet(ERSPAN3(payload).data), f"erspan {ends}"
         elif ptype in GRE_ARUBA:
             found, label = link.wlan(payload), f"gre {ends}"
+        elif ptype == GRE_WCCP:
+            found, label = (ETH_IPV4, payload if payload[:1] and payload[0] >> 4 == 4 else payload[4:]), f"gre {ends}"
         else:
             found, label = link.by_ethertype(ptype, payload), f"gre {ends}"
     except link.DECODE_ERRORS:
         return
     _l2(found, _join(encap, label), events, depth + 1, cut)
+
+
+def _pim(packet: bytes, src: bytes, dst: bytes, encap, events, depth) -> None:
+    """A PIM Register message's multicast packet."""
+    try:
+        header = PIM(packet)
+    except link.DECODE_ERRORS:
+        return
+    if header.type == PIM_REGISTER and header.data:
+        inner = header.data
+        _l3(ETH_IPV4 if inner[0] >> 4 == 4 else ETH_IPV6 if inner[0] >> 4 == 6 else -1, inner, 0, len(inner),
+            _join(encap, f"pim register {_ip_str(src)}→{_ip_str(dst)}"), events, depth + 1)
 
 
 def _quoted(frame: bytes, off: int, encap, events: List[tuple]) -> None:

@@ -31,8 +31,11 @@ from dpkt import sll2 as dpkt_sll2
 
 from kubectl_whose.analysis.pcap.proto.chdlc import CHDLC
 from kubectl_whose.analysis.pcap.proto.fabricpath import ETH_TYPE_FABRICPATH, FabricPath
+from kubectl_whose.analysis.pcap.proto.macsec import ETH_TYPE_MACSEC, MACsec
 from kubectl_whose.analysis.pcap.proto.nflog import AF_INET, AF_INET6, NFLOG
+from kubectl_whose.analysis.pcap.proto.nsh import ETH_TYPE_NSH, NEXT_ETHERNET, NEXT_IPV4, NEXT_IPV6, NEXT_MPLS, NEXT_NSH, NSH
 from kubectl_whose.analysis.pcap.proto.pbb import ETH_TYPE_PBB, PBB
+from kubectl_whose.analysis.pcap.proto.pktap import PKTAP
 from kubectl_whose.analysis.pcap.proto.ppi import PPI
 from kubectl_whose.analysis.pcap.proto.vntag import ETH_TYPE_VNTAG, VNTag
 
@@ -123,6 +126,31 @@ def by_ethertype(ethertype: int, buf: bytes, depth: int = 0) -> Network:
         return ethernet(buf, depth)
     if ethertype == ETH_PPP:
         return ppp(buf, depth)
+    if ethertype == ETH_TYPE_MACSEC:
+        tag = MACsec(buf)
+        if tag.encrypted or len(tag.data) < 2:
+            return None
+        return by_ethertype((tag.data[0] << 8) | tag.data[1], tag.data[2:], depth)
+    if ethertype == ETH_TYPE_NSH:
+        header = NSH(buf)
+        return by_next_protocol(header.next_proto, header.data, depth)
+    return None
+
+
+def by_next_protocol(next_proto: int, buf: bytes, depth: int = 0) -> Network:
+    """The next-protocol numbers of NSH and VXLAN-GPE."""
+    if depth >= MAX_DEPTH:
+        return None
+    if next_proto == NEXT_IPV4:
+        return ETH_IPV4, buf
+    if next_proto == NEXT_IPV6:
+        return ETH_IPV6, buf
+    if next_proto == NEXT_ETHERNET:
+        return ethernet(buf, depth + 1)
+    if next_proto == NEXT_NSH:
+        return by_ethertype(ETH_TYPE_NSH, buf, depth + 1)
+    if next_proto == NEXT_MPLS:
+        return by_ethertype(ETH_MPLS[0], buf, depth + 1)
     return None
 
 
@@ -232,6 +260,12 @@ def _nflog(frame: bytes) -> Network:
     return _raw(header.payload)
 
 
+def _pktap(frame: bytes) -> Network:
+    header = PKTAP(frame)
+    decode = BY_LINKTYPE.get(header.dlt)
+    return decode(header.data) if decode is not None and header.dlt not in (149, 258) else None
+
+
 def _ppi(frame: bytes) -> Network:
     header = PPI(frame)
     decode = BY_LINKTYPE.get(header.dlt)
@@ -252,10 +286,12 @@ BY_LINKTYPE: Dict[int, Callable[[bytes], Network]] = {
     108: lambda f: _loopback(f, True),
     113: lambda f: _sll(f, _SLL(f)),
     127: _radiotap,
+    149: _pktap,  # DLT_USER2, which Apple's libpcap used for PKTAP before 258 (tshark reads it so)
     192: _ppi,
     228: lambda f: (ETH_IPV4, f),
     229: lambda f: (ETH_IPV6, f),
     239: _nflog,
+    258: _pktap,
     276: lambda f: _sll(f, _SLL2(f)),
 }
 

@@ -39,10 +39,12 @@ LINKTYPES: Dict[int, LinkType] = {lt.number: lt for lt in (
     LinkType(108, "LOOP"),  # OpenBSD loopback: the AF_ in network byte order
     LinkType(113, "LINUX_SLL", ip_at=16, ethertype_at=14),  # tcpdump -i any before libpcap 1.10
     LinkType(127, "IEEE802_11_RADIOTAP"),  # Wi-Fi monitor mode
+    LinkType(149, "USER2"),  # as Apple's libpcap used it: PKTAP
     LinkType(192, "PPI"),  # per-packet information header, then (usually) 802.11
     LinkType(228, "IPV4", ip_at=0, ip_version=4),
     LinkType(229, "IPV6", ip_at=0, ip_version=6),
     LinkType(239, "NFLOG"),  # tcpdump -i nflog:N: what iptables' NFLOG target logs
+    LinkType(258, "PKTAP"),  # macOS tcpdump -i pktap: process and interface per packet
     LinkType(276, "LINUX_SLL2", ip_at=20, ethertype_at=0),  # tcpdump -i any since libpcap 1.10
     # named, not decoded
     LinkType(6, "IEEE802_5", decoded=False),
@@ -61,7 +63,6 @@ LINKTYPES: Dict[int, LinkType] = {lt.number: lt for lt in (
     LinkType(220, "USB_LINUX_MMAPPED", decoded=False),
     LinkType(231, "DBUS", decoded=False),
     LinkType(249, "NETLINK", decoded=False),
-    LinkType(258, "PKTAP", decoded=False),
     LinkType(271, "VSOCK", decoded=False),
 )}
 

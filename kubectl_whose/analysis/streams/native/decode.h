@@ -33,8 +33,8 @@ static int wscale_option(const uint8_t *f, int64_t pos, int64_t stop)
     return -1;
 }
 
-/* decode.TUNNEL_PORTS: VXLAN (4789, 8472), Geneve, GTP-U, Teredo, AYIYA, GRE in UDP */
-static const uint32_t TUNNEL_PORTS[] = {4789, 8472, 6081, 2152, 3544, 5072, 4754};
+/* decode.TUNNEL_PORTS: VXLAN (4789, 8472), Geneve, GTP-U, Teredo, AYIYA, GRE in UDP, VXLAN-GPE */
+static const uint32_t TUNNEL_PORTS[] = {4789, 8472, 6081, 2152, 3544, 5072, 4754, 4790};
 #define N_TUNNEL_PORTS ((int)(sizeof(TUNNEL_PORTS) / sizeof(TUNNEL_PORTS[0])))
 
 static int is_tunnel_port(uint32_t p)
