@@ -180,6 +180,38 @@ def gre_pptp(ppp_frame: bytes, call_id: int = 7, seq: int = 1) -> bytes:
     return struct.pack("!HHHHI", 0x3001, 0x880B, len(ppp_frame), call_id, seq) + ppp_frame
 
 
+def macsec(payload: bytes, ethertype: int = 0x0800) -> bytes:
+    """An integrity-only MACsec frame's payload (ethertype 0x88E5): SecTAG with an SCI, then the
+    ethertype and the data in clear, then a 16-byte ICV."""
+    return struct.pack("!BBI", 0x20, 0, 1) + b"\x02\x00\x00\x00\x00\x01\x00\x01" + struct.pack("!H", ethertype) \
+        + payload + b"\x1c" * 16
+
+
+def nsh(ip: bytes) -> bytes:
+    """An MD type 1 Network Service Header (6 words: base, service path, four context words)."""
+    nxt = 2 if ip[0] >> 4 == 6 else 1
+    return struct.pack("!HBBI", (63 << 6) | 6, 1, nxt, (42 << 8) | 255) + b"\x00" * 16 + ip
+
+
+def vxlan_gpe(payload: bytes, next_proto: int = 3, vni: int = 9) -> bytes:
+    return struct.pack("!BHBI", 0x0C, 0, next_proto, vni << 8) + payload
+
+
+def pim_register(ip: bytes) -> bytes:
+    return struct.pack("!BBHI", 0x21, 0, 0, 0) + ip
+
+
+def pktap(frame: bytes, dlt: int = 1) -> bytes:
+    """macOS PKTAP header (108 bytes, little-endian): length, next type, link type, interface name ..."""
+    return struct.pack("<III24s", 108, 1, dlt, b"en0") + b"\x00" * (108 - 36) + frame
+
+
+def ipv6_jumbo(src: str, dst: str, payload: bytes, nxt: int = 6) -> bytes:
+    """An IPv6 jumbogram: payload length 0 and a hop-by-hop Jumbo Payload option (RFC 2675)."""
+    hbh = struct.pack("!BBBBI", nxt, 0, 0xC2, 4, 8 + len(payload))
+    return struct.pack("!IHBB16s16s", 0x60000000, 0, 0, 64, addr(src), addr(dst)) + hbh + payload
+
+
 def icmp_unreachable(quoted: bytes) -> bytes:
     return struct.pack("!BBHI", 3, 3, 0, 0) + quoted
 

@@ -105,10 +105,15 @@ def _ipv4(frame: bytes, off: int, end: int, encap, events, depth) -> None:
     src, dst = frame[off + 12:off + 16], frame[off + 16:off + 20]
     if frag & 0x3FFF:
         offset = (frag & 0x1FFF) * 8
-        # tshark reassembles only fragments captured whole; a cut one is read as if unfragmented
-        if events.frags is None or len(frame) < off + total:
+        if events.frags is None:
             if offset:  # a later fragment: no transport header in it
                 return
+        elif len(frame) < off + total:
+            # tshark reassembles only fragments captured whole; a cut first fragment gets its
+            # transport header read, as a fragment (a TCP header joins its stream without tcp.len)
+            if not offset:
+                _l4(proto, frame, off + ihl, length, src, dst, encap, events, depth, fragment=True)
+            return
         else:
             head = frame[off + ihl:off + ihl + length] if offset == 0 else None
             done = events.frags.add((src, dst, proto, ident), offset, total - ihl, bool(frag & 0x2000), head)
@@ -141,6 +146,8 @@ def _ipv6(frame: bytes, off: int, end: int, encap, events, depth) -> None:
             nxt = frame[pos]
             if events.frags is not None and (offset or field & 1):
                 length = left - 8
+                if len(frame) < pos + 8 + length:  # cut: tshark neither reassembles nor reads it (unlike IPv4)
+                    return
                 head = frame[pos + 8:pos + 8 + length] if offset == 0 else None
                 done = events.frags.add((src, dst, nxt, ident), offset, length, bool(field & 1), head)
                 if done is not None:
@@ -170,12 +177,14 @@ def _jumbo_length(frame: bytes, pos: int) -> int:
             opt += 1
             continue
         if kind == 0xC2 and frame[opt + 1] == 4 and opt + 6 <= stop:
-            return struct.unpack_from("!I", frame, opt + 2)[0]
+            jumbo = struct.unpack_from("!I", frame, opt + 2)[0]
+            return jumbo if jumbo > 0xFFFF else 0  # below 65536 it is no jumbogram (tshark ignores it)
         opt += 2 + frame[opt + 1]
     return 0
 
 
-def _l4(proto: int, frame: bytes, l4: int, l4len: int, src: bytes, dst: bytes, encap, events, depth) -> None:
+def _l4(proto: int, frame: bytes, l4: int, l4len: int, src: bytes, dst: bytes, encap, events, depth,
+        fragment: bool = False) -> None:
     n = len(frame)
     if proto == 6:
         if n < l4 + TCP_QUOTE_MIN or l4len < TCP_QUOTE_MIN:
@@ -185,7 +194,7 @@ def _l4(proto: int, frame: bytes, l4: int, l4len: int, src: bytes, dst: bytes, e
         flags = offflags & 0x0FFF
         if hlen < 20:
             return
-        if l4len < hlen:  # tshark's "short segment": in the stream, but no tcp.len and no analysis
+        if l4len < hlen or fragment:  # tshark's "short segment", or a fragment: no tcp.len, no analysis
             events.append((EV_TCP_QUOTE, src, dst, sport, dport, seq, ack, flags, win, encap))
             return
         wscale = wscale_option(frame, l4 + 20, min(l4 + hlen, n)) if flags & 2 else -1

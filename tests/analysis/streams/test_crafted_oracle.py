@@ -202,6 +202,13 @@ WRAPPED = {
     "erspan_2": (1, lambda ip: _gre_carrier(g.gre_seq(g.erspan(g.eth(ip), 2), 0x88BE)), False),
     "erspan_3": (1, lambda ip: _gre_carrier(g.gre(g.erspan(g.eth(ip), 3), 0x22EB)), False),
     "pptp": (1, lambda ip: _gre_carrier(g.gre_pptp(g.ppp_hdlc(ip))), False),
+    "macsec": (1, lambda ip: g.eth(g.macsec(ip), ethertype=0x88E5), False),
+    "nsh": (1, lambda ip: g.eth(g.nsh(ip), ethertype=0x894F), False),
+    "vxlan_gpe_nsh": (1, lambda ip: _udp_carrier(g.vxlan_gpe(g.nsh(ip), next_proto=4), 4790), False),
+    "vxlan_gpe_ethernet": (1, lambda ip: _udp_carrier(g.vxlan_gpe(g.eth(ip)), 4790), True),
+    "wccp": (1, lambda ip: _gre_carrier(g.gre(b"\x00\x00\x00\x00" + ip, 0x883E)), False),
+    "pim_register": (1, lambda ip: g.eth(g.ipv4("10.9.0.1", "10.9.0.2", g.pim_register(ip), proto=103)), False),
+    "pktap": (258, lambda ip: g.pktap(g.eth(ip)), False),
 }
 
 
@@ -224,6 +231,11 @@ def lengths():
     short_pppoe = g.eth(g.pppoe(g.ipv4(C, S, g.tcp(40003, 80, 1, 1, g.ACK, payload=b"z" * 6)), length=42),
                         ethertype=0x8864)
     recs += [(T0 + 100, tso), (T0 + 200, long_ip), (T0 + 300, tso_cut[:80], len(tso_cut)), (T0 + 400, short_pppoe)]
+    jumbo = g.eth(g.ipv6_jumbo("fd00::1", "fd00::2", g.tcp(40004, 80, 1, 1, g.ACK, payload=b"j" * 300)))
+    cut_fragment = g.eth(g.ipv4(C, S, g.tcp(40005, 80, 1, 1, g.ACK, payload=b"f" * 400), frag=0x2000))
+    cut_v6 = g.eth(g.ipv6("fd00::1", "fd00::2", g.tcp(40006, 80, 1, 1, g.ACK, payload=b"g" * 400), nxt=44,
+                          ext=struct.pack("!BBHI", 6, 0, 1, 99)))
+    recs += [(T0 + 500, jumbo), (T0 + 600, cut_fragment[:90], len(cut_fragment)), (T0 + 700, cut_v6[:100], len(cut_v6))]
     return recs
 
 
