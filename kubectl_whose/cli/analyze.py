@@ -25,9 +25,9 @@ from kubectl_whose.cli.options import output_option
 def analyze(file: str, stream: Optional[int], proto: str, output: str) -> None:
     """Summarise a pcap or pcapng capture, one row per TCP/UDP stream.
 
-    FILE is a classic pcap (tcpdump -w) or pcapng (dumpcap, Wireshark) file, gzipped or not; `-`
-    reads stdin. Link types: Ethernet (VLAN/QinQ, MPLS, PPPoE, PBB, VN-Tag, FabricPath), Linux cooked
-    (-i any), raw IP, NULL/LOOP, NFLOG, PPP, Cisco HDLC, 802.11 (radiotap, PPI). Tunnels are decoded
+    FILE is a classic pcap (tcpdump -w), pcapng (dumpcap, Wireshark) or Network Monitor (.cap) file,
+    gzipped or not; `-` reads stdin. Link types: Ethernet (VLAN/QinQ, MPLS, PPPoE, PBB, VN-Tag, FabricPath), Linux cooked
+    (-i any), raw IP, NULL/LOOP, NFLOG, PPP, Cisco HDLC, 802.11 (radiotap, PPI), PKTAP. Tunnels are decoded
     into their inner streams: IP-in-IP, GRE (ERSPAN, PPTP), VXLAN (4789, 8472), Geneve, GTP-U, Teredo,
     AYIYA. A capture of no link type read here exits 17.
 

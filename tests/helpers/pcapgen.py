@@ -280,6 +280,31 @@ def unknown_block(endian: str = "<") -> bytes:
     return _block(0x0BADC0DE, b"ignore me", endian)
 
 
+def netmon2(records: Iterable, minor: int = 3, network: int = 1) -> bytes:
+    """A Network Monitor 2.x file: header, records (2.1+: with the per-frame trailer, 2.3: its UTC
+    FILETIME), the frame table at the end. The header's start time is the first frame's, in UTC."""
+    import time as _time
+
+    recs = [_rec(r) for r in records]
+    t0 = recs[0][0] if recs else 0
+    tm = _time.gmtime(t0 // 10**9)
+    body, offsets = b"", []
+    for ts, frame, orig in recs:
+        offsets.append(128 + len(body))
+        body += struct.pack("<QII", (ts - t0) // 1000, orig, len(frame)) + frame
+        if minor >= 1:
+            trailer = struct.pack("<H", network)
+            if minor >= 2:
+                trailer += struct.pack("<I", 0)
+            if minor >= 3:
+                trailer += struct.pack("<QB", ts // 100 + 116_444_736_000_000_000, 0)
+            body += trailer
+    table = struct.pack(f"<{len(offsets)}I", *offsets)
+    header = b"GMBU" + struct.pack("<BBH8HII", minor, 2, 1, tm.tm_year, tm.tm_mon, 0, tm.tm_mday, tm.tm_hour,
+                                   tm.tm_min, tm.tm_sec, (t0 // 10**6) % 1000, 128 + len(body), len(table))
+    return header + b"\x00" * (128 - len(header)) + body + table
+
+
 # --- a whole conversation -------------------------------------------------------------------------
 
 def http_conversation(client: str = "10.0.0.1", server: str = "10.0.0.2", cport: int = 40000, sport: int = 80,

@@ -71,6 +71,11 @@ PLAIN: Dict[int, Tuple[int, int, int]] = {
     n: (lt.ip_at, lt.ethertype_at, lt.ip_version) for n, lt in LINKTYPES.items() if lt.ip_at is not None}
 
 
+NETMON_BASE = 0x10000  # netmon.linktype_of: a NetMon network type no pcap link type stands for
+
+
 def linktype_name(number: int) -> str:
     lt = LINKTYPES.get(number)
-    return lt.name if lt else f"LINKTYPE_{number}"
+    if lt:
+        return lt.name
+    return f"NETMON_NETWORK_{number - NETMON_BASE}" if number >= NETMON_BASE else f"LINKTYPE_{number}"

@@ -52,12 +52,15 @@ class CaptureAnalyzer:
         reader = self.reader
         reader.feed(data)
         window = reader.window()
-        if window is None:
-            return
-        if not self.fast_path:
+        if not self.fast_path or reader.format == "netmon":  # record by record (NetMon: once all is in)
+            engine = self.engine
             for frame_no, ts, linktype, _caplen, orig_len, frame in reader.records():
+                ts = engine.timestamp(ts)
                 self._count(ts, orig_len)
-                self._general(frame_no, ts, linktype, orig_len, frame)
+                if not self.fast_path or not engine.frame(frame_no, ts, linktype, orig_len, frame):
+                    self._general(frame_no, ts, linktype, orig_len, frame)
+            return
+        if window is None:
             return
         engine = self.engine
         if reader.format == "pcap":

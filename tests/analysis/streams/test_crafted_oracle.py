@@ -239,8 +239,26 @@ def lengths():
     return recs
 
 
+def editcap(data: bytes, file_format: str) -> bytes:
+    """`editcap -F FORMAT` of a capture: files of other writers, made by Wireshark's own code."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = f"{tmp}/in.pcap", f"{tmp}/out"
+        with open(src, "wb") as f:
+            f.write(data)
+        subprocess.run(["editcap", "-F", file_format, src, dst], check=True, capture_output=True)
+        with open(dst, "rb") as f:
+            return f.read()
+
+
 SCENARIOS = {
     **{f"wrapped_{name}": (lambda name=name: wrapped(name)) for name in WRAPPED},
+    "netmon_1": lambda: editcap(g.pcap(g.http_conversation(step=3 * MS)), "netmon1"),
+    "netmon_2_0": lambda: editcap(g.pcap(g.http_conversation()), "netmon2"),
+    "netmon_2_3": lambda: g.netmon2(g.http_conversation() + g.http_conversation(cport=40001, t0=T0 + MS)),
+    "netmon_2_1_raw_ip": lambda: g.netmon2([(t, f[14:]) for t, f in g.http_conversation()], minor=1, network=9),
     "lengths": lambda: g.pcap(lengths()),
     "fragments_v4": lambda: g.pcap(fragments_v4()),
     "fragments_v6": lambda: g.pcap(fragments_v6()),
