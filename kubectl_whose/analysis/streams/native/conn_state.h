@@ -33,7 +33,8 @@ static void hist_append(Zeek *z, const char *s, uint32_t n)
 
 static const char *hist_text(const Zeek *z) { return z->hcap ? z->heap : z->inl; }
 
-static int hist_is(const Zeek *z, const char *s) { return z->hlen == strlen(s) && !strcmp(hist_text(z), s); }
+/* the history is exactly "H": a SYN-ACK was all the originator sent (CheckHistory's flip) */
+static int hist_is_h(const Zeek *z) { return z->hlen == 1 && hist_text(z)[0] == 'H'; }
 
 /* a fresh Zeek view of a stream with no packet of its own yet (orig -1) */
 static void zeek_reset(Zeek *z)
@@ -175,7 +176,7 @@ static void zeek_add(Zeek *z, int d, char code)
 /* TCP_Endpoint::CheckHistory: 1 when the letter was seen before */
 static int zeek_check(Zeek *z, int d, uint32_t mask, char code)
 {
-    if ((code == 'A' || code == 'D') && hist_is(z, "H")) {
+    if ((code == 'A' || code == 'D') && hist_is_h(z)) {
         zeek_flip(z);
         z->hlen = 0;
         hist_append(z, "^h", 2);
