@@ -2,7 +2,7 @@
 
 Numbers and names are tcpdump's (https://www.tcpdump.org/linktypes.html, `LINKTYPE_*`). A link
 type with `ip_at` is *plain*: its frames carry IPv4/IPv6 at a fixed offset, and both engines'
-plain-frame decoders (`decode.plain_event`, `native/decode.h`) take them without the general
+plain-frame decoders (`decode.plain_frame`, `native/decode.h`) take them without the general
 path; tests hold the C table to `PLAIN`. Every link type with `decoded` is read by the general
 decoder (`general.decode_frame`, through `link.BY_LINKTYPE`, which tests hold to this table). The
 others are listed for their names only: their frames are counted and named in a warning, and a

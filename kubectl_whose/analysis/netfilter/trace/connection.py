@@ -41,7 +41,9 @@ def reject_answer(rulesets: Sequence[Ruleset], query: TraceQuery, pkt: Packet) -
     seen = "refused" if rst or "port-unreach" in (pkt.reject_with or "") else "unreachable"
     if pkt.src is None:
         return seen, [], ["the sender's address is unknown: the REJECT's answer is taken to reach it"]
-    local = lambda ip: is_loopback(ip) or ip in query.pod_ips or (query.inbound and ip == query.dst)  # noqa: E731
+    routing = query.routing
+    local = lambda ip: is_loopback(ip) or ip in query.pod_ips or (  # noqa: E731
+        routing.is_local(ip) if routing is not None else query.inbound and ip == query.dst)
     # a RST swaps the rejected packet's addresses; an ICMP error comes from the rejected packet's destination when
     # that is local (__icmp_send), else from the route's source toward the sender
     if rst or local(pkt.dst):
@@ -50,7 +52,7 @@ def reject_answer(rulesets: Sequence[Ruleset], query: TraceQuery, pkt: Packet) -
         answer_src = pkt.src if local(pkt.src) else (query.pod_ips[0] if query.pod_ips else pkt.dst)
     q = TraceQuery(dst=pkt.src, dport=(pkt.sport or 40000) if rst else None, proto="tcp" if rst else "icmp",
                    src=answer_src, sport=pkt.dport if rst else None, pod_ips=query.pod_ips,
-                   ctstate="RELATED", ctstate_given=True, kernel_generated=True)
+                   ctstate="RELATED", ctstate_given=True, kernel_generated=True, routing=routing)
     ctx, verdict = walk(rulesets, q, [])
     what = "TCP RST" if rst else f"ICMP error ({pkt.reject_with})"
     steps = [Step(f"{s.hook} ({what})", s.table, s.chain, s.rule, s.matched, s.note) for s in ctx.steps]
@@ -68,17 +70,31 @@ def reply(rulesets: Sequence[Ruleset], query: TraceQuery, pkt: Packet) -> Tuple[
     delivered here, or arriving through PREROUTING/INPUT when it went out; filter rules can drop it."""
     if pkt.src is None:
         return "delivered", [], []
-    delivered_here = pkt.delivered_to is not None or (query.inbound and pkt.iif is not None and (
-        pkt.dst in query.pod_ips or not query.pod_ips or is_loopback(pkt.dst))) or \
-        (not query.inbound and (is_loopback(pkt.dst) or pkt.dst in query.pod_ips))
+    if query.routing is not None:
+        delivered_here = pkt.delivered_to is not None or is_loopback(pkt.dst) or query.routing.is_local(pkt.dst)
+    else:
+        delivered_here = pkt.delivered_to is not None or (query.inbound and pkt.iif is not None and (
+            pkt.dst in query.pod_ips or not query.pod_ips or is_loopback(pkt.dst))) or \
+            (not query.inbound and (is_loopback(pkt.dst) or pkt.dst in query.pod_ips))
     if query.inbound and not delivered_here:
-        return "delivered", [], []  # forwarded: the reply's path is beyond this namespace
+        if query.routing is None:
+            return "delivered", [], []  # forwarded: without routes, the reply's path is not known here
+        # forwarded: the answer comes back through this host's FORWARD, from the device the packet left by;
+        # conntrack has undone the source NAT by then (PREROUTING), the destination NAT only in POSTROUTING
+        rq = TraceQuery(dst=query.src or pkt.src, dport=query.sport or pkt.sport or 40000, proto=pkt.proto,
+                        src=pkt.dst, sport=pkt.dport, inbound=True, iface=pkt.oif, pod_ips=query.pod_ips,
+                        ctstate="ESTABLISHED", ctstate_given=True, reply=True, routing=query.routing)
+        return _reply_walk(rulesets, rq)
     sport = pkt.delivered_to.rsplit(":", 1)[1] if pkt.delivered_to else pkt.dport
     rq = TraceQuery(dst=pkt.src, dport=pkt.sport or 40000, proto=pkt.proto, src=pkt.dst,
                     sport=int(sport) if sport is not None else None, inbound=not delivered_here,
                     iface=(pkt.oif if not delivered_here else (query.iface if query.inbound else None)),
                     pod_ips=query.pod_ips or ((pkt.src,) if not query.inbound else ()), ctstate="ESTABLISHED",
-                    ctstate_given=True, reply=True)
+                    ctstate_given=True, reply=True, routing=query.routing)
+    return _reply_walk(rulesets, rq)
+
+
+def _reply_walk(rulesets: Sequence[Ruleset], rq: TraceQuery) -> Tuple[str, List[Step], List[str]]:
     ctx, verdict = walk(rulesets, rq, [])
     steps = [Step(f"{s.hook} (reply)", s.table, s.chain, s.rule, s.matched, s.note) for s in ctx.steps]
     if verdict in ("DROP", "REJECT"):

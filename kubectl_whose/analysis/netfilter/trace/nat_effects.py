@@ -53,7 +53,7 @@ def dnat(ctx: WalkContext, hook: str, to: Optional[str]) -> str:
     if port is not None:
         p.dport = port
     if hook == "OUTPUT":
-        p.reroute_oif = "lo" if ctx.is_local(p.dst) else (ctx.query.iface or "eth0")
+        p.reroute_oif = ctx.output_device(p.dst)
     p.verdict_kind = "DNAT"
     p.dnat_hooks.append(hook)
     p.nat_log.append((hook, "dst", p.dst, p.dport, p.reroute_oif))
@@ -82,8 +82,11 @@ def snat(ctx: WalkContext, to: Optional[str]) -> str:
 def masquerade(ctx: WalkContext) -> str:
     p = ctx.packet
     before = p.src
+    routed_src = ctx.source_address(p.oif, "ipv6" if ":" in p.dst else "ipv4")
     if p.oif == "lo":
         p.src = "::1" if ":" in p.dst else "127.0.0.1"
+    elif routed_src:
+        p.src = routed_src
     elif ctx.query.pod_ips:
         p.src = ctx.query.pod_ips[0]
     else:

@@ -38,6 +38,8 @@ class TraceQuery:
     kernel_generated: bool = False  # an ICMP error or RST the kernel sends for a REJECT: no socket, no owner
     reply: bool = False  # the connection's reply direction (the answer to the traced packet)
     replay_nat: Tuple[tuple, ...] = ()  # later packets of a connection: the NAT its first packet set up
+    # the namespace's addresses, routes and policy rules (`routing.Routing`); None: not known, see `assume`
+    routing: Optional[object] = field(default=None, compare=False)
 
     @property
     def family(self) -> str:
@@ -68,6 +70,7 @@ class Packet:
     destination_unknown: bool = False  # a NAT target whose parameters the reader lost ([unsupported revision])
     reroute_oif: Optional[str] = None  # output device after a destination NAT in OUTPUT, from POSTROUTING on
     nat_log: List[tuple] = field(default_factory=list)  # (hook, "dst"|"src", ip, port, oif): replayed for later packets
+    no_route: Optional[str] = None  # the routing decision that ended the walk (unreachable, prohibit, no route)
 
     def copy(self) -> "Packet":
         return replace(self, nat=list(self.nat), dnat_hooks=list(self.dnat_hooks), nat_log=list(self.nat_log))
