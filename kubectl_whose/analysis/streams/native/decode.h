@@ -1,4 +1,4 @@
-/* Plain frames: decode.py's plain_event, statement by statement.
+/* Plain frames: decode.py's plain_frame, statement by statement.
  * Part of the native engine: included once, in order, by ../_engine.c (one translation unit). */
 
 /* ------------------------------------------------------------------------------------------ */
