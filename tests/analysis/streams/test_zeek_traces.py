@@ -26,9 +26,10 @@ from tests.helpers import zeek_baselines as zb
 from tests.helpers.netns import requires_tools
 from tests.helpers.tshark_oracle import analyze as tshark_analyze, stream_diff
 
-pytestmark = [pytest.mark.slow, requires_tools("tshark"),
+# lab tier: the traces live outside the repository (../shared), and 133 tshark runs take two minutes
+pytestmark = [pytest.mark.slow, pytest.mark.lab, requires_tools("tshark"),
               pytest.mark.skipif(zb.zeek_unavailable_reason() is not None,
-                                 reason=zb.zeek_unavailable_reason() or "")]
+                                 reason=zb.zeek_unavailable_reason() or "Zeek's baselines are there")]
 
 TRACES = zb.traces() if zb.zeek_unavailable_reason() is None else []
 # runs whose baseline has a TCP or UDP connection (a few log only ICMP or other transports)
