@@ -28,6 +28,7 @@ class ExitCode(IntEnum):
     TIMEOUT = 15  # waited too long (container start, API answer)
     CONFIG = 16  # kubeconfig missing or invalid
     PARTIAL = 17  # several pods: some could not be captured (their errors are listed; the others' results shown)
+    UNSUPPORTED_LINK = 18  # a readable capture none of whose frames has a link type we decode
     INTERRUPTED = 130  # 128 + SIGINT: Ctrl-C (a capture still prints what it collected)
 
 

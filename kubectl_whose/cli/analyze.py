@@ -28,10 +28,19 @@ from kubectl_whose.cli.options import output_option
 def analyze(file: str, stream: Optional[int], proto: str, local_ips, output: str) -> None:
     """Summarise a pcap or pcapng capture, one row per TCP/UDP stream.
 
-    FILE is a classic pcap (tcpdump -w) or pcapng (dumpcap, Wireshark) file, gzipped or not; `-`
-    reads stdin; a merged capture of several pods shows each pod and the connections between them; a
-    bundle (FILE.tgz from `kubectl whose bundle`) shows its capture. Overlays (VXLAN on 4789 and 8472,
-    Geneve, IP-in-IP, GRE) are decoded into their inner streams.
+    FILE is a classic pcap (tcpdump -w), pcapng (dumpcap, Wireshark) or Network Monitor (.cap) file,
+    gzipped or not; `-` reads stdin; a merged capture of several pods shows each pod and the
+    connections between them; a bundle (FILE.tgz from `kubectl whose bundle`) shows its capture.
+    Link types: Ethernet (VLAN/QinQ, MPLS, PPPoE, PBB, VN-Tag, FabricPath), Linux cooked (-i any),
+    raw IP, NULL/LOOP, NFLOG, PPP, Cisco HDLC, 802.11 (radiotap, PPI), PKTAP. Tunnels are decoded
+    into their inner streams: IP-in-IP, GRE (ERSPAN, PPTP), VXLAN (4789, 8472), Geneve, GTP-U,
+    Teredo, AYIYA. A capture of no link type read here exits 18.
+
+    Stream numbers and figures are tshark 4.0's (tcp.stream / udp.stream; an ICMP error counts in
+    the stream of the header it quotes). STATE and HISTORY are Zeek's conn_state and history for
+    one trace read with `zeek -C`; not emulated: Zeek's time-outs and its own splitting of a
+    connection, C (checksums), G (gaps), x (analysis limits), flips made by application analyzers,
+    ICMP connections, and tunnels Zeek reads where tshark does not (README: "Zeek states").
 
     \b
     Examples:
@@ -66,9 +75,11 @@ def analyze_capture(file: str, stream: Optional[int], proto: str, local_ips, out
     detail_proto = "udp" if proto == "udp" else "tcp"
     summary = analyze_file(file, proto=proto, detail_stream=stream, detail_proto=detail_proto)
     if stream is not None:
+        summary.check_decodable(file)  # before "no such stream": the reason there is none
         check_stream_index(detail_proto, stream, summary.stream_count(detail_proto))
     print_summary(summary, connections_json(summary), output, detail=stream is not None,
                   inbound=[i.to_dict() for i in join_inbound(summary, local_ips)])
+    summary.check_decodable(file)
 
 
 def analyze_pods(file: str, proto: str, output: str) -> None:

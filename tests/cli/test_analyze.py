@@ -123,14 +123,30 @@ def test_directory_is_bad_input(tmp_path):
     assert r.code == ExitCode.BAD_INPUT and "is a directory" in r.stderr
 
 
-def test_unknown_link_type_is_a_warning_not_a_crash(tmp_path):
+def test_a_capture_of_an_unsupported_link_type_is_shown_then_fails_with_one_line(tmp_path):
+    """Nothing could be decoded: the summary is still printed (the frames were read), then one line
+    naming the link type and exit code UNSUPPORTED_LINK, so an empty table never reads as "no traffic"."""
     path = tmp_path / "bt.pcap"
     path.write_bytes(g.pcap([(T0, b"\x01\x02\x03")], linktype=187))
     r = run("analyze", str(path), "-o", "json")
-    assert r.code == 0 and r.json["streams"] == [] and r.json["frames_without_transport"] == 1
-    assert "LINKTYPE_187" in r.json["warnings"][0]
-    r = run("analyze", str(path))
-    assert r.code == 0 and "no TCP or UDP streams" in r.stderr
+    assert r.code == ExitCode.UNSUPPORTED_LINK and r.json["streams"] == [] and r.json["frames_without_transport"] == 1
+    assert "BLUETOOTH_HCI_H4 (187)" in r.json["warnings"][0]
+    assert r.stderr.startswith("kubectl-whose: error: ") and r.stderr.count("\n") == 1
+    assert "link type BLUETOOTH_HCI_H4 is not supported" in r.stderr and f"tshark -r {path}" in r.stderr
+    r = run("analyze", str(path), "--stream", "0")
+    assert r.code == ExitCode.UNSUPPORTED_LINK and "BLUETOOTH_HCI_H4" in r.stderr
+
+
+def test_frames_of_an_unsupported_link_type_beside_decoded_ones_are_a_warning(tmp_path):
+    """pcapng with an Ethernet interface and a Bluetooth one: the Ethernet streams, a warning naming
+    the other link type and how many frames it had, exit 0."""
+    frames = b"".join(g.epb(0, T0 // 1000 + i, f) for i, (_t, f) in enumerate(g.http_conversation()))
+    path = tmp_path / "mixed.pcapng"
+    path.write_bytes(g.shb() + g.idb(1) + g.idb(187) + frames + g.epb(1, T0 // 1000, b"\x01\x02"))
+    r = run("analyze", str(path), "-o", "json")
+    assert r.code == ExitCode.OK and len(r.json["streams"]) == 1
+    assert r.json["warnings"] == ["link type BLUETOOTH_HCI_H4 (187) is not decoded here: 1 frame left out of the "
+                                  "streams (tshark or Wireshark may read them)"]
 
 
 def test_ipv6_rows_in_a_pipe_are_whole_lines(tmp_path):
@@ -150,6 +166,15 @@ def test_ipv6_rows_in_a_pipe_are_whole_lines(tmp_path):
 def test_help_has_examples():
     r = run("analyze", "--help")
     assert r.code == 0 and "Examples:" in r.stdout and "--stream 3" in r.stdout
+
+
+def test_help_says_what_of_zeek_is_not_emulated():
+    """The parts of Zeek tests/analysis/streams/test_zeek_traces.py accepts differences for
+    (zeek_baselines.REASONS) are named in --help, as in README's "Zeek states"."""
+    text = " ".join(run("analyze", "--help").stdout.split())
+    for words in ("not emulated", "time-outs", "C (checksums)", "G (gaps)", "x (analysis limits)",
+                  "application analyzers", "ICMP connections", "zeek -C", "exits 18"):
+        assert words in text, words
 
 
 def test_real_process_reads_a_pipe(two_streams):

@@ -1,11 +1,13 @@
-"""Replayed encapsulations: the frames of a real capture wrapped in 802.1Q, QinQ, IP-in-IP, GRE or Geneve,
-sent through a veth with an AF_PACKET socket, and captured by real tcpdump on the far end.
+"""Replayed encapsulations: the frames of a real capture wrapped in 802.1Q, QinQ, IP-in-IP, GRE, Geneve,
+MPLS in a VLAN, PPPoE in QinQ, 802.1ah or VN-Tag, sent through a veth with an AF_PACKET socket, and
+captured by real tcpdump on the far end.
 
-This kernel has no 8021q, ipip, ip_gre or geneve modules (`ip link add ... type vlan|ipip|gre|geneve`
-fails), so those encapsulations cannot be made by the kernel here. Instead the frames of the real
-short-HTTP capture are wrapped (802.1Q, QinQ, IP-in-IP, GRE, Geneve) and sent through a veth with
-an AF_PACKET socket, and real tcpdump captures them on the far end. The conversations are real,
-the wrapping is ours; tshark decodes whatever is on the wire, so it stays the judge.
+This kernel has no 8021q, mpls_router, ipip, ip_gre, geneve or ppp modules (`ip link add ... type
+vlan|ipip|gre|geneve` fails, there is no /proc/sys/net/mpls and no /dev/ppp, so neither MPLS routes
+nor pppoe-server can run), so those encapsulations cannot be made by the kernel here. Instead the
+frames of the real short-HTTP capture are wrapped and sent through a veth with an AF_PACKET socket,
+and real tcpdump captures them on the far end. The conversations are real, the wrapping is ours;
+tshark decodes whatever is on the wire, so it stays the judge.
 """
 from __future__ import annotations
 
@@ -38,6 +40,18 @@ def _wrap(kind: str, frame: bytes) -> bytes:
         return macs + b"\x81\x00" + struct.pack("!H", 100) + frame[12:]
     if kind == "qinq":
         return macs + b"\x88\xa8" + struct.pack("!H", 200) + b"\x81\x00" + struct.pack("!H", 100) + frame[12:]
+    if kind == "vntag":
+        return macs + b"\x89\x26" + struct.pack("!I", 0x80010002) + frame[12:]
+    if kind == "pbb":  # 802.1ah I-TAG with I-SID 1000, then the customer's addresses and ethertype
+        return macs + b"\x88\xe7" + struct.pack("!I", 1000) + frame
+    if ethertype == b"\x08\x00" and kind == "mpls_vlan":  # VLAN 100, then labels 16 and 17 (bottom)
+        return macs + b"\x81\x00" + struct.pack("!HHII", 100, 0x8847, (16 << 12) | 64, (17 << 12) | 0x100 | 64) \
+            + inner
+    if ethertype == b"\x08\x00" and kind == "pppoe_qinq":  # tags 200/100, session 7, PPP protocol 0x0021
+        pppoe = struct.pack("!BBHHH", 0x11, 0, 7, len(inner) + 2, 0x0021) + inner
+        return macs + b"\x88\xa8" + struct.pack("!HHHH", 200, 0x8100, 100, 0x8864) + pppoe
+    if kind in ("mpls_vlan", "pppoe_qinq"):
+        return frame
     if ethertype != b"\x08\x00":  # ARP stays as it was: only IPv4 goes into the tunnel
         return frame
     from_client = inner[12:16] == socket.inet_aton(CLIENT4)

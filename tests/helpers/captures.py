@@ -117,9 +117,9 @@ def rec_any_router(out: Path) -> Capture:
 
 def rec_icmp_quote(out: Path) -> Capture:
     """The router rejects TCP to port 9 and UDP to port 5302 with ICMP port unreachable, and the
-    client's capture filter hides the original SYN/datagram. tshark still gives the TCP/UDP header
-    quoted in each ICMP error a stream number (research §1.5), so the real HTTP stream after it is
-    tcp.stream 1, not 0, and the real UDP exchange is udp.stream 1."""
+    client's capture filter hides the original SYN/datagram. tshark still puts each ICMP error into
+    the stream of the TCP/UDP header it quotes (research §1.5), so the quoted SYN is tcp.stream 0, a
+    stream of one ICMP frame, and the real HTTP stream after it is tcp.stream 1."""
     with NetLab("B") as lab:
         c, r, s = routed(lab)
         r.run(["iptables", "-A", "FORWARD", "-p", "tcp", "--dport", "9", "-j", "REJECT",
@@ -328,6 +328,21 @@ def rec_pipe(out: Path) -> Capture:
     return Capture("pipe", out, chunks=td.chunks)
 
 
+def rec_nflog(out: Path) -> Capture:
+    """`tcpdump -i nflog:5` in the client's namespace, where iptables' NFLOG target logs every TCP
+    packet it sends (OUTPUT) and receives (INPUT): LINKTYPE_NFLOG, what a node's NFLOG rules give."""
+    with NetLab("B") as lab:
+        c, s = veth_pair(lab)
+        for chain in ("OUTPUT", "INPUT"):
+            c.run(["iptables", "-A", chain, "-p", "tcp", "-j", "NFLOG", "--nflog-group", "5", "--nflog-prefix",
+                   f"whose-{chain.lower()}"])
+        start_server(s, HTTP_SERVER, SERVER4, "8080", "HTTP/1.0")
+        td = Tcpdump(c, out, iface="nflog:5")
+        curl(c, f"http://{SERVER4}:8080/100", f"http://{SERVER4}:8080/3000")
+        td.stop()
+    return Capture("nflog", out)
+
+
 # --- derived files ----------------------------------------------------------------------------------
 
 def derive_pcapng(rec: "Recorder", out: Path) -> Capture:
@@ -381,13 +396,14 @@ RECORDED: Dict[str, Callable[[Path], Capture]] = {
     "icmp_quote": rec_icmp_quote,
     "pipe": rec_pipe,
     "no_syn": rec_no_syn,
+    "nflog": rec_nflog,
 }
 DERIVED: Dict[str, Callable[["Recorder", Path], Capture]] = {
     "pcapng": derive_pcapng,
     "pcapng_multi": derive_pcapng_multi,
     "pcapng_nano": derive_pcapng_nano,
     **{f"replay_{kind}": (lambda rec, out, kind=kind: replayed(rec.get("http_short").path, out, kind))
-       for kind in ("vlan", "qinq", "ipip", "gre", "geneve")},
+       for kind in ("vlan", "qinq", "ipip", "gre", "geneve", "mpls_vlan", "pppoe_qinq", "pbb", "vntag")},
     "truncated": derive_truncated,
 }
 SCENARIOS: List[str] = [*RECORDED, *DERIVED]

@@ -78,6 +78,140 @@ def gre(payload: bytes, ptype: int = 0x0800, key: Optional[int] = None) -> bytes
     return struct.pack("!HHI", 0x2000, ptype, key) + payload
 
 
+# --- link layers and encapsulations the general path reads (each as its RFC / tcpdump page lays it out) ---
+
+def mpls(payload: bytes, labels: Sequence[int] = (16,)) -> bytes:
+    """An MPLS label stack (bottom-of-stack on the last), for ethertype 0x8847."""
+    return b"".join(struct.pack("!I", (label << 12) | (1 << 8 if i == len(labels) - 1 else 0) | 64)
+                    for i, label in enumerate(labels)) + payload
+
+
+def pppoe(ip: bytes, session: int = 7, length: Optional[int] = None) -> bytes:
+    """A PPPoE session frame's payload (ethertype 0x8864): the PPPoE header and PPP protocol 0x0021/0x0057."""
+    proto = 0x0057 if ip[0] >> 4 == 6 else 0x0021
+    body = struct.pack("!H", proto) + ip
+    return struct.pack("!BBHH", 0x11, 0, session, len(body) if length is None else length) + body
+
+
+def ppp_hdlc(ip: bytes) -> bytes:
+    """PPP in HDLC-like framing (RFC 1662): 0xff 0x03, then the protocol."""
+    return b"\xff\x03" + struct.pack("!H", 0x0057 if ip[0] >> 4 == 6 else 0x0021) + ip
+
+
+def pbb(inner_frame_payload: bytes, isid: int = 1000, ethertype: int = 0x0800) -> bytes:
+    """802.1ah: I-TAG (priority 0, I-SID), customer addresses, customer ethertype, payload (ethertype 0x88E7)."""
+    return struct.pack("!I", isid) + MAC_A + MAC_B + struct.pack("!H", ethertype) + inner_frame_payload
+
+
+def vntag(payload: bytes, ethertype: int = 0x0800) -> bytes:
+    """Cisco VN-Tag (ethertype 0x8926): the 4-byte tag, then the next ethertype."""
+    return struct.pack("!IH", 0x80010002, ethertype) + payload
+
+
+def fabricpath(inner_frame: bytes) -> bytes:
+    """Cisco FabricPath: outer switch addresses, 0x8903, forwarding tag and TTL, the customer frame, an FCS."""
+    return MAC_B + MAC_A + struct.pack("!HH", 0x8903, 0x0401) + inner_frame + b"\xde\xad\xbe\xef"
+
+
+def nflog(ip: bytes, prefix: bytes = b"whose") -> bytes:
+    """LINKTYPE_NFLOG: family, version, resource id, then TLVs in little-endian (an x86 capture):
+    NFULA_PACKET_HDR (1), NFULA_PREFIX (10), NFULA_PAYLOAD (9)."""
+    def tlv(kind: int, value: bytes) -> bytes:
+        return struct.pack("<HH", 4 + len(value), kind) + value + b"\x00" * (-len(value) % 4)
+    v6 = ip[0] >> 4 == 6
+    return struct.pack("!BBH", 10 if v6 else 2, 0, 5) + tlv(1, struct.pack("!HBx", 0x86DD if v6 else 0x0800, 3)) \
+        + tlv(10, prefix + b"\x00") + tlv(9, ip)
+
+
+def wlan_data(ip: bytes, qos: bool = False) -> bytes:
+    """An 802.11 data frame from the AP (FromDS) with LLC/SNAP and the ethertype, no FCS."""
+    fc = struct.pack("<H", (0x88 if qos else 0x08) | (0x02 << 8))  # type data, subtype, FromDS
+    hdr = fc + b"\x00\x00" + MAC_A + MAC_B + MAC_B + b"\x10\x00" + (b"\x00\x00" if qos else b"")
+    return hdr + b"\xaa\xaa\x03\x00\x00\x00" + struct.pack("!H", 0x86DD if ip[0] >> 4 == 6 else 0x0800) + ip
+
+
+def radiotap(frame: bytes, fcs: bool = False) -> bytes:
+    """A radiotap header with the Flags field (0x10 = the frame ends with an FCS) and a rate."""
+    body = frame + (b"\x00\x00\x00\x00" if fcs else b"")
+    return struct.pack("<BBHIBB", 0, 0, 10, 0x00000006, 0x10 if fcs else 0x00, 0x6C) + body
+
+
+def ppi(frame: bytes, dlt: int = 105) -> bytes:
+    return struct.pack("<BBHI", 0, 0, 8, dlt) + frame
+
+
+def chdlc(ip: bytes) -> bytes:
+    return struct.pack("!BBH", 0x0F, 0x00, 0x86DD if ip[0] >> 4 == 6 else 0x0800) + ip
+
+
+def gtp_u(ip: bytes, teid: int = 0x1234, seq: Optional[int] = None) -> bytes:
+    """GTPv1-U T-PDU (UDP 2152), with the optional sequence number when given."""
+    if seq is None:
+        return struct.pack("!BBHI", 0x30, 0xFF, len(ip), teid) + ip
+    body = struct.pack("!HBB", seq, 0, 0) + ip
+    return struct.pack("!BBHI", 0x32, 0xFF, len(body), teid) + body
+
+
+def teredo(ip6: bytes, origin: bool = True) -> bytes:
+    """Teredo (UDP 3544): an origin indication (type 0, obfuscated port and address), then IPv6."""
+    return (struct.pack("!HH4s", 0, 0xFFFF ^ 40000, b"\x3f\x00\x00\x01") if origin else b"") + ip6
+
+
+def ayiya(ip: bytes) -> bytes:
+    """AYIYA (UDP 5072): 16-byte identity (idlen 4), a 20-byte SHA-1 signature (siglen 5), opcode 1."""
+    nxt = 41 if ip[0] >> 4 == 6 else 4
+    return struct.pack("!BBBBI", 0x41, 0x52, 0x11, nxt, 1_700_000_000) + b"i" * 16 + b"s" * 20 + ip
+
+
+def erspan(frame: bytes, version: int = 2) -> bytes:
+    """The GRE payload of ERSPAN type II (version 1 header) or type III (version 2 header)."""
+    if version == 2:
+        return struct.pack("!HHI", 0x1000 | 7, 0x0001, 0) + frame
+    return struct.pack("!HHIHH", 0x2000 | 7, 0x0001, 0, 0, 0) + frame
+
+
+def gre_seq(payload: bytes, ptype: int, seq: int = 1) -> bytes:
+    """GRE with the sequence-number bit (ERSPAN type II needs it)."""
+    return struct.pack("!HHI", 0x1000, ptype, seq) + payload
+
+
+def gre_pptp(ppp_frame: bytes, call_id: int = 7, seq: int = 1) -> bytes:
+    """PPTP's enhanced GRE (version 1, protocol 0x880B): key (length, call id), sequence number."""
+    return struct.pack("!HHHHI", 0x3001, 0x880B, len(ppp_frame), call_id, seq) + ppp_frame
+
+
+def macsec(payload: bytes, ethertype: int = 0x0800) -> bytes:
+    """An integrity-only MACsec frame's payload (ethertype 0x88E5): SecTAG with an SCI, then the
+    ethertype and the data in clear, then a 16-byte ICV."""
+    return struct.pack("!BBI", 0x20, 0, 1) + b"\x02\x00\x00\x00\x00\x01\x00\x01" + struct.pack("!H", ethertype) \
+        + payload + b"\x1c" * 16
+
+
+def nsh(ip: bytes) -> bytes:
+    """An MD type 1 Network Service Header (6 words: base, service path, four context words)."""
+    nxt = 2 if ip[0] >> 4 == 6 else 1
+    return struct.pack("!HBBI", (63 << 6) | 6, 1, nxt, (42 << 8) | 255) + b"\x00" * 16 + ip
+
+
+def vxlan_gpe(payload: bytes, next_proto: int = 3, vni: int = 9) -> bytes:
+    return struct.pack("!BHBI", 0x0C, 0, next_proto, vni << 8) + payload
+
+
+def pim_register(ip: bytes) -> bytes:
+    return struct.pack("!BBHI", 0x21, 0, 0, 0) + ip
+
+
+def pktap(frame: bytes, dlt: int = 1) -> bytes:
+    """macOS PKTAP header (108 bytes, little-endian): length, next type, link type, interface name ..."""
+    return struct.pack("<III24s", 108, 1, dlt, b"en0") + b"\x00" * (108 - 36) + frame
+
+
+def ipv6_jumbo(src: str, dst: str, payload: bytes, nxt: int = 6) -> bytes:
+    """An IPv6 jumbogram: payload length 0 and a hop-by-hop Jumbo Payload option (RFC 2675)."""
+    hbh = struct.pack("!BBBBI", nxt, 0, 0xC2, 4, 8 + len(payload))
+    return struct.pack("!IHBB16s16s", 0x60000000, 0, 0, 64, addr(src), addr(dst)) + hbh + payload
+
+
 def icmp_unreachable(quoted: bytes) -> bytes:
     return struct.pack("!BBHI", 3, 3, 0, 0) + quoted
 
@@ -144,6 +278,31 @@ def pb(iface: int, units: int, frame: bytes, endian: str = "<") -> bytes:
 
 def unknown_block(endian: str = "<") -> bytes:
     return _block(0x0BADC0DE, b"ignore me", endian)
+
+
+def netmon2(records: Iterable, minor: int = 3, network: int = 1) -> bytes:
+    """A Network Monitor 2.x file: header, records (2.1+: with the per-frame trailer, 2.3: its UTC
+    FILETIME), the frame table at the end. The header's start time is the first frame's, in UTC."""
+    import time as _time
+
+    recs = [_rec(r) for r in records]
+    t0 = recs[0][0] if recs else 0
+    tm = _time.gmtime(t0 // 10**9)
+    body, offsets = b"", []
+    for ts, frame, orig in recs:
+        offsets.append(128 + len(body))
+        body += struct.pack("<QII", (ts - t0) // 1000, orig, len(frame)) + frame
+        if minor >= 1:
+            trailer = struct.pack("<H", network)
+            if minor >= 2:
+                trailer += struct.pack("<I", 0)
+            if minor >= 3:
+                trailer += struct.pack("<QB", ts // 100 + 116_444_736_000_000_000, 0)
+            body += trailer
+    table = struct.pack(f"<{len(offsets)}I", *offsets)
+    header = b"GMBU" + struct.pack("<BBH8HII", minor, 2, 1, tm.tm_year, tm.tm_mon, 0, tm.tm_mday, tm.tm_hour,
+                                   tm.tm_min, tm.tm_sec, (t0 // 10**6) % 1000, 128 + len(body), len(table))
+    return header + b"\x00" * (128 - len(header)) + body + table
 
 
 # --- a whole conversation -------------------------------------------------------------------------

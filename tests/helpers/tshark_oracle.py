@@ -10,13 +10,16 @@ Rules taken from tshark itself, not from our engine:
   the innermost layer; every UDP layer is its own conversation (the VXLAN carrier flow has a
   `udp.stream` too, so inner UDP streams are numbered after it), each paired with the IP layer that
   carries it (found by walking `frame.protocols`).
-* Frames inside an ICMP error (a quoted TCP/UDP header) are not counted in a stream, as in
-  `-z conv,tcp` / `-z conv,udp`, though tshark prints a stream number for them.
+* A TCP/UDP header quoted inside an ICMP error puts the ICMP frame into that header's stream, as
+  `tcp.stream` / `udp.stream` say (a display filter `tcp.stream == N` lists it; the `-z conv` tables
+  leave it out). tshark shows no `tcp.len` for it (payload 0), its raw seq in `tcp.seq`, and the
+  quoted `udp.length`; the stream's client is never decided by a quoted SYN.
 * VXLAN on UDP 8472 is decoded only when the caller passes `-d udp.port==8472,vxlan` (tshark's
   default is 4789 only); `Capture.tshark_args` carries that.
 """
 from __future__ import annotations
 
+import math
 import subprocess
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -70,6 +73,7 @@ class Frame:
     initial_rtt: Optional[float] = None
     analysis: Tuple[str, ...] = ()
     encapsulated: bool = False
+    quoted: bool = False  # a header quoted in an ICMP error
 
 
 @dataclass
@@ -138,31 +142,33 @@ def analyze(path, extra_args: Sequence[str] = ()) -> OracleResult:
         base = dict(number=int(row["frame.number"]), length=int(row["frame.len"]),
                     time=float(row["frame.time_relative"]), epoch=float(row["frame.time_epoch"]))
         ips = _ip_layers(protocols, row)
-        # (proto, its IP layer's (src, dst), quoted in an ICMP error, number of IP layers up to it)
+        # (proto, its IP layer's (src, dst), quoted in an ICMP error, IP layers that carry it)
         depths = [sum(1 for q in protocols[:i] if q in ("ip", "ipv6")) for i in range(len(protocols))]
-        transports = [(p, ips[depths[i] - 1], i >= quoted_from, depths[i])
+        transports = [(p, ips[depths[i] - 1], i >= quoted_from, depths[min(i, quoted_from)])
                       for i, p in enumerate(protocols) if p in ("tcp", "udp")]
         udp_fields = [row[k].split(",") for k in ("udp.stream", "udp.srcport", "udp.dstport", "udp.length")]
         n_udp = 0
         for proto, (src, dst), quoted, ip_layers in transports:
             encapsulated = ip_layers > 1  # inside a tunnel (VXLAN, Geneve, GRE, IP-in-IP); a VLAN tag is not one
             if proto == "udp":
+                if n_udp >= len(udp_fields[0]) or not udp_fields[0][n_udp]:
+                    n_udp += 1
+                    continue  # no udp.stream: tshark found no usable header here
                 stream, sport, dport, length = (int(f[n_udp]) for f in udp_fields)
                 n_udp += 1
-                if quoted:
-                    continue
                 frames.setdefault(("udp", stream), []).append(Frame(
                     src=endpoint(src, sport), dst=endpoint(dst, dport), payload=length - 8,
-                    encapsulated=encapsulated, **base))
-            elif not quoted:  # (a quoted TCP header is always the last layer: _last() below is ours)
+                    encapsulated=encapsulated, quoted=quoted, **base))
+            elif _last(row["tcp.stream"]):  # (a quoted TCP header is always the last layer: _last() below)
                 flags = _int(row["tcp.flags"], 16)
                 rtt = _last(row["tcp.analysis.initial_rtt"])
+                tcp_time = _last(row["tcp.time_relative"])
                 frames.setdefault(("tcp", _int(row["tcp.stream"])), []).append(Frame(
                     src=endpoint(src, _int(row["tcp.srcport"])), dst=endpoint(dst, _int(row["tcp.dstport"])),
-                    payload=_int(row["tcp.len"]), flags=flags, seq=_int(row["tcp.seq"]),
+                    payload=_int(row["tcp.len"]) or 0, flags=flags, seq=_int(row["tcp.seq"]),
                     seq_raw=_int(row["tcp.seq_raw"]), ack=_int(row["tcp.ack"]), ack_raw=_int(row["tcp.ack_raw"]),
-                    window=_int(row["tcp.window_size"]), tcp_time=float(_last(row["tcp.time_relative"])),
-                    initial_rtt=float(rtt) if rtt else None, encapsulated=encapsulated,
+                    window=_int(row["tcp.window_size"]), tcp_time=float(tcp_time) if tcp_time else None,
+                    initial_rtt=float(rtt) if rtt else None, encapsulated=encapsulated, quoted=quoted,
                     analysis=tuple(n for n in ANALYSIS_FLAGS if row[f"tcp.analysis.{n}"]), **base))
     streams = {key: _summarise(key, fs) for key, fs in frames.items()}
     first_epoch = float(rows[0]["frame.time_epoch"]) if rows else None
@@ -171,8 +177,8 @@ def analyze(path, extra_args: Sequence[str] = ()) -> OracleResult:
 
 def _summarise(key: Tuple[str, int], frames: List[Frame]) -> dict:
     proto, index = key
-    syn = next((f for f in frames if (f.flags & 0x012) == 0x002), None)
-    synack = next((f for f in frames if (f.flags & 0x012) == 0x012), None)
+    syn = next((f for f in frames if (f.flags & 0x012) == 0x002 and not f.quoted), None)
+    synack = next((f for f in frames if (f.flags & 0x012) == 0x012 and not f.quoted), None)
     # client = who sent the (first) pure SYN, else the first sender; server = the other end
     client = syn.src if syn else frames[0].src
     server = syn.dst if syn else frames[0].dst
@@ -204,3 +210,52 @@ def _summarise(key: Tuple[str, int], frames: List[Frame]) -> dict:
             "synack_ack": synack.ack_raw if synack else None,
         })
     return summary
+
+
+# --- comparing our rows with the oracle's -----------------------------------------------------------
+
+INT_FIELDS = ("proto", "index", "client", "server", "packets", "bytes", "payload_bytes", "client_packets",
+              "server_packets", "client_bytes", "server_bytes", "client_payload_bytes", "server_payload_bytes",
+              "first_frame")
+TCP_FIELDS = ("flags", "retransmissions", "zero_window", "dup_acks", "out_of_order", "lost_segments",
+              "client_isn", "server_isn", "synack_ack")
+FLOAT_FIELDS = ("start", "duration", "first_abs_ts")
+TOLERANCE = 1e-6
+
+
+def close(a, b, tolerance: float = TOLERANCE) -> bool:
+    if a is None or b is None:
+        return a is b
+    return math.isclose(float(a), float(b), rel_tol=0, abs_tol=tolerance)
+
+
+def stream_diff(ours: dict, theirs: dict, tolerance: float = TOLERANCE) -> List[str]:
+    """Every figure of one stream row that differs from tshark's, as "name: ours=... tshark=..."."""
+    diffs = []
+    fields = INT_FIELDS + (TCP_FIELDS if theirs["proto"] == "tcp" else ())
+    for name in fields:
+        if ours.get(name) != theirs[name]:
+            diffs.append(f"{name}: ours={ours.get(name)!r} tshark={theirs[name]!r}")
+    for name in FLOAT_FIELDS + (("handshake_rtt",) if theirs["proto"] == "tcp" else ()):
+        if not close(ours.get(name), theirs[name], TOLERANCE if name == "first_abs_ts" else tolerance):
+            diffs.append(f"{name}: ours={ours.get(name)!r} tshark={theirs[name]!r}")
+    if theirs["encapsulated"] != (ours.get("encapsulation") is not None):
+        diffs.append(f"encapsulation: ours={ours.get('encapsulation')!r} tshark inner={theirs['encapsulated']}")
+    return diffs
+
+
+def row_diff(ours: dict, theirs: dict) -> List[str]:
+    """Differences of one `--stream N` row from tshark's (`OracleResult.detail`). tshark shows no
+    tcp.time_relative for a header quoted with fewer than 20 bytes: no time to compare there."""
+    diffs = []
+    for name, want in theirs.items():
+        got = ours.get(name)
+        if name == "time":
+            if want is not None and not close(got, want):
+                diffs.append(f"time ours={got!r} tshark={want!r}")
+        elif name == "analysis":
+            if sorted(got or []) != want:
+                diffs.append(f"analysis ours={sorted(got or [])} tshark={want}")
+        elif got != want:
+            diffs.append(f"{name} ours={got!r} tshark={want!r}")
+    return diffs

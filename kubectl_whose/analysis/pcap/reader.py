@@ -1,11 +1,12 @@
-"""Incremental reader of classic pcap and pcapng, fed arbitrary chunks, never seeking.
+"""Incremental reader of classic pcap, pcapng and NetMon, fed arbitrary chunks, never seeking.
 
 `capture` feeds it bytes straight from the exec WebSocket and `analyze` feeds it a file or a
 pipe, so the reader keeps only the unparsed tail of the input (constant memory for any file
 size) and hands out complete records. A record cut off at the end of the input is dropped and
 reported, as tshark does ("cut short in the middle of a packet"); corruption after some frames
 ends the read with a warning and keeps what was read; garbage from the first byte is a
-`WhoseError(BAD_INPUT)`.
+`WhoseError(BAD_INPUT)`. A NetMon file is the exception to constant memory: its frame table comes
+last, so it is kept whole and its frames come out once the table is in (`analysis.pcap.netmon`).
 
 A record is the tuple `(frame_number, ts_ns, linktype, caplen, orig_len, frame_bytes)`.
 """
@@ -16,6 +17,7 @@ import struct
 import sys
 from typing import BinaryIO, Iterator, List, NamedTuple, Optional, Tuple, Union
 
+from kubectl_whose.analysis.pcap import netmon
 from kubectl_whose.analysis.pcap.linktypes import linktype_name
 from kubectl_whose.errors import ExitCode, WhoseError
 
@@ -80,7 +82,7 @@ class CaptureReader:
         self.truncated = False
         self.warnings: List[str] = []
         self.linktypes: List[int] = []
-        self.format: Optional[str] = None  # "pcap" | "pcapng"
+        self.format: Optional[str] = None  # "pcap" | "pcapng" | "netmon"
         self.total_bytes = 0
         self._buf = bytearray()
         self._pos = 0
@@ -94,6 +96,8 @@ class CaptureReader:
         # pcapng state
         self._endian = "<"
         self._ifaces: List[Interface] = []
+        self._netmon: Optional[netmon.NetmonFile] = None
+        self._netmon_read = False
 
     # -- input -------------------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
@@ -108,7 +112,7 @@ class CaptureReader:
     def window(self) -> Optional[Union[PcapWindow, PcapngWindow]]:
         """The buffered bytes not read yet, or None before a complete file header (or after corruption).
         A consumer reads whole records from it and reports how far it got with `consumed`."""
-        if self._ended or (self.format is None and not self._read_file_header()):
+        if self._ended or (self.format is None and not self._read_file_header()) or self.format == "netmon":
             return None
         if self.format == "pcap":
             return PcapWindow(self._buf, self._pos, self._big_endian, self._ns, self._rec_len, self._pcap_linktype,
@@ -129,6 +133,8 @@ class CaptureReader:
             return
         if self.format == "pcap":
             yield from self._pcap_records()
+        elif self.format == "netmon":
+            yield from self._netmon_records()
         else:
             yield from self._pcapng_records()
 
@@ -143,7 +149,13 @@ class CaptureReader:
                                  ExitCode.BAD_INPUT)
             raise WhoseError(f"{self.name} is too short to be a capture ({have} bytes, no complete file header)",
                              ExitCode.BAD_INPUT)
+        if self.format == "netmon" and not self._netmon_read:
+            self.corrupt(f"the NetMon file ends at byte {len(self._buf)}, before its frame table "
+                         f"(bytes {self._netmon.table_at}-{self._netmon.end})")
+            return
         left = len(self._buf) - self._pos
+        if self.format == "netmon":
+            left = 0  # the frame table said where every frame is; the rest is NetMon's own metadata
         if left:
             self.truncated = True
             self._warn(f"capture ended mid-packet after frame {self.frames} ({left} bytes of an incomplete "
@@ -172,6 +184,15 @@ class CaptureReader:
             return False
         magic_le = struct.unpack_from("<I", buf, pos)[0]
         magic_be = struct.unpack_from(">I", buf, pos)[0]
+        if netmon.is_netmon(bytes(buf[pos:pos + 4])):
+            if len(buf) - pos < netmon.HEADER_SIZE:
+                return False
+            try:
+                self._netmon = netmon.NetmonFile(bytes(buf[pos:pos + netmon.HEADER_SIZE]))
+            except ValueError as e:
+                raise WhoseError(f"{self.name} is not a readable NetMon file ({e})", ExitCode.BAD_INPUT) from None
+            self.format = "netmon"
+            return True
         if magic_le == PCAPNG_SHB:
             # the file header is the whole first section header block: a cut one is no capture yet
             if len(buf) - pos < 12:
@@ -237,6 +258,22 @@ class CaptureReader:
             self.frames = frames
             if not self._ended:
                 self._pos = pos
+
+    # -- NetMon ------------------------------------------------------------------------------
+    def _netmon_records(self) -> Iterator[Record]:
+        nm = self._netmon
+        if self._netmon_read or len(self._buf) < nm.end:
+            return
+        self._netmon_read = True
+        try:
+            for rec in nm.records(self._buf):
+                self.frames = rec[0]
+                if rec[2] not in self.linktypes:
+                    self.linktypes.append(rec[2])
+                yield rec
+        except (ValueError, struct.error) as e:
+            self.corrupt(str(e))
+        self._pos = len(self._buf)
 
     # -- pcapng ------------------------------------------------------------------------------
     def _pcapng_records(self) -> Iterator[Record]:

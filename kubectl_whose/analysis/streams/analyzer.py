@@ -6,10 +6,10 @@ view; `analyze FILE` calls `analyze_file`. Both run the very same code. The engi
 """
 from __future__ import annotations
 
-import struct
+from functools import lru_cache
 from typing import Optional
 
-from kubectl_whose.analysis.pcap.decode import EV_TCP, EV_TCP_QUOTE, EV_UDP, decode_frame
+from kubectl_whose.analysis.pcap.decode import EV_TCP, EV_TCP_QUOTE, EV_UDP
 from kubectl_whose.analysis.pcap.fragments import Reassembly
 from kubectl_whose.analysis.pcap.gunzip import gunzip_if_compressed
 from kubectl_whose.analysis.pcap.linktypes import LINKTYPES, linktype_name
@@ -52,12 +52,15 @@ class CaptureAnalyzer:
         reader = self.reader
         reader.feed(data)
         window = reader.window()
-        if window is None:
-            return
-        if not self.fast_path:
+        if not self.fast_path or reader.format == "netmon":  # record by record (NetMon: once all is in)
+            engine = self.engine
             for frame_no, ts, linktype, _caplen, orig_len, frame in reader.records():
+                ts = engine.timestamp(ts)
                 self._count(ts, orig_len)
-                self._general(frame_no, ts, linktype, orig_len, frame)
+                if not self.fast_path or not engine.frame(frame_no, ts, linktype, orig_len, frame):
+                    self._general(frame_no, ts, linktype, orig_len, frame)
+            return
+        if window is None:
             return
         engine = self.engine
         if reader.format == "pcap":
@@ -103,15 +106,13 @@ class CaptureAnalyzer:
         self.last_ts = ts
 
     def _general(self, frame_no: int, ts: int, linktype: int, orig_len: int, frame: bytes) -> None:
-        if linktype not in LINKTYPES:
+        lt = LINKTYPES.get(linktype)
+        if lt is None or not lt.decoded:
             self.unsupported[linktype] = self.unsupported.get(linktype, 0) + 1
             self.no_transport += 1
             return
-        try:
-            events = decode_frame(linktype, frame, self.frags)
-        except (IndexError, ValueError, struct.error):  # a header that lies about its length: count it
-            events = []
-        if not any(ev[0] <= EV_UDP for ev in events):  # nothing but a quote in an ICMP error
+        events = general_decoder()(linktype, frame, self.frags, orig_len)
+        if not events:
             self.no_transport += 1
         engine = self.engine
         for ev in events:
@@ -124,9 +125,9 @@ class CaptureAnalyzer:
                     engine.udp_packet(frame_no, ts, orig_len, *ev[1:])
             elif kind == EV_TCP_QUOTE:
                 if self._want_tcp:
-                    engine.tcp_quote(ts, *ev[1:])
+                    engine.tcp_quote(frame_no, ts, orig_len, *ev[1:])
             elif self._want_udp:
-                engine.udp_quote(ts, *ev[1:])
+                engine.udp_quote(frame_no, ts, orig_len, *ev[1:])
 
     def snapshot(self, top: int = 5) -> LiveStats:
         tcp_n, udp_n = self.engine.counts()
@@ -137,8 +138,7 @@ class CaptureAnalyzer:
         self.reader.close()
         warnings = list(self.reader.warnings)
         for linktype, n in sorted(self.unsupported.items()):
-            warnings.append(f"link type {linktype_name(linktype)} ({linktype}) is not supported: "
-                            f"{n} frames not decoded")
+            warnings.append(unsupported_warning(linktype, n))
         engine = self.engine
         rows = Rows(engine, engine.order(self.proto in ("tcp", "all"), self.proto in ("udp", "all")),
                     None if self.first_ts is None else engine.timestamp(self.first_ts))  # starts in the table's time
@@ -148,7 +148,22 @@ class CaptureAnalyzer:
                       "packets": detail_rows(engine, self.detail_proto)}
         return CaptureSummary(self.packets, self.reader.truncated, warnings,
                               [linktype_name(lt) for lt in self.reader.linktypes], _sec(self.first_ts), rows, detail,
-                              *engine.counts(), self.no_transport, self.bytes)
+                              *engine.counts(), self.no_transport, self.bytes,
+                              {linktype_name(lt): n for lt, n in sorted(self.unsupported.items())})
+
+
+@lru_cache(maxsize=None)
+def general_decoder():
+    """`general.decode_frame`, imported on the first frame that needs it: dpkt takes ~50 ms to import,
+    and a capture of plain frames never needs it."""
+    from kubectl_whose.analysis.pcap.general import decode_frame
+
+    return decode_frame
+
+
+def unsupported_warning(linktype: int, frames: int) -> str:
+    return (f"link type {linktype_name(linktype)} ({linktype}) is not decoded here: {frames} "
+            f"frame{'s' if frames != 1 else ''} left out of the streams (tshark or Wireshark may read them)")
 
 
 def detail_rows(engine, proto: str) -> list:

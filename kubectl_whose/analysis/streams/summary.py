@@ -41,12 +41,15 @@ UDP streams carry the same keys; TCP-only ones are 0 or null.
 Agreement with tshark 4.0.17 (the installed oracle) and the deliberate differences:
 * every figure above equals what `tshark -T fields` gives for that tcp.stream/udp.stream, including
   IP fragment reassembly (a fragmented datagram counts in the frame that completes it), ICMP errors
-  (the quoted header takes a stream index; the frame joins no stream) and the 4.0.x port-reuse rule
-  (see `analysis.streams.python.table`);
+  (the frame counts in the stream of the header it quotes, with that header's flags and no TCP
+  payload, as tcp.stream/udp.stream say; tshark's -z conv tables leave it out) and the 4.0.x
+  port-reuse rule (see `analysis.streams.python.table`);
 * VXLAN on UDP 8472 (flannel, Cilium, the Linux default) is decoded like 4789, so its inner streams
   appear; tshark 4.0 needs `-d udp.port==8472,vxlan` for that (tests run it with that flag);
-* `state`/`history` follow Zeek's definitions (`analysis.streams.python.conn_state`) on tshark's streams; Zeek's own
-  time-outs, checksum (`C`) and gap (`G`) letters are not emulated;
+* `state`/`history` are Zeek's (`analysis.streams.python.conn_state`, transcribed from Zeek's TCP
+  analyzer) on tshark's streams; not emulated: Zeek's time-outs and its own splitting of a 4-tuple,
+  `C` (checksums), `G` (gaps), `x` (limits), flips by application analyzers, ICMP connections
+  (README "Zeek states");
 * `handshake_rtt` is what tshark shows: it computes the RTT at the handshake's ACK but shows it only
   on frames that carry its analysis subtree (a flag, an exact ACK of an unacked segment, data in
   flight), so a stream with no such frame after that ACK has none (`tcp_analysis._unacked`).
@@ -82,7 +85,8 @@ class CaptureSummary:
 
     def __init__(self, packets: int, truncated: bool, warnings: List[str], linktypes: List[str],
                  first_ts: Optional[float], rows, detail: Optional[dict] = None, tcp_stream_count: int = 0,
-                 udp_stream_count: int = 0, frames_without_transport: int = 0, bytes: int = 0):
+                 udp_stream_count: int = 0, frames_without_transport: int = 0, bytes: int = 0,
+                 unsupported: Optional[dict] = None):
         self.packets = packets
         self.truncated = truncated
         self.warnings = warnings
@@ -93,6 +97,7 @@ class CaptureSummary:
         self.udp_stream_count = udp_stream_count
         self.frames_without_transport = frames_without_transport
         self.bytes = bytes
+        self.unsupported = dict(unsupported or {})  # link type name -> frames of it, not decoded
         self._source = rows
         self._rows: Optional[List[dict]] = None
 
@@ -138,6 +143,14 @@ class CaptureSummary:
 
     def stream_count(self, proto: str) -> int:
         return self.tcp_stream_count if proto == "tcp" else self.udp_stream_count
+
+    def check_decodable(self, name: str) -> None:
+        """A capture whose every frame has a link type we do not decode is an error (after its summary
+        is shown): the empty table would otherwise read as "no traffic"."""
+        if self.packets and sum(self.unsupported.values()) == self.packets:
+            types = ", ".join(self.unsupported)
+            raise WhoseError(f"{name}: none of its {self.packets} frames could be decoded: link type {types} is "
+                             f"not supported; open it with tshark -r {name} or Wireshark", ExitCode.UNSUPPORTED_LINK)
 
 
 def check_stream_index(proto: str, index: int, count: int) -> None:

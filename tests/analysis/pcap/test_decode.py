@@ -6,7 +6,8 @@ import struct
 
 import pytest
 
-from kubectl_whose.analysis.pcap.decode import (EV_TCP, EV_TCP_QUOTE, EV_UDP, EV_UDP_QUOTE, decode_fast, decode_frame,
+from kubectl_whose.analysis.pcap.general import decode_frame
+from kubectl_whose.analysis.pcap.decode import (EV_TCP, EV_TCP_QUOTE, EV_UDP, EV_UDP_QUOTE, decode_fast,
                                            format_endpoint)
 from tests.helpers import pcapgen as g
 
@@ -73,11 +74,15 @@ def test_ipv4_options_and_fragments():
     assert decode_frame(1, later) == []
 
 
-def test_segment_length_comes_from_ip_length_not_captured_bytes():
+def test_segment_length_comes_from_ip_length_cut_to_the_length_on_the_wire():
     frame = g.eth(g.ipv4("10.0.0.1", "10.0.0.2", g.tcp(1, 2, 5, 6, g.ACK, 100, b"z" * 1000)))
-    cut = frame[:14 + 20 + 20 + 10]  # snaplen cut 10 bytes into the payload
-    assert decode_fast(1, cut)[9] == 1000
-    assert decode_frame(1, cut)[0][9] == 1000
+    cut = frame[:14 + 20 + 20 + 10]  # snaplen cut 10 bytes into the payload: the wire had all of it
+    assert decode_fast(1, cut, len(frame))[9] == 1000
+    assert decode_frame(1, cut, None, len(frame))[0][9] == 1000
+    # a frame that was that short on the wire: tshark cuts the IP length to the frame (measured)
+    assert decode_fast(1, cut) is None and decode_frame(1, cut)[0][9] == 10
+    tso = g.eth(g.ipv4("10.0.0.1", "10.0.0.2", g.tcp(1, 2, 5, 6, g.ACK, 100, b"z" * 1000), total=0))
+    assert decode_fast(1, tso) is None and decode_frame(1, tso)[0][9] == 1000  # IP length 0: offload
 
 
 def test_udp_payload_length():
@@ -118,13 +123,15 @@ def test_icmp_errors_quoting_tcp_or_udp_name_the_quoted_pair():
     quoted_tcp = g.ipv4("10.0.0.1", "10.0.0.2", g.tcp(40000, 80, 1, 0, g.SYN))
     frame = g.eth(g.ipv4("10.0.0.2", "10.0.0.1", g.icmp_unreachable(quoted_tcp), proto=1))
     assert decode_fast(1, frame) is None
-    assert decode_frame(1, frame) == [(EV_TCP_QUOTE, A, B, 40000, 80, 1, g.SYN)]
+    assert decode_frame(1, frame) == [(EV_TCP_QUOTE, A, B, 40000, 80, 1, 0, g.SYN, 512, None)]
     quoted_udp = g.ipv4("10.0.0.1", "10.0.0.2", g.udp(5000, 53, b"q"), proto=17)
     frame = g.eth(g.ipv4("10.0.0.2", "10.0.0.1", g.icmp_unreachable(quoted_udp), proto=1))
-    assert decode_frame(1, frame) == [(EV_UDP_QUOTE, A, B, 5000, 53)]
-    # RFC 792's minimum quote (8 bytes of TCP) is too short for tshark to find the conversation
-    short = g.eth(g.ipv4("10.0.0.2", "10.0.0.1", g.icmp_unreachable(quoted_tcp[:28]), proto=1))
-    assert decode_frame(1, short) == []
+    assert decode_frame(1, frame) == [(EV_UDP_QUOTE, A, B, 5000, 53, 1, None)]
+    # RFC 792's minimum quote (8 bytes of TCP) is too short for tshark to find the conversation; it
+    # needs the header up to the window (measured: 15 bytes give no tcp.stream, 16 do)
+    for cut, events in ((28, 0), (35, 0), (36, 1)):
+        short = g.eth(g.ipv4("10.0.0.2", "10.0.0.1", g.icmp_unreachable(quoted_tcp[:cut]), proto=1))
+        assert len(decode_frame(1, short)) == events, cut
     echo = g.eth(g.ipv4("10.0.0.2", "10.0.0.1", b"\x08\x00\x00\x00\x00\x01\x00\x01", proto=1))
     assert decode_frame(1, echo) == []
 

@@ -283,14 +283,15 @@ def test_a_pcapng_timestamp_beyond_64_bits_is_not_a_crash_and_the_summary_keeps_
 
 @needs_native
 def test_a_history_of_thousands_of_letters_is_kept_whole():
-    """Zeek writes S/H/F/R again whenever the sequence number changes: a peer answering one SYN
-    with 70,000 different SYN-ACKs gets a 70,000-letter history (past any 16-bit length), in both engines."""
+    """Zeek writes F again whenever a FIN ends at another relative sequence number: a peer sending
+    70,000 FINs, each one byte further, gets a 70,001-letter history (past any 16-bit length), in
+    both engines. (Repeated SYN-ACKs would not do: each re-initialises the endpoint's start seq.)"""
     syn = [(T0, g.eth(g.ipv4("10.0.0.1", "10.0.0.2", g.tcp(40000, 80, 999, 0, g.SYN))))]
-    acks = [(T0 + i * 1000, g.eth(g.ipv4("10.0.0.2", "10.0.0.1", g.tcp(80, 40000, 5000 + i, 1000, g.SYN | g.ACK))))
+    fins = [(T0 + i * 1000, g.eth(g.ipv4("10.0.0.1", "10.0.0.2", g.tcp(40000, 80, 1000 + i, 0, g.FIN))))
             for i in range(1, 70_001)]
-    summary = assert_same(g.pcap(syn + acks, nano=True))[0]
+    summary = assert_same(g.pcap(syn + fins, nano=True))[0]
     (row,) = summary["streams"]
-    assert row["history"] == "S" + "h" * 70_000 and row["flags"]["SYN"] == 70_001
+    assert row["history"] == "S" + "F" * 70_000 and row["flags"]["FIN"] == 70_000
 
 
 @needs_native

@@ -70,13 +70,19 @@ def test_fin_rst_and_idle_time_never_split_a_stream():
     assert s.tcp_stream_count == 1 and s.streams[0]["packets"] == 10 and s.streams[0]["duration"] == 3600.0
 
 
-def test_an_icmp_quote_takes_an_index_but_is_not_a_stream_row():
+def test_an_icmp_quote_joins_the_quoted_headers_stream_without_zeek_state():
+    """tshark puts the ICMP frame into the quoted header's tcp.stream (test_crafted_oracle checks the
+    figures against tshark); Zeek files it under an ICMP connection, so the stream has no Zeek state."""
     quoted = g.ipv4("10.9.9.9", "10.0.0.5", g.tcp(1234, 443, 1, 0, g.SYN))
     icmp = g.eth(g.ipv4("10.0.0.5", "10.9.9.9", g.icmp_unreachable(quoted), proto=1))
     s = analyze([(T0, icmp)] + g.http_conversation(t0=T0 + MS))
-    assert s.tcp_stream_count == 2
-    assert [(r["proto"], r["index"]) for r in s.streams] == [("tcp", 1)]
-    assert s.packets == 10 and s.frames_without_transport == 1
+    rows = by_index(s)
+    assert s.tcp_stream_count == 2 and sorted(rows) == [("tcp", 0), ("tcp", 1)]
+    quote = rows[("tcp", 0)]
+    assert (quote["packets"], quote["bytes"], quote["payload_bytes"], quote["flags"]["SYN"]) == (1, len(icmp), 0, 1)
+    assert quote["client"] == "10.9.9.9:1234" and quote["client_isn"] is None
+    assert (quote["state"], quote["history"]) == ("OTH", "")
+    assert s.packets == 10 and s.frames_without_transport == 0
 
 
 def test_udp_streams_have_their_own_counter_and_zeek_states():
@@ -158,7 +164,15 @@ def test_zero_window_is_counted():
       (S, C, 80, 40000, 10, 2, g.RST | g.ACK)], "RSTR", "ShAr"),
     ([(C, S, 40000, 80, 1, 0, g.SYN), (S, C, 80, 40000, 9, 2, g.SYN | g.ACK), (C, S, 40000, 80, 2, 10, g.ACK)],
      "S1", "ShA"),
-    ([(S, C, 80, 40000, 9, 2, g.SYN | g.ACK), (C, S, 40000, 80, 2, 10, g.ACK)], "S1", "hA"),
+    # a SYN-ACK from a likely server port first: Zeek flips at creation (^), the SYN-ACK is the responder's
+    ([(S, C, 80, 40000, 9, 2, g.SYN | g.ACK), (C, S, 40000, 80, 2, 10, g.ACK)], "S1", "^hA"),
+    # ... from another port: no flip until productive traffic meets history "H", then "^h"; the SYN-ACK
+    # sender stays SYN_ACK_SENT and the ACK makes its sender PARTIAL: OTH
+    ([(S, C, 8081, 40000, 9, 2, g.SYN | g.ACK), (C, S, 40000, 8081, 2, 10, g.ACK)], "OTH", "^hA"),
+    # FIN, then RST, then the peer's FIN: the peer's FIN turns the RST back into a normal close (SF)
+    ([(C, S, 40000, 80, 1, 0, g.SYN), (S, C, 80, 40000, 9, 2, g.SYN | g.ACK), (C, S, 40000, 80, 2, 10, g.ACK),
+      (C, S, 40000, 80, 2, 10, g.FIN | g.ACK), (C, S, 40000, 80, 3, 10, g.RST),
+      (S, C, 80, 40000, 10, 3, g.FIN | g.ACK)], "SF", "ShAFRf"),
     # both sides reset after data: the payload seen decides RSTR over REJ
     ([(C, S, 40000, 80, 1, 0, g.SYN), (S, C, 80, 40000, 9, 2, g.SYN | g.ACK), (C, S, 40000, 80, 2, 10, g.ACK),
       (C, S, 40000, 80, 2, 10, g.PSH | g.ACK, 502, b"data"), (S, C, 80, 40000, 10, 6, g.RST | g.ACK),
@@ -262,13 +276,8 @@ def test_zeek_shortcut_for_established_packets_changes_nothing(monkeypatch):
     recs = mixed_records() + g.http_conversation(cport=45000, t0=T0 + 99 * MS)[:5]
     quick = [(r["history"], r["state"]) for r in analyze(recs, engine="python").streams]
 
-    def full(self, role, flags, seq, seglen, window):
-        if self.hist == "H" and not flags & 0x07 and (seglen or flags & 0x10):
-            self.flip()
-            role = 1 - role
-        self._history(role, flags, seq, seglen, window)
-        self._state(role, flags, seglen)
-        return role
+    def full(self, d, flags, seq, ack, seglen, window):
+        self._process(d, self.ends[d], self.ends[1 - d], flags, seq, ack, seglen, window)
 
     monkeypatch.setattr(conn_state.ZeekTcp, "packet", full)
     assert [(r["history"], r["state"]) for r in analyze(recs, engine="python").streams] == quick

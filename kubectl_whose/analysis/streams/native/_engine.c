@@ -136,33 +136,36 @@ static PyObject *Engine_udp_packet(Engine *self, PyObject *args)
 
 static PyObject *Engine_tcp_quote(Engine *self, PyObject *args)
 {
-    long long ts;
-    PyObject *src, *dst;
+    long long frame, ts, orig_len;
+    PyObject *src, *dst, *encap;
     int sport, dport, flags;
-    unsigned long seq;
+    unsigned long seq, ack, win;
     const uint8_t *s, *d;
     int alen;
-    if (!PyArg_ParseTuple(args, "LSSiiki", &ts, &src, &dst, &sport, &dport, &seq, &flags))
+    if (!PyArg_ParseTuple(args, "LLLSSiikkikO", &frame, &ts, &orig_len, &src, &dst, &sport, &dport, &seq, &ack,
+                          &flags, &win, &encap))
         return NULL;
     if (addr_args(src, dst, &s, &d, &alen) < 0)
         return NULL;
-    if (tcp_quote(self, ts, s, d, alen, sport & 0xFFFF, dport & 0xFFFF, (uint32_t)seq, flags) < 0)
+    if (tcp_quote(self, frame, ts, orig_len, s, d, alen, sport & 0xFFFF, dport & 0xFFFF, (uint32_t)seq,
+                  (uint32_t)ack, flags & 0xFFF, (uint32_t)win, encap_arg(encap)) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
 
 static PyObject *Engine_udp_quote(Engine *self, PyObject *args)
 {
-    long long ts;
-    PyObject *src, *dst;
+    long long frame, ts, orig_len, paylen;
+    PyObject *src, *dst, *encap;
     int sport, dport;
     const uint8_t *s, *d;
     int alen;
-    if (!PyArg_ParseTuple(args, "LSSii", &ts, &src, &dst, &sport, &dport))
+    if (!PyArg_ParseTuple(args, "LLLSSiiLO", &frame, &ts, &orig_len, &src, &dst, &sport, &dport, &paylen, &encap))
         return NULL;
     if (addr_args(src, dst, &s, &d, &alen) < 0)
         return NULL;
-    if (udp_quote(self, ts, s, d, alen, sport & 0xFFFF, dport & 0xFFFF) < 0)
+    if (udp_quote(self, frame, ts, orig_len, s, d, alen, sport & 0xFFFF, dport & 0xFFFF, paylen,
+                  encap_arg(encap)) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -496,8 +499,7 @@ static struct PyModuleDef engine_module = {
 
 PyMODINIT_FUNC PyInit__engine(void)
 {
-    for (size_t i = 0; i < sizeof(SERVER_PORTS) / sizeof(SERVER_PORTS[0]); i++)
-        server_port_bits[SERVER_PORTS[i] >> 3] |= (uint8_t)(1 << (SERVER_PORTS[i] & 7));
+    init_server_ports();
     PyObject *m = PyModule_Create(&engine_module);
     if (!m)
         return NULL;

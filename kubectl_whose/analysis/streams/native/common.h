@@ -65,25 +65,28 @@ typedef struct {
 } Unacked;
 
 #define HIST_INLINE 15
+/* one of Zeek's TCP_Endpoint objects, as far as states and letters need it (conn_state.py Endpoint) */
 typedef struct {
-    uint8_t state[2];
-    uint8_t markset;   /* bit i: mark[i] is set (Python's None otherwise) */
-    uint16_t seen;     /* letters written once, bit order "SHADFRIQshadfriq" */
+    uint64_t hist_syn, hist_fin, hist_rst; /* relative seq of the last SYN, FIN end, RST */
+    uint32_t start, last, wraps, ack, ack_wraps;
+    uint32_t rxmt, win0, fins; /* retransmissions, zero windows, FINs sent */
+    uint8_t state, prev;
+} ZeekEnd;
+
+typedef struct {
+    ZeekEnd e[2];      /* per stream direction */
+    int8_t orig;       /* the originator's direction, -1 before a packet of the stream's own */
+    uint32_t seen;     /* Zeek's hist_seen: HIST_* masks, the responder's << 16; UDP: 1 = D, 2 = d */
     uint32_t hlen, hcap; /* hcap 0: the history lives in `inl` */
-    uint32_t mark[8];  /* [what * 2 + role]: last SYN seq, last FIN end, last RST seq, highest seq end */
-    int64_t size[2];   /* payload bytes per role */
-    uint32_t t[2], w[2];
     char *heap;
     char inl[HIST_INLINE + 1];
 } Zeek;
-
-enum { MK_SYN = 0, MK_FIN = 2, MK_RST = 4, MK_HIGH = 6 };
 
 typedef struct {
     uint8_t a[16], b[16]; /* flow 0's address (the larger), flow 1's */
     uint16_t pa, pb;
     uint8_t alen, is_udp;
-    int8_t first_dir, syn_dir, zeek_orig;
+    int8_t first_dir, syn_dir;
     int32_t index;
     int64_t first_frame, first_ts, base_ts, last_ts;
     int64_t pkts[2], bytes[2], pay[2];

@@ -1,9 +1,9 @@
-/* Plain frames (decode.py's general path for the frames it can take alone).
+/* Plain frames: decode.py's plain_frame, statement by statement.
  * Part of the native engine: included once, in order, by ../_engine.c (one translation unit). */
 
 /* ------------------------------------------------------------------------------------------ */
-/* plain frames: decode.py's general path restricted to Ethernet/SLL/SLL2/RAW -> IPv4/IPv6    */
-/* -> TCP/UDP with one transport header and no tunnel. 0: handled, 1: the general path's.     */
+/* plain frames: Ethernet/SLL/SLL2/RAW -> IPv4/IPv6 -> TCP/UDP with one transport header, no  */
+/* tunnel, lengths within the frame's. 0: handled, 1: the general path's.                     */
 
 static inline uint32_t be16(const uint8_t *p) { return ((uint32_t)p[0] << 8) | p[1]; }
 static inline uint32_t be32(const uint8_t *p)
@@ -33,7 +33,17 @@ static int wscale_option(const uint8_t *f, int64_t pos, int64_t stop)
     return -1;
 }
 
-static int is_tunnel_port(uint32_t p) { return p == 4789 || p == 8472 || p == 6081; }
+/* decode.TUNNEL_PORTS: VXLAN (4789, 8472), Geneve, GTP-U, Teredo, AYIYA, GRE in UDP, VXLAN-GPE
+ * (tests/analysis/pcap/test_link.py holds the two lists equal, port by port) */
+static int is_tunnel_port(uint32_t p)
+{
+    switch (p) {
+    case 4789: case 8472: case 6081: case 2152: case 3544: case 5072: case 4754: case 4790:
+        return 1;
+    default:
+        return 0;
+    }
+}
 
 /* The plain link types: linktypes.PLAIN in Python, which tests hold this table to (Engine.linktypes()).
  * ip_at: offset of the IP header; ethertype_at: of the 16-bit protocol field, -1 for raw IP;
@@ -78,7 +88,7 @@ static int plain_frame(Engine *e, int64_t frame_no, int64_t ts, int linktype, in
             return 1;
         int64_t ihl = (f[off] & 15) * 4;
         int64_t total = be16(f + off + 2);
-        if (ihl < 20 || total < ihl || n < off + ihl || (be16(f + off + 6) & 0x3FFF))
+        if (ihl < 20 || total < ihl || n < off + ihl || (be16(f + off + 6) & 0x3FFF) || total > orig_len - off)
             return 1;
         proto = f[off + 9];
         src = f + off + 12;
@@ -91,7 +101,7 @@ static int plain_frame(Engine *e, int64_t frame_no, int64_t ts, int linktype, in
             return 1;
         l4len = be16(f + off + 4);
         proto = f[off + 6];
-        if (l4len == 0)
+        if (l4len == 0 || l4len > orig_len - off - 40)
             return 1;
         src = f + off + 8;
         dst = f + off + 24;
@@ -116,14 +126,14 @@ static int plain_frame(Engine *e, int64_t frame_no, int64_t ts, int linktype, in
                           be32(f + l4 + 4), be32(f + l4 + 8), flags, be16(f + l4 + 14), l4len - hlen, wscale, NULL);
     }
     if (proto == 17) {
-        if (n < l4 + 8)
+        if (n < l4 + 8 || l4len < 8)
             return 1;
         uint32_t sport = be16(f + l4), dport = be16(f + l4 + 2), ulen = be16(f + l4 + 4);
-        if (is_tunnel_port(sport) || is_tunnel_port(dport))
+        if (ulen < 8 || is_tunnel_port(sport) || is_tunnel_port(dport))
             return 1;
         if (!e->want_udp)
             return 0;
-        int64_t paylen = ((ulen >= 8 && ulen <= l4len) ? (int64_t)ulen : l4len) - 8;
+        int64_t paylen = (int64_t)ulen - 8;
         return udp_packet(e, frame_no, ts, orig_len, src, dst, alen, sport, dport, paylen, NULL);
     }
     return 1;

@@ -100,6 +100,7 @@ static Stream *table_new(Table *t, uint64_t slot, uint32_t h, const uint8_t *a, 
     s->index = (int32_t)t->n;
     s->base_ts = ts;
     s->first_dir = s->syn_dir = -1;
+    s->z.orig = -1; /* no Zeek view until a packet of its own (a quoted header is none) */
     s->client_isn = s->server_isn = s->synack_ack = s->rst_ack = -1;
     s->flows[0].window = s->flows[1].window = M32;
     s->flows[0].win_scale = s->flows[1].win_scale = -1;
@@ -211,9 +212,9 @@ static int tcp_packet(Engine *e, int64_t frame, int64_t ts, int64_t orig_len, co
         st->first_ts = ts;
         Py_XINCREF(encap);
         st->encap = encap;
-        zeek_reset(&st->z);
-        st->zeek_orig = (int8_t)(orig_is_receiver(flags, sport, dport) ? 1 - d : d);
     }
+    if (st->z.orig < 0)
+        zeek_tcp_start(&st->z, d, flags, sport, dport, dst, alen);
     st->last_ts = ts;
     st->pkts[d] += 1;
     st->bytes[d] += orig_len;
@@ -270,10 +271,7 @@ static int tcp_packet(Engine *e, int64_t frame, int64_t ts, int64_t orig_len, co
         if (ta & A_LOST_PACKET)
             st->lost++;
     }
-    int zorig = st->zeek_orig;
-    int role = d == zorig ? 0 : 1;
-    if (zeek_packet(&st->z, role, flags, seq, seglen, win) != role)
-        st->zeek_orig = (int8_t)(1 - zorig);
+    zeek_packet(&st->z, d, flags, seq, ack, seglen, win);
     if (hist_oom) {
         hist_oom = 0;
         PyErr_NoMemory();
@@ -291,24 +289,60 @@ static int tcp_packet(Engine *e, int64_t frame, int64_t ts, int64_t orig_len, co
     return 0;
 }
 
-static int tcp_quote(Engine *e, int64_t ts, const uint8_t *src, const uint8_t *dst, int alen, int sport, int dport,
-                     uint32_t seq, int flags)
+/* the ICMP frame of a quoted header counts in that header's stream (table.py _count_quote) */
+static void count_quote(Stream *st, int d, int64_t frame, int64_t ts, int64_t orig_len, int64_t paylen,
+                        PyObject *encap)
+{
+    if (st->first_dir < 0) {
+        st->first_dir = (int8_t)d;
+        st->first_frame = frame;
+        st->first_ts = ts;
+        Py_XINCREF(encap);
+        st->encap = encap;
+    }
+    st->last_ts = ts;
+    st->pkts[d] += 1;
+    st->bytes[d] += orig_len;
+    st->pay[d] += paylen;
+}
+
+static int tcp_quote(Engine *e, int64_t frame, int64_t ts, int64_t orig_len, const uint8_t *src, const uint8_t *dst,
+                     int alen, int sport, int dport, uint32_t seq, uint32_t ack, int flags, uint32_t win,
+                     PyObject *encap)
 {
     Probe p;
     int fresh;
     Stream *st = find_or_new(&p, &e->tcp, src, dst, alen, sport, dport, 0, ts, &fresh);
     if (!st)
         return -1;
+    int ta = 0;
     if (!fresh && (flags & (TH_SYN | TH_ACK)) == TH_SYN) {
         Flow *f = &st->flows[p.d];
-        if (f->base_set && seq != f->base_seq && !(st = probe_new(&p, ts)))
-            return -1;
+        if (f->base_set && seq != f->base_seq) {
+            if (!(st = probe_new(&p, ts)))
+                return -1;
+            ta = A_REUSED_PORTS;
+        }
     }
     /* tshark's handshake-RTT bookkeeping is not skipped for quoted headers (measured) */
     if ((flags & (TH_SYN | TH_ACK)) == TH_SYN)
         st->mru_syn = ts;
     else if ((flags & (TH_SYN | TH_ACK)) == TH_ACK && st->mru_syn && !st->first_rtt)
         st->first_rtt = ts - st->mru_syn;
+    count_quote(st, p.d, frame, ts, orig_len, 0, encap);
+    if (flags & TH_SYN)
+        st->syn++;
+    if (flags & TH_FIN)
+        st->fin++;
+    if (flags & TH_RST)
+        st->rst++;
+    if (st->index == e->detail_tcp) {
+        /* tshark shows a quoted header's raw seq, ack and window, and no tcp.len */
+        if (add_detail(e, Py_BuildValue("(LLLiLiILKi)", (long long)frame, (long long)(ts - st->base_ts),
+                                        (long long)orig_len, p.d, 0LL, flags, seq, (long long)ack,
+                                        (unsigned long long)win, ta)) < 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -323,17 +357,18 @@ static int udp_packet(Engine *e, int64_t frame, int64_t ts, int64_t orig_len, co
     int d = p.d;
     if (st->first_dir < 0) {
         st->first_dir = (int8_t)d;
-        st->zeek_orig = (int8_t)d;
         st->first_frame = frame;
         st->first_ts = ts;
         Py_XINCREF(encap);
         st->encap = encap;
     }
+    if (st->z.orig < 0)
+        zeek_udp_start(&st->z, d, sport, dport, dst, alen);
     st->last_ts = ts;
     st->pkts[d] += 1;
     st->bytes[d] += orig_len;
     st->pay[d] += paylen;
-    zeek_udp_packet(&st->z, d == st->zeek_orig ? 0 : 1);
+    zeek_udp_packet(&st->z, d);
     if (hist_oom) {
         hist_oom = 0;
         PyErr_NoMemory();
@@ -347,9 +382,19 @@ static int udp_packet(Engine *e, int64_t frame, int64_t ts, int64_t orig_len, co
     return 0;
 }
 
-static int udp_quote(Engine *e, int64_t ts, const uint8_t *src, const uint8_t *dst, int alen, int sport, int dport)
+static int udp_quote(Engine *e, int64_t frame, int64_t ts, int64_t orig_len, const uint8_t *src, const uint8_t *dst,
+                     int alen, int sport, int dport, int64_t paylen, PyObject *encap)
 {
     Probe p;
     int fresh;
-    return find_or_new(&p, &e->udp, src, dst, alen, sport, dport, 1, ts, &fresh) ? 0 : -1;
+    Stream *st = find_or_new(&p, &e->udp, src, dst, alen, sport, dport, 1, ts, &fresh);
+    if (!st)
+        return -1;
+    count_quote(st, p.d, frame, ts, orig_len, paylen, encap);
+    if (st->index == e->detail_udp) {
+        if (add_detail(e, Py_BuildValue("(LLLiL)", (long long)frame, (long long)(ts - st->base_ts),
+                                        (long long)orig_len, p.d, (long long)paylen)) < 0)
+            return -1;
+    }
+    return 0;
 }

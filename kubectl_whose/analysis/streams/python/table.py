@@ -10,8 +10,11 @@ Rules (research §1, checked against the installed tshark by the oracle tests):
   its in-order data (measured);
   a SYN-ACK with a different seq is flagged `reused_ports` but stays in the stream; FIN, RST and
   idle time never split a stream (4.5-dev splits after FIN/RST; 4.0 does not);
-* a TCP/UDP header quoted in an ICMP error takes a stream index when its pair is new, but the
-  frame is not counted in the stream (tshark's conv table ignores it too).
+* a TCP/UDP header quoted in an ICMP error belongs to that header's stream, as tshark's `tcp.stream` /
+  `udp.stream` say: it takes an index when its pair is new (or, for a pure SYN, reuses one), and the
+  ICMP frame counts in the stream's packets, bytes and flags (its payload is tshark's: none for TCP,
+  the quoted `udp.length` for UDP); it moves no sequence analysis and no Zeek state (Zeek files the
+  ICMP message under an ICMP connection), and it makes no one the client.
 Direction: flow 0 is the sender with the larger (address, port), tshark's `flow1`.
 """
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import sys
 from typing import Dict, List
 
-from kubectl_whose.analysis.streams.python.conn_state import ZeekTcp, ZeekUdp, orig_is_receiver
+from kubectl_whose.analysis.streams.python.conn_state import ZeekNone, ZeekTcp, ZeekUdp
 from kubectl_whose.analysis.streams.python.tcp_analysis import (A_ANY_RETRANSMISSION, A_DUPLICATE_ACK, A_LOST_PACKET,
                                                  A_OUT_OF_ORDER, A_REUSED_PORTS, A_ZERO_WINDOW, M32, TH_ACK,
                                                  TH_FIN, TH_RST, TH_SYN, Flow, analyze)
@@ -30,7 +33,7 @@ _SYN_ACK = TH_SYN | TH_ACK
 class TcpStream:
     __slots__ = ("index", "key", "flows", "first_frame", "first_ts", "base_ts", "last_ts", "first_dir", "syn_dir",
                  "pkts0", "pkts1", "bytes0", "bytes1", "pay0", "pay1", "syn", "fin", "rst", "retrans",
-                 "zero_window", "dup_acks", "ooo", "lost", "mru_syn", "first_rtt", "zeek", "zeek_orig",
+                 "zero_window", "dup_acks", "ooo", "lost", "mru_syn", "first_rtt", "zeek",
                  "encap", "client_isn", "server_isn", "synack_ack", "rst_ack", "rtt_shown")
 
     def __init__(self, index: int, key: tuple, ts: int):
@@ -48,8 +51,7 @@ class TcpStream:
         self.retrans = self.zero_window = self.dup_acks = self.ooo = self.lost = 0
         self.mru_syn = 0
         self.first_rtt = 0
-        self.zeek = None
-        self.zeek_orig = 0
+        self.zeek = ZEEK_NONE  # a ZeekTcp once a packet of its own arrives (a quoted header is none)
         self.encap = None
         self.client_isn = self.server_isn = self.synack_ack = self.rst_ack = None
         self.rtt_shown = False  # tshark shows tcp.analysis.initial_rtt on a frame of this stream
@@ -57,7 +59,7 @@ class TcpStream:
 
 class UdpStream:
     __slots__ = ("index", "key", "first_frame", "first_ts", "base_ts", "last_ts", "first_dir", "pkts0", "pkts1",
-                 "bytes0", "bytes1", "pay0", "pay1", "zeek", "zeek_orig", "encap")
+                 "bytes0", "bytes1", "pay0", "pay1", "zeek", "encap")
 
     def __init__(self, index: int, key: tuple, ts: int):
         self.index = index
@@ -68,9 +70,11 @@ class UdpStream:
         self.last_ts = 0
         self.first_dir = -1
         self.pkts0 = self.pkts1 = self.bytes0 = self.bytes1 = self.pay0 = self.pay1 = 0
-        self.zeek = ZeekUdp()
-        self.zeek_orig = 0
+        self.zeek = ZEEK_NONE
         self.encap = None
+
+
+ZEEK_NONE = ZeekNone()
 
 
 def _freeze(st: TcpStream) -> None:
@@ -152,8 +156,9 @@ class StreamTable:
             st.first_frame = frame
             st.first_ts = ts
             st.encap = encap
-            st.zeek = ZeekTcp()
-            st.zeek_orig = 1 - d if orig_is_receiver(flags, sport, dport) else d
+        zeek = st.zeek
+        if zeek is ZEEK_NONE:
+            zeek = st.zeek = ZeekTcp(d, flags, sport, dport, dst)
         st.last_ts = ts
         if d == 0:
             st.pkts0 += 1
@@ -209,10 +214,7 @@ class StreamTable:
                 st.ooo += 1
             if ta & A_LOST_PACKET:
                 st.lost += 1
-        zorig = st.zeek_orig
-        role = 0 if d == zorig else 1
-        if st.zeek.packet(role, flags, seq, seglen, win) != role:
-            st.zeek_orig = 1 - zorig
+        zeek.packet(d, flags, seq, ack, seglen, win)
         if st.index == self._detail_tcp:
             self._tcp_detail(st, d, frame, ts, orig_len, seq, ack, flags, win, seglen, ta)
 
@@ -228,11 +230,14 @@ class StreamTable:
         self.detail.append((frame, ts - st.base_ts, orig_len, d, seglen, flags, (seq - fwd.base_seq) & M32,
                             (ack - rev.base_seq) & M32 if flags & TH_ACK else ack, window, ta))
 
-    def tcp_quote(self, ts: int, src: bytes, dst: bytes, sport: int, dport: int, seq: int, flags: int) -> None:
+    def tcp_quote(self, frame: int, ts: int, orig_len: int, src: bytes, dst: bytes, sport: int, dport: int,
+                  seq: int, ack: int, flags: int, win: int, encap) -> None:
         """A TCP header quoted in an ICMP error: it takes an index as a packet would (a new pair, or
-        a pure SYN reusing one, measured with 4.0.17), but joins no stream and moves no state."""
+        a pure SYN reusing one, measured with 4.0.17) and the ICMP frame counts in that stream, with
+        the quoted header's flags and no payload; no sequence analysis, no Zeek state, no client."""
         d, key = _flow_key(src, dst, sport, dport)
         st = self.tcp.get(key)
+        ta = 0
         if st is None:
             st = self._new_tcp(key, ts)
         elif flags & _SYN_ACK == TH_SYN and st.flows is not None:
@@ -241,11 +246,22 @@ class StreamTable:
                 if st.first_dir >= 0:
                     _freeze(st)
                 st = self._new_tcp(st.key, ts)
+                ta = A_REUSED_PORTS
         # tshark's handshake-RTT bookkeeping is not skipped for quoted headers (measured)
         if flags & _SYN_ACK == TH_SYN:
             st.mru_syn = ts
         elif flags & _SYN_ACK == TH_ACK and st.mru_syn and not st.first_rtt:
             st.first_rtt = ts - st.mru_syn
+        _count_quote(st, d, frame, ts, orig_len, 0, encap)
+        if flags & TH_SYN:
+            st.syn += 1
+        if flags & TH_FIN:
+            st.fin += 1
+        if flags & TH_RST:
+            st.rst += 1
+        if st.index == self._detail_tcp:
+            # tshark shows a quoted header's raw seq, ack and window, and no tcp.len
+            self.detail.append((frame, ts - st.base_ts, orig_len, d, 0, flags, seq, ack, win, ta))
 
     # -- UDP -----------------------------------------------------------------------------------
     def udp_packet(self, frame: int, ts: int, orig_len: int, src: bytes, dst: bytes, sport: int, dport: int,
@@ -261,10 +277,12 @@ class StreamTable:
             st = self._new_udp(key, ts)
         if st.first_dir < 0:
             st.first_dir = d
-            st.zeek_orig = d
             st.first_frame = frame
             st.first_ts = ts
             st.encap = encap
+        zeek = st.zeek
+        if zeek is ZEEK_NONE:
+            zeek = st.zeek = ZeekUdp(d, sport, dport, dst)
         st.last_ts = ts
         if d == 0:
             st.pkts0 += 1
@@ -274,7 +292,7 @@ class StreamTable:
             st.pkts1 += 1
             st.bytes1 += orig_len
             st.pay1 += paylen
-        st.zeek.packet(0 if d == st.zeek_orig else 1)
+        zeek.packet(d)
         if st.index == self._detail_udp:
             self.detail.append((frame, ts - st.base_ts, orig_len, d, paylen))
 
@@ -284,7 +302,31 @@ class StreamTable:
         self.udp[key] = st
         return st
 
-    def udp_quote(self, ts: int, src: bytes, dst: bytes, sport: int, dport: int) -> None:
-        _d, key = _flow_key(src, dst, sport, dport)
-        if key not in self.udp:
-            self._new_udp(key, ts)
+    def udp_quote(self, frame: int, ts: int, orig_len: int, src: bytes, dst: bytes, sport: int, dport: int,
+                  paylen: int, encap) -> None:
+        """A UDP header quoted in an ICMP error: the ICMP frame counts in that header's stream, with
+        the quoted length's payload (tshark's udp.length); no Zeek state."""
+        d, key = _flow_key(src, dst, sport, dport)
+        st = self.udp.get(key)
+        if st is None:
+            st = self._new_udp(key, ts)
+        _count_quote(st, d, frame, ts, orig_len, paylen, encap)
+        if st.index == self._detail_udp:
+            self.detail.append((frame, ts - st.base_ts, orig_len, d, paylen))
+
+
+def _count_quote(st, d: int, frame: int, ts: int, orig_len: int, paylen: int, encap) -> None:
+    if st.first_dir < 0:
+        st.first_dir = d
+        st.first_frame = frame
+        st.first_ts = ts
+        st.encap = encap
+    st.last_ts = ts
+    if d == 0:
+        st.pkts0 += 1
+        st.bytes0 += orig_len
+        st.pay0 += paylen
+    else:
+        st.pkts1 += 1
+        st.bytes1 += orig_len
+        st.pay1 += paylen
