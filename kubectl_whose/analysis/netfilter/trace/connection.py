@@ -21,7 +21,7 @@ def later_packets(rulesets: Sequence[Ruleset], query: TraceQuery, pkt: Packet) -
     replayed, the same hooks. Rules that let only NEW through drop them: the handshake never completes."""
     lq = replace(query, ctstate="ESTABLISHED", ctstate_given=True, replay_nat=tuple(pkt.nat_log))
     ctx, verdict = walk(rulesets, lq, [])
-    steps = [Step(f"{s.hook} (later packets)", s.table, s.chain, s.rule, s.matched, s.note) for s in ctx.steps]
+    steps = [s.relabel(f"{s.hook} (later packets)") for s in ctx.steps]
     if verdict == "DROP":
         return "timeout", steps, ["the connection's later packets (ESTABLISHED) are dropped: the handshake never "
                                   "completes and the sender sees a timeout"]
@@ -53,7 +53,7 @@ def reject_answer(rulesets: Sequence[Ruleset], query: TraceQuery, pkt: Packet) -
                    ctstate="RELATED", ctstate_given=True, kernel_generated=True)
     ctx, verdict = walk(rulesets, q, [])
     what = "TCP RST" if rst else f"ICMP error ({pkt.reject_with})"
-    steps = [Step(f"{s.hook} ({what})", s.table, s.chain, s.rule, s.matched, s.note) for s in ctx.steps]
+    steps = [s.relabel(f"{s.hook} ({what})") for s in ctx.steps]
     if verdict in ("DROP", "REJECT"):
         return "timeout", steps, [f"the {what} this REJECT sends is itself dropped in OUTPUT/POSTROUTING: the "
                                   f"sender sees a timeout, as for DROP"]
@@ -80,7 +80,7 @@ def reply(rulesets: Sequence[Ruleset], query: TraceQuery, pkt: Packet) -> Tuple[
                     pod_ips=query.pod_ips or ((pkt.src,) if not query.inbound else ()), ctstate="ESTABLISHED",
                     ctstate_given=True, reply=True)
     ctx, verdict = walk(rulesets, rq, [])
-    steps = [Step(f"{s.hook} (reply)", s.table, s.chain, s.rule, s.matched, s.note) for s in ctx.steps]
+    steps = [s.relabel(f"{s.hook} (reply)") for s in ctx.steps]
     if verdict in ("DROP", "REJECT"):
         return "timeout", steps, ["the reply (SYN-ACK or UDP answer) is dropped on its way back: the sender sees "
                                   "a timeout although the packet itself got through"] + \

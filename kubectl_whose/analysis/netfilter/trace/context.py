@@ -7,24 +7,47 @@ rule they call `choose()` and get the branch this walk follows.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
 from kubectl_whose.analysis.netfilter.trace.packet import Packet, TraceQuery
 
 
-@dataclass
 class Step:
-    hook: str
-    table: str
-    chain: str
-    rule: str
-    matched: bool
-    note: str = ""
+    """One rule (or policy, or note) the packet met. `rule` is the rule's text, rendered only when read: a walk
+    past 5,000 kube-proxy rules records 5,000 steps, and rendering each one was most of a trace's time."""
+
+    __slots__ = ("hook", "table", "chain", "_rule", "matched", "note")
+
+    def __init__(self, hook: str, table: str, chain: str, rule, matched: bool, note: str = ""):
+        self.hook, self.table, self.chain, self._rule, self.matched, self.note = hook, table, chain, rule, matched, \
+            note
+
+    @property
+    def rule(self) -> str:
+        if not isinstance(self._rule, str):
+            self._rule = rendered(self._rule)
+        return self._rule
+
+    def relabel(self, hook: str) -> "Step":
+        """The same step under another hook label (the reply, later packets, a REJECT's answer)."""
+        return Step(hook, self.table, self.chain, self._rule, self.matched, self.note)
 
     def to_dict(self) -> dict:
         return {"hook": self.hook, "table": self.table, "chain": self.chain, "rule": self.rule,
                 "matched": self.matched, "note": self.note}
+
+    def __repr__(self) -> str:
+        return f"Step({self.hook!r}, {self.table!r}, {self.chain!r}, {self.rule!r}, {self.matched!r}, {self.note!r})"
+
+
+def rendered(rule) -> str:
+    from kubectl_whose.analysis.netfilter.model import Rule, rule_text
+
+    if isinstance(rule, Rule):
+        return rule_text(rule, counters=False)
+    from kubectl_whose.analysis.netfilter.nft_text import rule_text as nft_rule_text
+
+    return nft_rule_text(rule, counters=False)
 
 
 class WalkContext:

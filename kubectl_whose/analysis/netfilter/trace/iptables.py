@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Optional, Tuple
 
 from kubectl_whose.analysis.netfilter.trace import nat_effects
-from kubectl_whose.analysis.netfilter.model import rule_text
 from kubectl_whose.analysis.netfilter.model import Match, NON_TERMINAL_TARGETS, Rule, Table
 from kubectl_whose.analysis.netfilter.trace.packet import iface_matches, in_network
 from kubectl_whose.analysis.netfilter.trace.context import WalkContext
@@ -40,7 +39,7 @@ def walk_table(ctx: WalkContext, table: Table, hook: str, label: str) -> str:
         rule = chain.rules[index]
         index += 1
         ok, why = rule_matches(ctx, rule, hook)
-        text = rule_text(rule, counters=False)
+        text = rule  # rendered by Step when read
         if not ok:
             ctx.step(label, chain.name, text, False, why)
             continue

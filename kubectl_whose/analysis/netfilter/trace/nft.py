@@ -13,7 +13,7 @@ from typing import Any, List, Optional, Tuple
 
 from kubectl_whose.analysis.netfilter.trace import nat_effects
 from kubectl_whose.analysis.netfilter.nft_json import NftChain, NftRule, NftTable
-from kubectl_whose.analysis.netfilter.nft_text import expr_text, rule_text
+from kubectl_whose.analysis.netfilter.nft_text import expr_text
 from kubectl_whose.analysis.netfilter.trace.packet import endpoint, iface_matches
 from kubectl_whose.analysis.netfilter.trace.context import WalkContext
 
@@ -43,7 +43,7 @@ def walk_chain(ctx: WalkContext, table: NftTable, base: NftChain) -> str:
             return (base.policy or "accept").upper()
         rule = chain.rules[index]
         index += 1
-        text = rule_text(rule, counters=False)
+        text = rule  # rendered by Step when read
         try:
             ok, why = _run_rule(ctx, table, rule, hook)
         except Verdict as v:

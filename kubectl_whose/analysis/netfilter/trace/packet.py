@@ -81,12 +81,29 @@ def endpoint(ip: Optional[str], port: Optional[int]) -> Optional[str]:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
-@functools.lru_cache(maxsize=65536)
 def in_network(ip: str, network: str) -> bool:
+    address, net = _address(ip), _network(network)
+    return address is not None and net is not None and address[0] == net[0] and address[1] & net[2] == net[1]
+
+
+# Parsed once each: a walk past a kube-proxy KUBE-SERVICES chain compares one address with 5,000 networks, and
+# parsing the pair each time (ipaddress is pure Python) was most of the walk.
+@functools.lru_cache(maxsize=65536)
+def _network(text: str):
     try:
-        return ipaddress.ip_address(ip) in ipaddress.ip_network(network, strict=False)
+        n = ipaddress.ip_network(text, strict=False)
     except ValueError:
-        return False
+        return None
+    return n.version, int(n.network_address), int(n.netmask)
+
+
+@functools.lru_cache(maxsize=4096)
+def _address(text: str):
+    try:
+        a = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    return a.version, int(a)
 
 
 def is_loopback(ip: str) -> bool:
