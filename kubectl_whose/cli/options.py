@@ -151,6 +151,24 @@ class EndpointType(click.ParamType):
         return Endpoint(ip, port)
 
 
+class RouteType(click.ParamType):
+    """`CIDR=DEV` (e.g. 172.17.0.0/16=docker0) -> (network, device)."""
+
+    name = "cidr=dev"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        network, sep, device = str(value).strip().partition("=")
+        try:
+            network = str(ipaddress.ip_network(network, strict=False))
+        except ValueError:
+            network = ""
+        if not sep or not network or not re.match(r"^[\w.@+-]{1,15}$", device):
+            self.fail(f"{value!r} is not CIDR=DEV (example: 172.17.0.0/16=docker0)", param, ctx)
+        return network, device
+
+
 def complete_pods(ctx: click.Context, param, incomplete: str):
     """Shell completion for POD: the running pods of the namespace the command line names.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from kubectl_whose.analysis.netfilter.trace.packet import CTSTATES
-from kubectl_whose.cli.options import EndpointType, debug_flags, kube_flags, output_option, pod_argument
+from kubectl_whose.cli.options import EndpointType, RouteType, debug_flags, kube_flags, output_option, pod_argument
 from kubectl_whose.cli.rules import require_pod_or_files
 
 
@@ -41,12 +41,19 @@ Examples:
 @click.option("--ctstate", type=click.Choice(CTSTATES, case_sensitive=False),
               help="Conntrack state of the packet (default NEW, a new connection; NAT rules see only NEW).")
 @click.option("--mark", default="0", show_default=True, help="Packet mark before the first hook (e.g. 0x4000).")
+@click.option("--route", "routes", multiple=True, type=RouteType(), metavar="CIDR=DEV",
+              help="Where routing sends a destination (repeatable; e.g. 172.17.0.0/16=docker0): the output "
+                   "interface that -o/oifname rules see (default eth0).")
+@click.option("--in-set", "in_sets", multiple=True, metavar="IPSET",
+              help="The packet's addresses are in this ipset (repeatable): -m set matches it (a dump has no "
+                   "ipset members).")
 @click.option("--from-file", "from_files", multiple=True, metavar="DUMP",
               help="Read rules from a dump instead of the pod (repeatable, e.g. legacy and nft dumps).")
 @output_option()
 @debug_flags()
 @kube_flags
-def trace(kube, debug, pod, to, proto, src, uid, gid, inbound, iface, pod_ips, ctstate, mark, from_files, output):
+def trace(kube, debug, pod, to, proto, src, uid, gid, inbound, iface, pod_ips, ctstate, mark, routes, in_sets,
+          from_files, output):
     """Trace a packet through a pod's netfilter rules, rule by rule, to its verdict.
 
     Prints every possible end (ACCEPT, DROP, REJECT, REDIRECT to a port, DNAT to each endpoint with
@@ -71,6 +78,6 @@ def trace(kube, debug, pod, to, proto, src, uid, gid, inbound, iface, pod_ips, c
     query = TraceQuery(dst=to.ip, dport=to.port, proto=proto, src=src.ip if src else None,
                        sport=src.port if src else None, uid=uid, gid=gid, inbound=inbound, iface=iface,
                        pod_ips=ips, ctstate=(ctstate or "NEW").upper(), mark=mark_value,
-                       ctstate_given=ctstate is not None)
+                       ctstate_given=ctstate is not None, routes=tuple(routes), in_sets=tuple(in_sets))
     result = run_trace(rulesets, query)
     emit(result, output, lambda r, wide: render_trace(r, wide))

@@ -140,6 +140,19 @@ def _recent(ctx: WalkContext, m: Match, o: Option, hook: str) -> Result:
     return True, ""
 
 
+def _set(ctx: WalkContext, m: Match, o: Option, hook: str) -> Result:
+    """`-m set --match-set NAME dst`: an ipset's members are not in a dump; the query says which sets the packet's
+    addresses are in (--in-set), and every other set is taken as not holding them."""
+    if o.name != "--match-set" or not o.values:
+        return None, ""
+    name = o.values[0]
+    if name in ctx.query.in_sets:
+        return True, f"in ipset {name} (given)"
+    ctx.assume(f"ipset {name}: its members are not in the dump; taken as not holding this packet's addresses "
+               f"(pass --in-set {name} otherwise)")
+    return False, f"not in ipset {name} (assumed)"
+
+
 def _icmp(ctx: WalkContext, m: Match, o: Option, hook: str) -> Result:
     return ctx.packet.proto in ("icmp", "ipv6-icmp"), f"protocol {ctx.packet.proto}"
 
@@ -149,7 +162,7 @@ MODULES: Dict[str, Callable[..., Result]] = {
     "owner": _owner, "comment": _comment, "mark": _mark, "connmark": _mark,
     "conntrack": _conntrack, "state": _conntrack, "addrtype": _addrtype, "statistic": _statistic,
     "icmp": _icmp, "icmp6": _icmp, "recent": _recent,
-    "set": _not_matching("ipset contents are not in the dump; taken as not matching"),
+    "set": _set,
     "socket": _not_matching("no established transparent socket is known; taken as not matching"),
     "physdev": _not_matching("bridge ports are not known in a pod; taken as not matching"),
     "mac": _not_matching("source MAC not known; taken as not matching"),

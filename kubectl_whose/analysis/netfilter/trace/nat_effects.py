@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from kubectl_whose.analysis.netfilter.trace.packet import endpoint, parse_nat_to
+from kubectl_whose.analysis.netfilter.trace.packet import endpoint, parse_nat_to, route_device
 from kubectl_whose.analysis.netfilter.trace.context import WalkContext
 
 
@@ -53,7 +53,8 @@ def dnat(ctx: WalkContext, hook: str, to: Optional[str]) -> str:
     if port is not None:
         p.dport = port
     if hook == "OUTPUT":
-        p.reroute_oif = "lo" if ctx.is_local(p.dst) else (ctx.query.iface or "eth0")
+        p.reroute_oif = "lo" if ctx.is_local(p.dst) else (ctx.query.iface or route_device(p.dst, ctx.query.routes)
+                                                          or "eth0")
     p.verdict_kind = "DNAT"
     p.dnat_hooks.append(hook)
     p.nat_log.append((hook, "dst", p.dst, p.dport, p.reroute_oif))

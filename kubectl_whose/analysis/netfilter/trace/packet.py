@@ -38,6 +38,8 @@ class TraceQuery:
     kernel_generated: bool = False  # an ICMP error or RST the kernel sends for a REJECT: no socket, no owner
     reply: bool = False  # the connection's reply direction (the answer to the traced packet)
     replay_nat: Tuple[tuple, ...] = ()  # later packets of a connection: the NAT its first packet set up
+    routes: Tuple[Tuple[str, str], ...] = ()  # (network, device): where routing sends a destination
+    in_sets: Tuple[str, ...] = ()  # ipsets the packet's addresses are in (an ipset's members are not in a dump)
 
     @property
     def family(self) -> str:
@@ -104,6 +106,16 @@ def _address(text: str):
     except ValueError:
         return None
     return a.version, int(a)
+
+
+def route_device(ip: Optional[str], routes: Tuple[Tuple[str, str], ...]) -> Optional[str]:
+    """The device of the longest `routes` prefix holding `ip` (None: no route given for it)."""
+    best, device = -1, None
+    for network, dev in routes:
+        net = _network(network)
+        if net is not None and in_network(ip or "", network) and bin(net[2]).count("1") > best:
+            best, device = bin(net[2]).count("1"), dev
+    return device
 
 
 def is_loopback(ip: str) -> bool:

@@ -14,7 +14,7 @@ from typing import List, Sequence, Tuple, Union
 
 from kubectl_whose.analysis.netfilter.model import IptablesRuleset
 from kubectl_whose.analysis.netfilter.nft_json import NftRuleset
-from kubectl_whose.analysis.netfilter.trace.packet import Packet, TraceQuery, endpoint, is_loopback
+from kubectl_whose.analysis.netfilter.trace.packet import Packet, TraceQuery, endpoint, is_loopback, route_device
 from kubectl_whose.analysis.netfilter.trace.context import WalkContext
 
 Ruleset = Union[IptablesRuleset, NftRuleset]
@@ -74,8 +74,8 @@ def walk(rulesets: Sequence[Ruleset], q: TraceQuery, choices: List[int]) -> Tupl
             ctx.assume("input interface assumed eth0 (pass --iface)")
         hooks = ["PREROUTING"]
     else:
-        pkt.oif = q.iface or ("lo" if ctx.is_local(q.dst) else "eth0")
-        if not q.iface and pkt.oif == "eth0":
+        pkt.oif = q.iface or ("lo" if ctx.is_local(q.dst) else route_device(q.dst, q.routes) or "eth0")
+        if not q.iface and pkt.oif == "eth0" and not route_device(q.dst, q.routes):
             ctx.assume("output interface assumed eth0, the pod's default route (pass --iface)")
         hooks = ["OUTPUT", "POSTROUTING"]
     notes: List[str] = []
@@ -108,6 +108,10 @@ def walk(rulesets: Sequence[Ruleset], q: TraceQuery, choices: List[int]) -> Tupl
                 hooks.append("INPUT")
             else:
                 ctx.assume(f"{pkt.dst} is not a local address: the packet is forwarded")
+                pkt.oif = route_device(pkt.dst, q.routes)
+                if pkt.oif is None:
+                    pkt.oif = "eth0"
+                    ctx.assume(f"the forwarded packet leaves through eth0 (pass --route {pkt.dst}/32=DEV otherwise)")
                 hooks += ["FORWARD", "POSTROUTING"]
         if hook == "OUTPUT" and pkt.reroute_oif:
             pkt.oif = pkt.reroute_oif  # the rerouted device, seen from POSTROUTING on
