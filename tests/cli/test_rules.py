@@ -164,10 +164,13 @@ def test_trace_names_assumptions_and_unmodelled_matches(tmp_path):
     d = run("trace", "--from-file", str(dump), "--to", "10.0.0.1:80", "-o", "json").json
     assert d["verdict"] == "ACCEPT"
     text = "\n".join(d["assumptions"])
-    assert "-m set --match-set: ipset contents are not in the dump; taken as not matching" in text
+    assert "ipset blocked: its members are not in the dump; taken as not holding this packet's addresses (pass " \
+           "--in-set blocked otherwise)" in text
     assert "match -m quota --quota is not modelled; rules using it are taken as not matching" in text
     assert "target WEIRDTARGET is not a chain in this table and not modelled; assumed to continue" in text
     assert "sender uid unknown" not in text  # no owner match was evaluated
+    given = run("trace", "--from-file", str(dump), "--to", "10.0.0.1:80", "--in-set", "blocked", "-o", "json").json
+    assert given["verdict"] == "DROP" and given["packet"]["in_sets"] == ["blocked"]
 
 
 def test_trace_table_output_shows_verdict_path_and_assumptions():
