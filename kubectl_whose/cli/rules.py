@@ -1,14 +1,14 @@
 """`kubectl whose rules POD`: the pod's netfilter rules (iptables legacy and nft, nftables), explained.
 
 Live: the recipes in `collect.netfilter` run in the debug container; offline: `--from-file DUMP`
-(iptables-save text, iptables -S text, `nft -j list ruleset` JSON, or a `--save` snapshot) goes
-through the same parsing, recognition and rendering.
+(iptables-save text, iptables -S text, `nft list ruleset` text or `-j` JSON, or a `--save` snapshot) goes
+through the same parsing, recognition, summary and rendering.
 """
 from __future__ import annotations
 
 import click
 
-from kubectl_whose.cli.options import debug_flags, kube_flags, output_option, pod_argument
+from kubectl_whose.cli.options import EndpointType, debug_flags, kube_flags, output_option, pod_argument
 
 
 def require_pod_or_files(pod, from_files) -> None:
@@ -36,10 +36,13 @@ Examples:
 @click.option("--diff", "diff", metavar="FILE", help="Compare the rules against a --save snapshot, chain by chain.")
 @click.option("--from-file", "from_files", multiple=True, metavar="DUMP",
               help="Read rules from a dump instead of the pod (repeatable; '-' for stdin).")
+@click.option("--pod-ip", "pod_ips", multiple=True, type=EndpointType(), metavar="IP",
+              help="The namespace's own address(es), which the summary's probes use (repeatable; live: read from "
+                   "the pod).")
 @output_option()
 @debug_flags()
 @kube_flags
-def rules(kube, debug, pod, table, chain, save, diff, from_files, output):
+def rules(kube, debug, pod, table, chain, save, diff, from_files, pod_ips, output):
     """Show a pod's netfilter rules (iptables legacy and nft, nftables), explained.
 
     Custom chains are nested under the rule that jumps to them; the mesh, kube-proxy or CNI that
@@ -56,11 +59,12 @@ def rules(kube, debug, pod, table, chain, save, diff, from_files, output):
     from kubectl_whose.render.rules_view import render_rules
 
     require_pod_or_files(pod, from_files)
-    rulesets, findings, _ = load_rules(kube, pod, from_files, table, debug)
+    rulesets, findings, live_ips = load_rules(kube, pod, from_files, table, debug)
     check_filters(rulesets, table, chain)
     if save:
         say(f"saved {write_snapshot(save, rulesets)} rules to {save}")
     if diff:
         emit(diff_rules(read_dump_file(diff), rulesets), output, lambda d, wide: render_diff(d, diff))
         return
-    emit(build_report(rulesets, findings, table, chain), output, lambda r, wide: render_rules(r, wide))
+    ips = tuple(e.ip for e in pod_ips) or tuple(live_ips)
+    emit(build_report(rulesets, findings, table, chain, ips), output, lambda r, wide: render_rules(r, wide))

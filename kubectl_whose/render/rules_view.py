@@ -1,4 +1,4 @@
-"""`kubectl whose rules` as text: the summary first, then each table's built-in chains with policy
+"""`kubectl whose rules` as text: the summary first (a claim per line, then what the probes assumed), then each table's built-in chains with policy
 and counters, each custom chain nested under the first rule that jumps to it (later jumps point
 back to it), so a reader follows a path without searching for names."""
 from __future__ import annotations
@@ -16,8 +16,11 @@ def render_rules(report: RulesReport, wide: bool, console=None) -> None:
     from rich.tree import Tree
 
     console = console or make_console()
-    # one line each, never wrapped: the summary and findings are what people grep and paste
-    console.print(f"[bold]{escape(report.summary)}[/bold]", soft_wrap=True)
+    # one line each, never wrapped: the claims and findings are what people grep and paste
+    for claim in report.words.claims:
+        console.print(f"[bold]{escape(claim.text)}[/bold]", soft_wrap=True)
+    for note in report.words.notes:
+        console.print(escape(note), soft_wrap=True)
     for r in report.recognized:
         console.print(f"  recognised: {escape(r.name)}" + (f"  ({escape(', '.join(r.evidence[:4]))})"
                                                             if r.evidence else ""), soft_wrap=True)
