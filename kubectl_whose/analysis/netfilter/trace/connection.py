@@ -50,7 +50,8 @@ def reject_answer(rulesets: Sequence[Ruleset], query: TraceQuery, pkt: Packet) -
         answer_src = pkt.src if local(pkt.src) else (query.pod_ips[0] if query.pod_ips else pkt.dst)
     q = TraceQuery(dst=pkt.src, dport=(pkt.sport or 40000) if rst else None, proto="tcp" if rst else "icmp",
                    src=answer_src, sport=pkt.dport if rst else None, pod_ips=query.pod_ips,
-                   ctstate="RELATED", ctstate_given=True, kernel_generated=True)
+                   ctstate="RELATED", ctstate_given=True, kernel_generated=True, routes=query.routes,
+                   in_sets=query.in_sets)
     ctx, verdict = walk(rulesets, q, [])
     what = "TCP RST" if rst else f"ICMP error ({pkt.reject_with})"
     steps = [s.relabel(f"{s.hook} ({what})") for s in ctx.steps]
@@ -71,16 +72,29 @@ def reply(rulesets: Sequence[Ruleset], query: TraceQuery, pkt: Packet) -> Tuple[
     delivered_here = pkt.delivered_to is not None or (query.inbound and pkt.iif is not None and (
         pkt.dst in query.pod_ips or not query.pod_ips or is_loopback(pkt.dst))) or \
         (not query.inbound and (is_loopback(pkt.dst) or pkt.dst in query.pod_ips))
-    if query.inbound and not delivered_here:
-        return "delivered", [], []  # forwarded: the reply's path is beyond this namespace
     sport = pkt.delivered_to.rsplit(":", 1)[1] if pkt.delivered_to else pkt.dport
-    rq = TraceQuery(dst=pkt.src, dport=pkt.sport or 40000, proto=pkt.proto, src=pkt.dst,
-                    sport=int(sport) if sport is not None else None, inbound=not delivered_here,
-                    iface=(pkt.oif if not delivered_here else (query.iface if query.inbound else None)),
-                    pod_ips=query.pod_ips or ((pkt.src,) if not query.inbound else ()), ctstate="ESTABLISHED",
-                    ctstate_given=True, reply=True)
+    if query.inbound and not delivered_here:
+        # forwarded: the reply comes back through this namespace, in by the device the packet left by; conntrack
+        # has undone the source NAT before routing (PREROUTING) and undoes the destination NAT after (POSTROUTING),
+        # so FORWARD sees it from the new destination to the original sender
+        rq = TraceQuery(dst=query.src or pkt.src, dport=query.sport or 40000, proto=pkt.proto, src=pkt.dst,
+                        sport=int(sport) if sport is not None else None, inbound=True, iface=pkt.oif,
+                        pod_ips=query.pod_ips, ctstate="ESTABLISHED", ctstate_given=True, reply=True,
+                        routes=query.routes, in_sets=query.in_sets)
+    else:
+        rq = TraceQuery(dst=pkt.src, dport=pkt.sport or 40000, proto=pkt.proto, src=pkt.dst,
+                        sport=int(sport) if sport is not None else None, inbound=not delivered_here,
+                        iface=(pkt.oif if not delivered_here else (query.iface if query.inbound else None)),
+                        pod_ips=query.pod_ips or ((pkt.src,) if not query.inbound else ()), ctstate="ESTABLISHED",
+                        ctstate_given=True, reply=True, routes=query.routes, in_sets=query.in_sets)
     ctx, verdict = walk(rulesets, rq, [])
     steps = [s.relabel(f"{s.hook} (reply)") for s in ctx.steps]
+    if ctx.packet.ctzone != pkt.ctzone and pkt.nat:
+        # conntrack looks the reply up in the zone the raw table put it in: another zone holds no such connection,
+        # so the NAT of the first packet is not undone and the sender does not recognise the answer
+        return "timeout", steps, [f"the reply is in conntrack zone {ctx.packet.ctzone}, the connection in zone "
+                                  f"{pkt.ctzone}: its NAT is not undone and the sender sees a timeout"] + \
+            [a for a in ctx.assumptions if "answering socket" in a]
     if verdict in ("DROP", "REJECT"):
         return "timeout", steps, ["the reply (SYN-ACK or UDP answer) is dropped on its way back: the sender sees "
                                   "a timeout although the packet itself got through"] + \

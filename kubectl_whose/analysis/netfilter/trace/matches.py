@@ -44,6 +44,8 @@ def _owner(ctx: WalkContext, m: Match, o: Option, hook: str) -> Result:
         return False, "no local socket in this hook"
     if ctx.query.kernel_generated:
         return False, "sent by the kernel, no socket"
+    if ctx.query.inbound:
+        return False, "a forwarded packet has no local socket"
     if o.name == "--uid-owner":
         uid = ctx.uid()
         return _in_id_range(o.value, uid), f"uid {uid}"

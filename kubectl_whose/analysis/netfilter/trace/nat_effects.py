@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from kubectl_whose.analysis.netfilter.trace.packet import endpoint, parse_nat_to, route_device
+from kubectl_whose.analysis.netfilter.trace.packet import endpoint, is_loopback, parse_nat_to, route_device
 from kubectl_whose.analysis.netfilter.trace.context import WalkContext
 
 
@@ -55,6 +55,12 @@ def dnat(ctx: WalkContext, hook: str, to: Optional[str]) -> str:
     if hook == "OUTPUT":
         p.reroute_oif = "lo" if ctx.is_local(p.dst) else (ctx.query.iface or route_device(p.dst, ctx.query.routes)
                                                           or "eth0")
+        if p.reroute_oif != "lo" and p.src and is_loopback(p.src):
+            # ip_route_me_harder refuses a loopback source toward another host (route_localnet is 0 by default):
+            # the packet is dropped before POSTROUTING could masquerade it
+            p.unroutable = True
+            ctx.assume("a packet from a loopback address DNATed to another host is dropped by the kernel's reroute "
+                       "(net.ipv4.conf.*.route_localnet=0, the default)")
     p.verdict_kind = "DNAT"
     p.dnat_hooks.append(hook)
     p.nat_log.append((hook, "dst", p.dst, p.dport, p.reroute_oif))

@@ -177,7 +177,7 @@ def _value(ctx: WalkContext, table: NftTable, e: Any, hook: str) -> Any:
                   "iifname": p.iif if hook in ("PREROUTING", "INPUT", "FORWARD") else None,
                   "oifname": p.oif if hook in ("OUTPUT", "FORWARD", "POSTROUTING") else None}
         if key in ("skuid", "skgid"):
-            if hook not in ("OUTPUT", "POSTROUTING") or ctx.query.kernel_generated:
+            if hook not in ("OUTPUT", "POSTROUTING") or ctx.query.kernel_generated or ctx.query.inbound:
                 return UNKNOWN
             return ctx.uid() if key == "skuid" else ctx.gid()
         if key in ("iif", "oif"):

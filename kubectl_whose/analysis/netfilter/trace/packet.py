@@ -70,6 +70,7 @@ class Packet:
     destination_unknown: bool = False  # a NAT target whose parameters the reader lost ([unsupported revision])
     reroute_oif: Optional[str] = None  # output device after a destination NAT in OUTPUT, from POSTROUTING on
     nat_log: List[tuple] = field(default_factory=list)  # (hook, "dst"|"src", ip, port, oif): replayed for later packets
+    unroutable: bool = False  # the kernel cannot route it after a NAT (loopback source toward another host)
 
     def copy(self) -> "Packet":
         return replace(self, nat=list(self.nat), dnat_hooks=list(self.dnat_hooks), nat_log=list(self.nat_log))

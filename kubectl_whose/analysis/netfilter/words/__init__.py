@@ -34,7 +34,8 @@ class Summary:
         return {"claims": [c.to_dict() for c in self.claims], "notes": self.notes, "probes": self.probes}
 
 
-def summarize(rulesets: Sequence, local_ips: Sequence[str] = ()) -> Summary:
+def summarize(rulesets: Sequence, local_ips: Sequence[str] = (), routes: Sequence = ()) -> Summary:
+    """`local_ips`: the namespace's own addresses; `routes`: its (network, device) routes, when known."""
     total = sum(rs.rule_count() for rs in rulesets)
     if not total:
         return Summary(notes=["No netfilter rules: traffic is neither redirected nor filtered here."])
@@ -45,7 +46,7 @@ def summarize(rulesets: Sequence, local_ips: Sequence[str] = ()) -> Summary:
         elif isinstance(rs, NftRuleset):
             extract_nft(rs, ex)
     ex.drop_internal_marks()
-    base = choose_baseline(ex, local_ips)
+    base = choose_baseline(ex, local_ips, routes)
     claims, tracer = claims_of(rulesets, ex, base, local_ips)
     notes: List[str] = []
     if not claims:
@@ -53,8 +54,8 @@ def summarize(rulesets: Sequence, local_ips: Sequence[str] = ()) -> Summary:
                      f"all pass unchanged: no redirection, NAT or drop was found.")
     if not base.local_known:
         notes.append(f"The probes took {base.local} as this host's own address (pass --pod-ip).")
-    if base.routes:
-        notes.append("They took " + ", ".join(f"{n} as reached through {d}" for n, d in base.routes)
+    if base.hints:
+        notes.append("They took " + ", ".join(f"{n} as reached through {d}" for n, d in base.hints)
                      + ", as the rules pair them.")
     for where, count in ex.untraced:
         notes.append(f"Not traced: {count} more rule{'s' if count != 1 else ''} of {where} (`kubectl whose trace` "

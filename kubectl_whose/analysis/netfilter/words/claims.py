@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from kubectl_whose.analysis.netfilter.trace import TraceResult, trace
 from kubectl_whose.analysis.netfilter.trace.packet import TraceQuery, endpoint, in_network
-from kubectl_whose.analysis.netfilter.words.points import REMOTE, Deviation, Extraction, Point
+from kubectl_whose.analysis.netfilter.words.points import LOCAL, REMOTE, Deviation, Extraction, Point
 from kubectl_whose.analysis.netfilter.words.probes import Baseline, Effect, effect, query
 from kubectl_whose.analysis.netfilter.words.sentences import (condition_words, conditions_joined, effect_words,
                                                               statement)
@@ -52,7 +52,7 @@ class Claim:
 def trace_command(q: TraceQuery) -> str:
     """The `kubectl whose trace` flags that ask the same question."""
     parts = ["--inbound"] if q.inbound else []
-    if q.src and q.inbound or q.src and q.sport:
+    if q.src:
         parts += ["--from", endpoint(q.src, q.sport) or q.src]
     parts += ["--to", endpoint(q.dst, q.dport) or q.dst, "--proto", q.proto]
     if q.uid is not None:
@@ -109,7 +109,9 @@ def section_points(ex: Extraction, direction: str, proto: str) -> List[Point]:
         if len(p) <= CLOSURE_SIZE:
             for k in range(1, len(p)):
                 points.update(frozenset(c) for c in combinations(sorted(p), k))
-    return sorted(points, key=lambda p: (len(p), sorted(p)))
+    # "to other hosts" before any one of them, so that 10.70.0.0/16 is weighed as a case of it
+    return sorted(points, key=lambda p: (len(p), sum(1 for d in p if d.dim == "dst" and d.value not in (LOCAL, REMOTE)),
+                                         sorted(p)))
 
 
 def section_tree(tracer: Tracer, ex: Extraction, base: Baseline, local_ips, direction: str,
@@ -132,8 +134,8 @@ def section_tree(tracer: Tracer, ex: Extraction, base: Baseline, local_ips, dire
         probe = tracer.probe(q)
         if probe is None:
             return
-        ancestors = [n for n in kept if n.point < p]
-        largest = [n for n in ancestors if not any(n.point < m.point for m in ancestors)]
+        ancestors = [n for n in kept if is_case(n.point, p)]
+        largest = [n for n in ancestors if not any(is_case(n.point, m.point) for m in ancestors)]
         differing = [n for n in largest if n.probe.effect != probe.effect]
         if differing:
             node = Node(p, probe, differing)
@@ -149,16 +151,34 @@ def section_tree(tracer: Tracer, ex: Extraction, base: Baseline, local_ips, dire
     # deviation the section knows, when there are few enough.
     singles = sorted({d for p in points for d in p})
     if len(singles) <= REFINE_LIMIT:
-        for node in list(kept[1:]):
+        for node in [n for n in kept[1:] if all(x.dim != "ctstate" for x in n.point)]:
             for d in singles:
                 if all(x.dim != d.dim for x in node.point) and _refines(d, direction):
                     insert(node.point | {d})
     return root
 
 
+def is_case(a: Point, b: Point) -> bool:
+    """`b` is a case of `a`: it has `a`'s deviations and more, where "to other hosts" counts as had by any
+    destination that is neither this host nor loopback (10.70.0.0/16 is one of the other hosts)."""
+    if a == b:
+        return False
+    dst = next((d for d in b if d.dim == "dst"), None)
+    for d in a:
+        if d in b:
+            continue
+        if d.dim == "dst" and d.value == REMOTE and dst is not None and dst.value not in (LOCAL, REMOTE) \
+                and not str(dst.value).startswith("127."):
+            continue
+        return False
+    return True
+
+
 def _refines(d: Deviation, direction: str) -> bool:
     """An inbound probe's destination is this host: another destination is another packet, not an exception (but a
     loopback one, which only lo delivers, is)."""
+    if d.dim == "ctstate":
+        return False  # an INVALID packet is said once, on its own, not as a case of every statement
     if d.dim != "dst" or direction == "outbound":
         return d.value != REMOTE
     return d.value not in (REMOTE,) and str(d.value).startswith("127.")
@@ -199,8 +219,10 @@ def statements_of(root: Node, base: Baseline, direction: str, proto: str) -> Lis
     stated: List[Node] = []
     for n in order:
         said = effect_words(n.probe.effect, base)
-        if said == "unchanged" or any(m.point < n.point and m.probe.effect == n.probe.effect for m in stated):
+        if said == "unchanged" or any(is_case(m.point, n.point) and m.probe.effect == n.probe.effect for m in stated):
             continue  # "unchanged" is said as an exception; a case of a statement with its effect adds nothing
+        if not n.children and any(parent in stated for parent in n.parents):
+            continue  # already said, whole, as an exception of a statement
         stated.append(n)
         groups: Dict[str, List[Node]] = {}
         for c in n.children:
@@ -221,8 +243,8 @@ def merged(statements: List[Statement], base: Baseline) -> List[Statement]:
         twin = next((t for t in out if t.key() == s.key() and (t.directions == s.directions or
                                                                  t.protos == s.protos)), None)
         if twin is None:
-            cover = next((t for t in out if (t.directions, t.protos, t.effect) == (s.directions, s.protos, s.effect)
-                          and any(covers(p, s.point) for p in t.points)), None)
+            cover = next((t for t in out if set(s.directions) <= set(t.directions) and set(s.protos) <= set(t.protos)
+                          and t.effect == s.effect and any(covers(p, s.point) for p in t.points)), None)
             if cover is not None:  # "from 10.180.0.2" said by "from 10.0.0.0/8": its probes back that claim
                 cover.probes += s.probes
                 continue

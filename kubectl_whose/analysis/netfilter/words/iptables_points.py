@@ -10,14 +10,16 @@ from typing import Dict, FrozenSet, List, Optional, Set, Tuple
 from kubectl_whose.analysis.netfilter.model import BUILTIN_CHAINS, IptablesRuleset, Rule, Table
 from kubectl_whose.analysis.netfilter.words.points import (LOCAL, Deviation, Extraction, Point, Seed,
                                                            address_deviation, consistent, device_deviation,
-                                                           directions_of, forwarded_only, id_deviation,
+                                                           directions_of, forwarded_only, id_deviation, merged,
                                                            points_of, port_deviation, sample, shape_stem)
 
 MAX_CONTEXTS = 3  # ways into one chain that are followed
 
 
-def conditions(rule: Rule, ex: Extraction) -> Tuple[List[Deviation], List[Deviation], Optional[FrozenSet[str]]]:
-    """(positive deviations, negated ones, protocols allowed or None for any)."""
+def conditions(rule: Rule, ex: Extraction, alternatives: Optional[List[Deviation]] = None) \
+        -> Tuple[List[Deviation], List[Deviation], Optional[FrozenSet[str]]]:
+    """(positive deviations, negated ones, protocols allowed or None for any); the further values of a positive
+    list go to `alternatives`."""
     pos: List[Deviation] = []
     neg: List[Deviation] = []
     protos: Optional[FrozenSet[str]] = None
@@ -44,18 +46,20 @@ def conditions(rule: Rule, ex: Extraction) -> Tuple[List[Deviation], List[Deviat
                 # `! --dports 53,15008`: each listed port alone makes the condition false
                 for d in devs if o.negated else devs[:1]:
                     add(d, o.negated)
+                if not o.negated and alternatives is not None:
+                    alternatives.extend(devs[1:])
             elif m.module == "owner" and o.name in ("--uid-owner", "--gid-owner"):
                 add(id_deviation("uid" if o.name == "--uid-owner" else "gid", o.value, ex), o.negated)
-            elif m.module == "mark" and o.name == "--mark":
-                value = o.value.split("/")[0]
-                add(Deviation("mark", int(value, 0), o.value), o.negated)
+            elif m.module == "mark" and o.name == "--mark" and int(o.value.split("/")[0], 0):
+                # (a mark of 0 is what every probe has: no deviation)
+                add(Deviation("mark", int(o.value.split("/")[0], 0), o.value), o.negated)
             elif m.module in ("conntrack", "state") and o.name in ("--ctstate", "--state"):
                 if "INVALID" in o.value.split(","):
                     add(Deviation("ctstate", "INVALID", "INVALID"), o.negated)
             elif m.module == "addrtype" and o.name == "--dst-type" and "LOCAL" in o.value.split(","):
                 add(Deviation("dst", LOCAL, "local"), o.negated)
             elif m.module == "set" and o.name == "--match-set" and o.values:
-                add(Deviation("set", o.values[0], o.values[0]), o.negated)
+                add(Deviation("set", o.values[0], " ".join(o.values[:2])), o.negated)
     return pos, neg, protos
 
 
@@ -116,7 +120,7 @@ def _extract_table(table: Table, ex: Extraction) -> None:
             hooks.setdefault(target, set()).update(hooks[name])
             into = contexts.setdefault(target, [])
             for point, outer in contexts[name]:
-                new = (frozenset(point | set(pos)), both(outer, protos))
+                new = (merged(point, pos), both(outer, protos))
                 if consistent(new[0]) and new not in into and len(into) < MAX_CONTEXTS:
                     into.append(new)
                     changed = True
@@ -127,13 +131,14 @@ def _extract_table(table: Table, ex: Extraction) -> None:
         for rule in rules:
             route_hints(rule, ex)
             _marks_set(rule, ex)
-            pos, neg, protos = conditions(rule, ex)
-            own = points_of(pos, neg)
+            alternatives: List[Deviation] = []
+            pos, neg, protos = conditions(rule, ex, alternatives)
+            own = points_of(pos, neg, alternatives)
             for point, outer in contexts[name]:
                 allowed = both(outer, protos)
                 if allowed is not None and not allowed:
                     continue  # icmp and other protocols: no TCP/UDP probe reaches this rule
-                points = [frozenset(point | p) for p in own]
+                points = [merged(point, p) for p in own]
                 points = [p for p in dict.fromkeys(points) if p and consistent(p)]
                 if points:
                     ex.seeds.append(Seed(directions, allowed, points, forwarded_only(hooks[name])))

@@ -11,7 +11,7 @@ from typing import Any, Dict, FrozenSet, List, Optional, Set, Tuple
 from kubectl_whose.analysis.netfilter.nft_json import NftRule, NftRuleset, NftTable
 from kubectl_whose.analysis.netfilter.words.points import (LOCAL, Deviation, Extraction, Point, Seed,
                                                            address_deviation, consistent, device_deviation,
-                                                           directions_of, forwarded_only, id_deviation,
+                                                           directions_of, forwarded_only, id_deviation, merged,
                                                            points_of, port_deviation, sample, shape_stem)
 from kubectl_whose.analysis.netfilter.words.iptables_points import Context, MAX_CONTEXTS, both
 
@@ -77,7 +77,7 @@ def _deviations(dim: str, values: List[Any], mask: Optional[int], ex: Extraction
         elif dim in ("uid", "gid"):
             d = id_deviation(dim, v, ex)
             out += [d] if d else []
-        elif dim == "mark" and isinstance(v, int):
+        elif dim == "mark" and isinstance(v, int) and v:
             out.append(Deviation("mark", v, f"{v:#x}/{mask:#x}" if mask is not None else f"{v:#x}"))
         elif dim in ("iif", "oif") and isinstance(v, str):
             d = device_deviation(dim, v)
@@ -97,6 +97,7 @@ def conditions(table: NftTable, rule: NftRule, ex: Extraction):
     protos: Optional[FrozenSet[str]] = None
     branches: List[Tuple[Point, Optional[FrozenSet[str]], str]] = []
     targets: List[str] = []
+    alternatives: List[Deviation] = []
     for e in rule.expr:
         if not isinstance(e, dict) or len(e) != 1:
             continue
@@ -117,6 +118,8 @@ def conditions(table: NftTable, rule: NftRule, ex: Extraction):
             mask = body["left"]["&"][1] if isinstance(body["left"], dict) and "&" in body["left"] else None
             devs = _deviations(dim, values, mask, ex)
             (neg if op == "!=" else pos).extend(devs if op == "!=" else devs[:1])
+            if op != "!=":
+                alternatives.extend(devs[1:])
         elif kind in ("jump", "goto"):
             targets.append(body["target"])
         elif kind == "vmap":
@@ -124,7 +127,7 @@ def conditions(table: NftTable, rule: NftRule, ex: Extraction):
         elif kind == "mangle" and _field(body.get("key")) == "mark" or kind == "mangle" and body.get("key") == {
                 "ct": {"key": "mark"}}:
             ex.marks_set.update(_ints(body.get("value")))
-    return pos, neg, protos, branches, targets
+    return pos, neg, protos, branches, targets, alternatives
 
 
 def _ints(value: Any) -> List[int]:
@@ -206,7 +209,7 @@ def _extract_table(table: NftTable, ex: Extraction) -> None:
             if skipped:
                 ex.untraced.append((f"{table.family} {table.name}/{name}", skipped))
         for rule in kept[name]:
-            pos, _, protos, branches, targets = conditions(table, rule, ex)
+            pos, _, protos, branches, targets, _ = conditions(table, rule, ex)
             ways = [(frozenset(pos), protos, t) for t in targets] + \
                    [(frozenset(pos) | k, both(protos, p), t) for k, p, t in branches]
             for point, wprotos, target in ways:
@@ -216,7 +219,7 @@ def _extract_table(table: NftTable, ex: Extraction) -> None:
                 hooks.setdefault(target, set()).update(hooks[name])
                 into = contexts.setdefault(target, [])
                 for outer_point, outer in contexts[name]:
-                    new = (frozenset(outer_point | point), both(outer, wprotos))
+                    new = (merged(outer_point, point), both(outer, wprotos))
                     if consistent(new[0]) and new not in into and len(into) < MAX_CONTEXTS:
                         into.append(new)
                         changed = True
@@ -225,14 +228,14 @@ def _extract_table(table: NftTable, ex: Extraction) -> None:
     for name, rules in kept.items():
         directions = directions_of(hooks[name])
         for rule in rules:
-            pos, neg, protos, branches, _ = conditions(table, rule, ex)
-            ways = [(points_of(pos, neg), protos)] + [([frozenset(pos) | k], both(protos, p)) for k, p, _ in branches]
+            pos, neg, protos, branches, _, alternatives = conditions(table, rule, ex)
+            ways = [(points_of(pos, neg, alternatives), protos)] + [([frozenset(pos) | k], both(protos, p)) for k, p, _ in branches]
             for own, own_protos in ways:
                 for outer_point, outer in contexts[name]:
                     allowed = both(outer, own_protos)
                     if allowed is not None and not allowed:
                         continue
-                    points = [frozenset(outer_point | p) for p in own]
+                    points = [merged(outer_point, p) for p in own]
                     points = [p for p in dict.fromkeys(points) if p and consistent(p)]
                     if points:
                         ex.seeds.append(Seed(directions, allowed, points, forwarded_only(hooks[name])))

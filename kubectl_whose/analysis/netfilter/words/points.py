@@ -28,6 +28,7 @@ class Deviation:
     dim: str
     value: Any  # address, port, uid, device, mark, "INVALID", ipset name; LOCAL/REMOTE for "this host"/"elsewhere"
     text: str  # how the words name it: "9.9.0.0/16", "53", "0x539/0xfff"
+    pattern: str = field(default="", compare=False)  # a device wildcard this stands for ("cali+")
 
 
 Point = FrozenSet[Deviation]
@@ -113,23 +114,42 @@ def device_deviation(dim: str, name: str) -> Optional[Deviation]:
     if name in ("lo", "") or name.endswith(("+", "*")) and len(name) < 2:
         return None if name != "lo" else Deviation(dim, "lo", "lo")
     device = re.sub(r"[+*]$", "0", name.replace("\\*", "*"))  # eth+ -> eth0: one device of the family
-    return Deviation(dim, device, name)
+    # said as the device probed: members of cali+ may differ from each other
+    return Deviation(dim, device, device, name[:-1] if name.endswith(("+", "*")) else "")
 
 
-def points_of(positive: List[Deviation], negated: List[Deviation]) -> List[Point]:
+def points_of(positive: List[Deviation], negated: List[Deviation], alternatives: List[Deviation] = ()) -> List[Point]:
     """The rule deciding (all its positive conditions), each condition alone, and each negated condition made false
-    with the positive ones held."""
+    with the positive ones held; `alternatives` are further values of a positive list (`--dports 4567,4568`)."""
     out: List[Point] = []
     if positive:
         out.append(frozenset(positive))
-    out += [frozenset([d]) for d in positive + negated]
+    out += [frozenset([d]) for d in positive + negated + list(alternatives)]
     out += [frozenset(positive + [d]) for d in negated if positive]
+    out += [frozenset([x for x in positive if x.dim != a.dim] + [a]) for a in alternatives]
     return [p for p in dict.fromkeys(out) if consistent(p)]
 
 
 def consistent(point: Point) -> bool:
     dims = [d.dim for d in point]
     return len(dims) == len(set(dims))
+
+
+def merged(context: Point, more) -> Point:
+    """A chain's context with a rule's deviations: a device the context has from a wildcard (`-o cali+`) gives way
+    to the specific device of the rule (`-o cali95aa86cbb2a`)."""
+    out = {d.dim: d for d in context}
+    for d in more:
+        held = out.get(d.dim)
+        if held is not None and held != d and held.pattern and str(d.value).startswith(held.pattern):
+            out[d.dim] = d
+        elif held is not None and held != d and d.pattern and str(held.value).startswith(d.pattern):
+            continue
+        elif held is not None and held != d:
+            return frozenset(list(context) + list(more))  # inconsistent: left for consistent() to refuse
+        else:
+            out[d.dim] = d
+    return frozenset(out.values())
 
 
 # ---- sampling --------------------------------------------------------------------------------------------------

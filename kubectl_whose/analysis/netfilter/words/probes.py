@@ -35,7 +35,8 @@ class Baseline:
     forward_to: str  # where a forwarded probe goes
     port: int
     uid: int
-    routes: Tuple[Tuple[str, str], ...]  # (network, device) the rules pair: what the probes assume routing does
+    routes: Tuple[Tuple[str, str], ...]  # (network, device): the namespace's routes, then the rules' hints
+    hints: Tuple[Tuple[str, str], ...] = ()  # the routes taken from the rules alone: assumptions, said as such
 
 
 def _clear(candidates, networks) -> str:
@@ -45,7 +46,7 @@ def _clear(candidates, networks) -> str:
     return candidates[0]
 
 
-def choose_baseline(ex: Extraction, local_ips) -> Baseline:
+def choose_baseline(ex: Extraction, local_ips, routes=()) -> Baseline:
     family = "ipv4" if "ipv4" in ex.families or not ex.families else "ipv6"
     v6 = family == "ipv6"
     nets = {n for n in ex.networks if (":" in n) == v6}
@@ -53,11 +54,15 @@ def choose_baseline(ex: Extraction, local_ips) -> Baseline:
     port = next((p for p in PORT_CANDIDATES if not any(lo <= p <= hi for lo, hi in ex.ports)), 40123)
     uid = next((u for u in UID_CANDIDATES if u not in ex.ids), 65000)
     pick = (lambda kind: _clear(V6[kind], nets)) if v6 else None
+    known_routes = tuple(r for r in routes if (":" in r[0]) == v6)
+    specific = [r for r in known_routes if not r[0].endswith("/0")]
+    hints = tuple(h for h in ex.route_hints if (":" in h[0]) == v6 and not any(
+        in_network(h[0].split("/")[0], n) for n, _ in specific))
     return Baseline(family, known[0] if known else (pick("local") if v6 else _clear(LOCAL_CANDIDATES, nets)),
                     bool(known), pick("remote") if v6 else _clear(REMOTE_CANDIDATES, nets),
                     pick("peer") if v6 else _clear(PEER_CANDIDATES, nets),
                     pick("forward") if v6 else _clear(FORWARD_CANDIDATES, nets), port, uid,
-                    tuple(h for h in ex.route_hints if (":" in h[0]) == v6))
+                    hints + known_routes, hints)
 
 
 def _host_route(ip: str) -> str:
@@ -83,18 +88,25 @@ def query(direction: str, proto: str, point: Point, base: Baseline, local_ips) -
     iface = None
     oif, iif = d.get("oif"), d.get("iif")
     if inbound:
-        if "uid" in d or "gid" in d or iif == "lo":
-            return None  # an arriving packet has no owner; "arriving on lo" is the outbound probe to a local address
+        if "uid" in d or "gid" in d or "mark" in d or iif == "lo":
+            # an arriving packet has no owner and no mark (the kernel clears skb->mark between namespaces);
+            # "arriving on lo" is the outbound probe to a local address
+            return None
         if oif is not None:
             if is_local or oif == "lo":
                 return None
             routes = routes + ((_host_route(dst), oif),)
-        if is_local and _loopback(dst):
-            return None  # the kernel drops an arriving packet addressed to loopback (a martian)
+        if is_local and _loopback(dst) or _loopback(d.get("src")):
+            return None  # the kernel drops an arriving packet to or from loopback (a martian)
         iface = iif or _device_of(d.get("src"), routes)
-        src = d.get("src") or base.peer
+        src = d.get("src") or (_host_behind(iif, routes) if iif else None) or base.peer
+        if iif and _device_of(src, routes) not in (None, iif):
+            return None  # a source routed elsewhere arriving on this device is a spoof: its answer goes elsewhere
+        if not is_local and _device_of(src, routes) is not None and \
+                _device_of(src, routes) == _device_of(dst, routes) and oif is None:
+            return None  # routed back out the device it came by: not probed
     else:
-        if iif is not None:
+        if iif is not None or d.get("ctstate") == "INVALID":
             return None
         if oif == "lo" and not is_local:
             if "dst" in d:
@@ -104,6 +116,7 @@ def query(direction: str, proto: str, point: Point, base: Baseline, local_ips) -
             if is_local:
                 return None
             iface = oif
+            routes = routes + ((_host_route(dst), oif),)  # where routing must send it for it to leave there
         src = d.get("src")
         if src is not None and not (_loopback(src) or src in local):
             return None  # a local socket sends from a local address
@@ -117,7 +130,19 @@ def query(direction: str, proto: str, point: Point, base: Baseline, local_ips) -
                       in_sets=(str(d["set"]),) if "set" in d else ())
 
 
+def _host_behind(device, routes) -> Optional[str]:
+    """A source for a packet arriving on `device`: the first host of a network routed there (a packet from
+    elsewhere would be a spoof, its reply routed another way)."""
+    for network, dev in routes:
+        if dev == device and not network.endswith("/0"):
+            net = ipaddress.ip_network(network, strict=False)
+            return str(net.network_address + (1 if net.num_addresses > 2 else 0))
+    return None
+
+
 def _loopback(ip) -> bool:
+    if ip is None:
+        return False
     try:
         return ipaddress.ip_address(ip).is_loopback
     except ValueError:

@@ -108,7 +108,7 @@ def _percent(share: float) -> str:
 
 def _end_words(e: End, base: Baseline) -> str:
     if e.kind == "drop":
-        return "dropped"
+        return "dropped" + (" (not tracked by conntrack)" if e.untracked else "")
     if e.kind == "reject":
         return {"refused": "refused (REJECT)", "reset": "reset (REJECT with tcp-reset)",
                 "unreachable": "rejected with an ICMP unreachable",
@@ -120,7 +120,7 @@ def _end_words(e: End, base: Baseline) -> str:
         how = "masqueraded" if e.source_by == "MASQUERADE" else "SNATed"
         words = f"{how} to {e.source}" if e.kind == "pass" else f"{words} and {how} to {e.source}"
     if e.sees != "delivered":
-        words += {"timeout": ", but the connection times out (its reply or later packets are dropped)",
+        words += {"timeout": ", but the sender times out (the answer does not get back)",
                   "refused": ", but the connection is refused later", "reset": ", but the connection is reset",
                   "unreachable": ", but an ICMP unreachable comes back"}.get(e.sees, f" ({e.sees})")
     if e.untracked:
@@ -132,12 +132,17 @@ def effect_words(effect: Effect, base: Baseline) -> str:
     """"redirected to 127.0.0.1:15001", "DNATed at random to A (33%), B (33%) or C (33%)"."""
     if len(effect) == 1:
         return _end_words(effect[0], base)
-    dnats = [e for e in effect if e.kind == "dnat" and not e.source and e.sees == "delivered"]
-    if len(dnats) == len(effect):
+    dnats = [e for e in effect if e.kind == "dnat" and e.sees == "delivered" and not e.untracked]
+    if len(dnats) == len(effect) and len({(e.source, e.source_by) for e in effect}) == 1:
         shares = {e.share for e in effect}
         if len(shares) == 1:
-            return f"DNATed at random to {_or([e.to for e in effect])} ({_percent(effect[0].share)} each)"
-        return "DNATed at random to " + _or([f"{e.to} ({_percent(e.share)})" for e in effect])
+            words = f"DNATed at random to {_or([e.to for e in effect])} ({_percent(effect[0].share)} each)"
+        else:
+            words = "DNATed at random to " + _or([f"{e.to} ({_percent(e.share)})" for e in effect])
+        if effect[0].source:
+            words += f" and {'masqueraded' if effect[0].source_by == 'MASQUERADE' else 'SNATed'} to " \
+                     f"{effect[0].source}"
+        return words
     return _or([f"{_end_words(e, base)} ({_percent(e.share)})" for e in effect])
 
 
