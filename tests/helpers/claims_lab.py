@@ -91,7 +91,6 @@ class ClaimsLab:
             self.pod.run(["nft", "-f", path])
         else:
             self.pod.run([f"iptables-{tool}-restore"], input=text)
-        self.pod.run(["sysctl", "-q", "-w", "net.netfilter.nf_conntrack_tcp_loose=0"], check=False)
 
     def dump(self, tool: str, text: bool = False) -> str:
         if tool == "nftables":
@@ -154,7 +153,7 @@ class ClaimsLab:
         """Every probe's packets, sent for real; the list of disagreements (empty: the kernel agrees)."""
         probes = list({id(p): p for p in probes}.values())
         self._serve(probes)
-        for mark in sorted({o.mark for p in probes for o in p.result.outcomes if o.verdict == "TPROXY"}):
+        for mark in sorted({o.mark for p in probes for o in p.result.outcomes if o.verdict == "TPROXY" and o.mark}):
             self.pod.run(["ip", "rule", "add", "fwmark", str(mark), "lookup", "133"])
             self.pod.run(["ip", "route", "replace", "local", "0.0.0.0/0", "dev", "lo", "table", "133"])
         problems: List[str] = []
@@ -297,7 +296,13 @@ class ClaimsLab:
     def _invalid(self, p) -> List[str]:
         q = p.query
         sender = self._sender(q)
-        out = sender.run([sys.executable, AGENT, "invalid", q.src, q.dst, str(q.dport), str(TIMEOUT)]).stdout
+        # with nf_conntrack_tcp_loose at its default (1) conntrack picks a lone ACK up as ESTABLISHED; at 0 it is
+        # INVALID, which is the packet the probe stands for
+        self.pod.run(["sysctl", "-q", "-w", "net.netfilter.nf_conntrack_tcp_loose=0"])
+        try:
+            out = sender.run([sys.executable, AGENT, "invalid", q.src, q.dst, str(q.dport), str(TIMEOUT)]).stdout
+        finally:
+            self.pod.run(["sysctl", "-q", "-w", "net.netfilter.nf_conntrack_tcp_loose=1"])
         got = json.loads(out)["result"]
         [o] = p.result.outcomes
         expected = "rst" if o.sender_sees == "delivered" else "timeout"

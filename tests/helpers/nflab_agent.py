@@ -99,7 +99,10 @@ def connect(proto, ip, port, count, timeout, mark=0, src=None, sport=None, out=T
                 s.bind((src or ("::" if family == socket.AF_INET6 else "0.0.0.0"), sport or 0))
             s.connect((ip, port))
             if proto == "udp":
-                s.send(b"q")
+                try:
+                    s.send(b"q")
+                except PermissionError:
+                    pass  # netfilter dropped it in OUTPUT; a REJECT's ICMP error still reaches recv() below
             data = b""
             while not data.endswith(b"\n"):
                 chunk = s.recv(4096)

@@ -73,19 +73,22 @@ def reply(rulesets: Sequence[Ruleset], query: TraceQuery, pkt: Packet) -> Tuple[
         pkt.dst in query.pod_ips or not query.pod_ips or is_loopback(pkt.dst))) or \
         (not query.inbound and (is_loopback(pkt.dst) or pkt.dst in query.pod_ips))
     sport = pkt.delivered_to.rsplit(":", 1)[1] if pkt.delivered_to else pkt.dport
+    # the answer to an untracked packet finds no connection: a SYN-ACK without one is INVALID to conntrack, a UDP
+    # answer a new flow (unless the raw table exempts the answer too)
+    state = "ESTABLISHED" if pkt.ctstate != "UNTRACKED" else ("INVALID" if pkt.proto == "tcp" else "NEW")
     if query.inbound and not delivered_here:
         # forwarded: the reply comes back through this namespace, in by the device the packet left by; conntrack
         # has undone the source NAT before routing (PREROUTING) and undoes the destination NAT after (POSTROUTING),
         # so FORWARD sees it from the new destination to the original sender
         rq = TraceQuery(dst=query.src or pkt.src, dport=query.sport or 40000, proto=pkt.proto, src=pkt.dst,
                         sport=int(sport) if sport is not None else None, inbound=True, iface=pkt.oif,
-                        pod_ips=query.pod_ips, ctstate="ESTABLISHED", ctstate_given=True, reply=True,
+                        pod_ips=query.pod_ips, ctstate=state, ctstate_given=True, reply=True,
                         routes=query.routes, in_sets=query.in_sets)
     else:
         rq = TraceQuery(dst=pkt.src, dport=pkt.sport or 40000, proto=pkt.proto, src=pkt.dst,
                         sport=int(sport) if sport is not None else None, inbound=not delivered_here,
                         iface=(pkt.oif if not delivered_here else (query.iface if query.inbound else None)),
-                        pod_ips=query.pod_ips or ((pkt.src,) if not query.inbound else ()), ctstate="ESTABLISHED",
+                        pod_ips=query.pod_ips or ((pkt.src,) if not query.inbound else ()), ctstate=state,
                         ctstate_given=True, reply=True, routes=query.routes, in_sets=query.in_sets)
     ctx, verdict = walk(rulesets, rq, [])
     steps = [s.relabel(f"{s.hook} (reply)") for s in ctx.steps]

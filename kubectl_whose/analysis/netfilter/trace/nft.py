@@ -98,7 +98,10 @@ def _run_rule(ctx: WalkContext, table: NftTable, rule: NftRule, hook: str) -> Tu
             vkind, vbody = next(iter(hit.items()))
             target = vbody.get("target") if isinstance(vbody, dict) else None
             raise Verdict(vkind, target, _join(notes, f"{_show(key)} -> {vkind}{' ' + target if target else ''}"))
-        elif kind in ("dnat", "snat", "redirect", "masquerade", "tproxy"):
+        elif kind == "tproxy":
+            # not a verdict (nft_tproxy assigns the socket and goes on): Istio's rules set the mark and accept after
+            notes.append(_nat(ctx, table, kind, body or {}, hook))
+        elif kind in ("dnat", "snat", "redirect", "masquerade"):
             raise Verdict("accept", note=_join(notes, _nat(ctx, table, kind, body or {}, hook)))
         elif kind == "mangle":
             notes.append(_mangle(ctx, table, body, hook))

@@ -102,9 +102,10 @@ def query(direction: str, proto: str, point: Point, base: Baseline, local_ips) -
         src = d.get("src") or (_host_behind(iif, routes) if iif else None) or base.peer
         if iif and _device_of(src, routes) not in (None, iif):
             return None  # a source routed elsewhere arriving on this device is a spoof: its answer goes elsewhere
-        if not is_local and _device_of(src, routes) is not None and \
-                _device_of(src, routes) == _device_of(dst, routes) and oif is None:
-            return None  # routed back out the device it came by: not probed
+        specific = tuple(r for r in routes if not r[0].endswith("/0"))
+        if not is_local and oif is None and _device_of(src, specific) is not None and \
+                _device_of(src, specific) == _device_of(dst, specific):
+            return None  # routed back out the device it came by, to a neighbour of the sender: not probed
     else:
         if iif is not None or d.get("ctstate") == "INVALID":
             return None

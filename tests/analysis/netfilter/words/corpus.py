@@ -50,10 +50,16 @@ def loadable(text: str) -> str:
             out += _declared(block) + ["COMMIT"]
             block = None
         elif block is not None:
-            block.append(line)
+            block.append(_quoted_comments(line))
         else:
             out.append(line)
     return "\n".join(out) + "\n"
+
+
+def _quoted_comments(line: str) -> str:
+    """kube-proxy's Go tests write `--comment kubernetes service portals` unquoted; iptables-restore needs quotes."""
+    return re.sub(r'--comment ([^"\s][^-"]*?[^\s"]) (?=-)', lambda m: f'--comment "{m.group(1)}" '
+                  if " " in m.group(1) else m.group(0), line)
 
 
 def _declared(block: List[str]) -> List[str]:
@@ -113,7 +119,7 @@ CORPUS = (
     Entry("istio-ambient-node", "writers/istio-ambient-node.rules", ("legacy", "nft"), (
         "to members of ipset istio-inpod-probes-v4 is SNATed to 169.254.7.127",)),
     Entry("istio-ambient-node-nftables", "writers/istio-ambient-node.nft", ("nftables",), (
-        "Outbound TCP to 10.180.0.7 is SNATed to 169.254.7.127",), {"eth2": ("10.180.0.0/24",)}),
+        "to 10.180.0.7 is SNATed to 169.254.7.127",), {"eth2": ("10.180.0.0/24",)}),
     # Linkerd proxy-init
     Entry("linkerd-proxy-init-test", "linkerd-proxy-init-test.txt", ("legacy",), (
         "Outbound TCP is redirected to 127.0.0.1:1234",)),
@@ -128,15 +134,16 @@ CORPUS = (
         "Outbound TCP to 172.30.0.44 port 80 is DNATed at random to 10.180.0.4:80 or 10.180.0.5:80 (50% each)",
         "Outbound TCP to 172.30.0.41 port 80 is DNATed to 10.180.0.1:80."), ENDPOINTS),
     Entry("kube-proxy-iptables", "writers/kube-proxy-iptables.rules", ("legacy", "nft"), (
-        "Outbound and inbound TCP to 172.30.0.46 port 80 are refused (REJECT)",
+        "TCP to 172.30.0.46 port 80 is refused (REJECT)",
         "Inbound TCP to port 3001 is dropped, except from 10.0.0.0/8 (DNATed to 10.180.0.2:80)",
         "Inbound TCP to port 3003 is DNATed to 10.180.0.3:80 and masqueraded to 10.77.1.2",
         "Outbound TCP to 172.30.0.41 port 80 is DNATed to 10.180.0.1:80.",
         "Inbound TCP to 192.168.99.22 port 80 is dropped"), ENDPOINTS),
     Entry("kube-proxy-nftables", "writers/kube-proxy-nftables.nft", ("nftables",), (
-        "Outbound TCP to 172.30.0.44 port 80 is DNATed at random to 10.180.0.4:80 or 10.180.0.5:80 (50% each)",
-        "TCP to 172.30.0.46 port 80 are refused", "DNATed to 10.180.0.3:80 and masqueraded to 10.77.1.2",
-        "Outbound TCP to 172.30.0.41 port 80 is DNATed to 10.180.0.1:80."), ENDPOINTS),
+        "Outbound TCP to 172.30.0.44 is refused (REJECT), except to port 80 (DNATed at random to 10.180.0.4:80 or "
+        "10.180.0.5:80 (50% each))", "TCP and UDP to 172.30.0.46 are refused (REJECT)",
+        "DNATed to 10.180.0.3:80 and masqueraded to 10.77.1.2", "Outbound TCP and UDP to 172.30.0.0/16 are dropped",
+        "Outbound TCP to 172.30.0.41 is refused (REJECT), except to port 80 (DNATed to 10.180.0.1:80)"), ENDPOINTS),
     # CNIs and Docker, on a node
     Entry("calico-node", "writers/calico-node.rules", ("legacy", "nft"), (
         "leaving via cali95aa86cbb2a is dropped, except from members of ipset cali40s:LrVD8vMIGQDyv8Y7sPFB1Ge",
