@@ -44,9 +44,9 @@ Examples:
 @click.option("--route", "routes", multiple=True, type=RouteType(), metavar="CIDR=DEV",
               help="Where routing sends a destination (repeatable; e.g. 172.17.0.0/16=docker0): the output "
                    "interface that -o/oifname rules see (default eth0).")
-@click.option("--in-set", "in_sets", multiple=True, metavar="IPSET",
-              help="The packet's addresses are in this ipset (repeatable): -m set matches it (a dump has no "
-                   "ipset members).")
+@click.option("--in-set", "in_sets", multiple=True, metavar="IPSET[:src|:dst]",
+              help="The packet's source or destination (both without a suffix) is in this ipset (repeatable): "
+                   "-m set matches it (a dump has no ipset members).")
 @click.option("--from-file", "from_files", multiple=True, metavar="DUMP",
               help="Read rules from a dump instead of the pod (repeatable, e.g. legacy and nft dumps).")
 @output_option()

@@ -268,8 +268,9 @@ class ClaimsLab:
             self.own(where, q.dst)
         if q.inbound:
             self.own(self._sender(q), q.src)
-        for name in q.in_sets:
-            for ip in (q.src or POD_IP, q.dst):
+        for entry in q.in_sets:
+            name, _, side = entry.rpartition(":") if entry.endswith((":src", ":dst")) else (entry, "", "")
+            for ip in [q.src or POD_IP] * (side != "dst") + [q.dst] * (side != "src"):
                 self.pod.run(["ipset", "add", name, ip, "-exist"])
         self.pod.run(["conntrack", "-F"], check=False)
         sender = self._sender(q) if q.inbound else self.pod
@@ -282,8 +283,8 @@ class ClaimsLab:
             problems.append(f"{_said(p)}: trace says conntrack keeps no entry, the kernel has {entries!r}")
         if not untracked and not entries and any(o.sender_sees == "delivered" for o in p.result.outcomes):
             problems.append(f"{_said(p)}: trace says the connection is tracked, conntrack has no entry")
-        for name in q.in_sets:
-            self.pod.run(["ipset", "flush", name])
+        for entry in q.in_sets:
+            self.pod.run(["ipset", "flush", entry.rsplit(":", 1)[0] if entry.endswith((":src", ":dst")) else entry])
         for net, dev in added:
             self.pod.run(["ip", "route", "del", net, "dev", dev], check=False)
             self.peer.run(["ip", "route", "del", net], check=False)

@@ -51,7 +51,7 @@ def reject_answer(rulesets: Sequence[Ruleset], query: TraceQuery, pkt: Packet) -
     q = TraceQuery(dst=pkt.src, dport=(pkt.sport or 40000) if rst else None, proto="tcp" if rst else "icmp",
                    src=answer_src, sport=pkt.dport if rst else None, pod_ips=query.pod_ips,
                    ctstate="RELATED", ctstate_given=True, kernel_generated=True, routes=query.routes,
-                   in_sets=query.in_sets)
+                   in_sets=_swapped(query.in_sets))
     ctx, verdict = walk(rulesets, q, [])
     what = "TCP RST" if rst else f"ICMP error ({pkt.reject_with})"
     steps = [s.relabel(f"{s.hook} ({what})") for s in ctx.steps]
@@ -61,6 +61,13 @@ def reject_answer(rulesets: Sequence[Ruleset], query: TraceQuery, pkt: Packet) -
     notes = [] if rst else ["the kernel rate-limits ICMP errors per destination (net.ipv4.icmp_ratelimit, 1 s by "
                             "default): a sender rejected many times in a row may see timeouts instead"]
     return seen, steps, notes
+
+
+def _swapped(in_sets):
+    """The answer's source is the first packet's destination: `NAME:dst` membership becomes `NAME:src`."""
+    swap = {"src": "dst", "dst": "src"}
+    return tuple(f"{s.rsplit(':', 1)[0]}:{swap[s.rsplit(':', 1)[1]]}" if s.rsplit(":", 1)[-1] in swap else s
+                 for s in in_sets)
 
 
 def reply(rulesets: Sequence[Ruleset], query: TraceQuery, pkt: Packet) -> Tuple[str, List[Step], List[str]]:
@@ -83,13 +90,13 @@ def reply(rulesets: Sequence[Ruleset], query: TraceQuery, pkt: Packet) -> Tuple[
         rq = TraceQuery(dst=query.src or pkt.src, dport=query.sport or 40000, proto=pkt.proto, src=pkt.dst,
                         sport=int(sport) if sport is not None else None, inbound=True, iface=pkt.oif,
                         pod_ips=query.pod_ips, ctstate=state, ctstate_given=True, reply=True,
-                        routes=query.routes, in_sets=query.in_sets)
+                        routes=query.routes, in_sets=_swapped(query.in_sets))
     else:
         rq = TraceQuery(dst=pkt.src, dport=pkt.sport or 40000, proto=pkt.proto, src=pkt.dst,
                         sport=int(sport) if sport is not None else None, inbound=not delivered_here,
                         iface=(pkt.oif if not delivered_here else (query.iface if query.inbound else None)),
                         pod_ips=query.pod_ips or ((pkt.src,) if not query.inbound else ()), ctstate=state,
-                        ctstate_given=True, reply=True, routes=query.routes, in_sets=query.in_sets)
+                        ctstate_given=True, reply=True, routes=query.routes, in_sets=_swapped(query.in_sets))
     ctx, verdict = walk(rulesets, rq, [])
     steps = [s.relabel(f"{s.hook} (reply)") for s in ctx.steps]
     if ctx.packet.ctzone != pkt.ctzone and pkt.nat:

@@ -148,8 +148,9 @@ def _set(ctx: WalkContext, m: Match, o: Option, hook: str) -> Result:
     if o.name != "--match-set" or not o.values:
         return None, ""
     name = o.values[0]
-    if name in ctx.query.in_sets:
-        return True, f"in ipset {name} (given)"
+    side = o.values[1].split(",")[0] if len(o.values) > 1 else "dst"
+    if name in ctx.query.in_sets or f"{name}:{side}" in ctx.query.in_sets:
+        return True, f"{side} in ipset {name} (given)"
     ctx.assume(f"ipset {name}: its members are not in the dump; taken as not holding this packet's addresses "
                f"(pass --in-set {name} otherwise)")
     return False, f"not in ipset {name} (assumed)"

@@ -103,8 +103,8 @@ def query(direction: str, proto: str, point: Point, base: Baseline, local_ips) -
         if iif and _device_of(src, routes) not in (None, iif):
             return None  # a source routed elsewhere arriving on this device is a spoof: its answer goes elsewhere
         specific = tuple(r for r in routes if not r[0].endswith("/0"))
-        if not is_local and oif is None and _device_of(src, specific) is not None and \
-                _device_of(src, specific) == _device_of(dst, specific):
+        if not is_local and _device_of(src, specific) is not None and \
+                _device_of(src, specific) == (oif or _device_of(dst, specific)):
             return None  # routed back out the device it came by, to a neighbour of the sender: not probed
     else:
         if iif is not None or d.get("ctstate") == "INVALID":
@@ -128,7 +128,7 @@ def query(direction: str, proto: str, point: Point, base: Baseline, local_ips) -
                       gid=None if inbound else int(d.get("gid", base.uid)), inbound=inbound, iface=iface,
                       pod_ips=local, ctstate=str(d.get("ctstate", "NEW")), mark=int(d.get("mark", 0)),
                       ctstate_given="ctstate" in d, routes=routes,
-                      in_sets=(str(d["set"]),) if "set" in d else ())
+                      in_sets=_in_sets(point))
 
 
 def _host_behind(device, routes) -> Optional[str]:
@@ -139,6 +139,16 @@ def _host_behind(device, routes) -> Optional[str]:
             net = ipaddress.ip_network(network, strict=False)
             return str(net.network_address + (1 if net.num_addresses > 2 else 0))
     return None
+
+
+def _in_sets(point: Point) -> Tuple[str, ...]:
+    """`NAME:src` / `NAME:dst`: which of the packet's addresses the probe takes to be in the ipset."""
+    out = []
+    for d in point:
+        if d.dim == "set":
+            side = (d.text.split(" ") + ["dst"])[1].split(",")[0]
+            out.append(f"{d.value}:{side}")
+    return tuple(out)
 
 
 def _loopback(ip) -> bool:

@@ -134,7 +134,7 @@ CORPUS = (
         "Outbound TCP to 172.30.0.44 port 80 is DNATed at random to 10.180.0.4:80 or 10.180.0.5:80 (50% each)",
         "Outbound TCP to 172.30.0.41 port 80 is DNATed to 10.180.0.1:80."), ENDPOINTS),
     Entry("kube-proxy-iptables", "writers/kube-proxy-iptables.rules", ("legacy", "nft"), (
-        "TCP to 172.30.0.46 port 80 is refused (REJECT)",
+        r"re:TCP to 172\.30\.0\.46 port 80 (is|are) refused \(REJECT\)",
         "Inbound TCP to port 3001 is dropped, except from 10.0.0.0/8 (DNATed to 10.180.0.2:80)",
         "Inbound TCP to port 3003 is DNATed to 10.180.0.3:80 and masqueraded to 10.77.1.2",
         "Outbound TCP to 172.30.0.41 port 80 is DNATed to 10.180.0.1:80.",
@@ -163,6 +163,6 @@ CORPUS = (
         {"eni0": ("10.70.5.0/24",), "vlan0": ("10.70.9.0/24",), "eth2": ("10.70.0.0/16",)}),
     Entry("docker-bridge", "writers/docker-bridge.rules", ("legacy", "nft"), (
         "Inbound TCP to port 8080 is DNATed to 172.17.0.2:80",
-        "from 172.17.0.0/16 to other hosts (forwarded) is masqueraded to 10.77.1.2"),
+        "Inbound TCP to other hosts (forwarded) is dropped, except from 172.17.0.0/16"),
         {"docker0": ("172.17.0.0/16",)}),
 )
