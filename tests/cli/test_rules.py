@@ -17,10 +17,14 @@ CALICO = os.path.join(FIXTURES, "calico-issue-3835.txt")
 
 
 def test_rules_summary_first_and_custom_chains_nested_under_their_jump():
-    r = run("rules", "--from-file", ISTIO)
+    r = run("rules", "--from-file", ISTIO, "--pod-ip", "10.1.2.3")
     assert r.code == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0].startswith("Outbound TCP is redirected to 127.0.0.1:15001 except from uid/gid 1337")
+    # a claim per line, then what the probes assumed
+    assert lines[0] == ("Outbound TCP is redirected to 127.0.0.1:15001, except from uid or gid 1337, to 127.0.0.1 or "
+                        "to its own address 10.1.2.3 (unchanged).")
+    assert lines[2] == "Inbound TCP is redirected to 10.1.2.3:15006, except to ports 15008, 15020, 15021, 15090 " \
+                       "(unchanged)."
     assert "recognised: Istio sidecar" in r.stdout
     jump = next(i for i, ln in enumerate(lines) if ln.rstrip().endswith("-j ISTIO_REDIRECT"))
     chain = lines[jump + 1]
@@ -44,12 +48,18 @@ def test_rules_json_and_filters():
                                             "unsupported": None}]
     y = run("rules", "--from-file", ISTIO, "-o", "yaml")
     assert y.code == 0 and y.stdout.startswith("summary: Outbound TCP")
+    claim = d["claims"][0]
+    assert claim["text"].startswith("Outbound TCP is redirected to 127.0.0.1:15001")
+    assert claim["probes"][0]["trace"] == "--to 203.0.113.10:8080 --proto tcp --uid 1000 --gid 1000 --pod-ip " \
+                                          "192.168.77.2"
+    assert claim["probes"][0]["outcomes"][0]["destination"] == "127.0.0.1:15001"
+    assert d["notes"] == ["The probes took 192.168.77.2 as this host's own address (pass --pod-ip)."]
 
 
 def test_rules_nft_json_dump():
     r = run("rules", "--from-file", KUBE_PROXY_NFT, "--chain", "nat-output")
     assert r.code == 0, r.stderr
-    assert "recognised: kube-proxy (nftables mode, ip)" in r.stdout
+    assert "recognised: kube-proxy (nftables mode)" in r.stdout
     assert "numgen random mod 2 vmap" in r.stdout and "dnat to 10.180.0.5:80" in r.stdout
 
 

@@ -87,7 +87,7 @@ def conditions_joined(points: Sequence[Point], base: Baseline) -> str:
         if texts:
             parts.append(f"from {kind} {', '.join(texts)}")
     for dim in sorted(singles, key=lambda k: ORDER.get(k, 99)):
-        devs = singles[dim]
+        devs = sorted(singles[dim], key=lambda d: (d.value in (LOCAL, REMOTE), _number(d.value), str(d.value)))
         if dim == "dport" and len(devs) > 1:
             parts.append("to ports " + ", ".join(d.text for d in devs))
         elif dim in ("dst", "src") and len(devs) > 1 and all(d.value not in (LOCAL, REMOTE) for d in devs):
@@ -95,6 +95,10 @@ def conditions_joined(points: Sequence[Point], base: Baseline) -> str:
         else:
             parts += [deviation_words(d, base) for d in devs]
     return _or(parts + rest)
+
+
+def _number(value) -> int:
+    return value if isinstance(value, int) else 0
 
 
 def _or(parts: List[str]) -> str:
