@@ -56,6 +56,17 @@ def test_rules_json_and_filters():
     assert d["notes"] == ["The probes took 192.168.77.2 as this host's own address (pass --pod-ip)."]
 
 
+def test_rules_plain_nft_listing(tmp_path):
+    """What users paste: `nft list ruleset` text, read into the same model as `-j`."""
+    dump = tmp_path / "listing.nft"
+    dump.write_text(open(os.path.join(FIXTURES, "writers/kube-proxy-nftables.nft")).read())
+    r = run("rules", "--from-file", str(dump), "--pod-ip", "10.77.1.2", "-o", "json")
+    assert r.code == 0, r.stderr
+    assert r.json["recognized"][0]["name"] == "kube-proxy (nftables mode)"
+    assert "Outbound TCP to 172.30.0.44 is refused (REJECT), except to port 80 (DNATed at random to 10.180.0.4:80 " \
+           "or 10.180.0.5:80 (50% each))" in r.json["summary"]
+
+
 def test_rules_nft_json_dump():
     r = run("rules", "--from-file", KUBE_PROXY_NFT, "--chain", "nat-output")
     assert r.code == 0, r.stderr
@@ -112,8 +123,11 @@ def test_save_several_dumps_is_a_snapshot_that_reads_back(tmp_path):
 @pytest.mark.parametrize("content, message", [
     ("just one line of nonsense\n", "not an iptables-save, iptables -S or nft -j dump (first line: "
                                     "'just one line of nonsense')"),
-    ("table inet filter {\n}\n", "this is nft text (`nft list ruleset` or an nft -f script); send `nft -j list "
-                                 "ruleset` output instead"),
+    ("add table inet filter\nadd chain inet filter input\n", "this is an nft -f script (`add rule ...`), not what "
+                                                             "`nft list ruleset` prints; load it and send `nft list "
+                                                             "ruleset` (or `nft -j list ruleset`) output instead"),
+    ("table inet filter {\n  chain input {\n    tcp dport 22 frobnicate\n  }\n}\n",
+     "not `nft list ruleset` text as nft prints it (unknown expression 'frobnicate')"),
     ('{"nftables": [', "not `nft -j list ruleset` JSON"),
 ])
 @pytest.mark.parametrize("command", [("rules",), ("trace", "--to", "10.0.0.1:80")])

@@ -57,9 +57,10 @@ def parse_iptables(text: str, source: str = "", default_table: Optional[str] = N
                    family: Optional[str] = None) -> IptablesRuleset:
     """Parse a whole dump. Unknown lines become findings; text with no rule syntax raises WhoseError."""
     if not looks_like_iptables(text):
-        if re.search(r"^\s*(add |table |chain |map |set )", text, re.M):
-            raise WhoseError(f"{source or 'input'}: this is nft text (`nft list ruleset` or an nft -f script); "
-                             f"send `nft -j list ruleset` output instead", ExitCode.BAD_INPUT)
+        if re.search(r"^\s*(add |insert |flush |table |chain |map |set )", text, re.M):
+            raise WhoseError(f"{source or 'input'}: this is an nft -f script (`add rule ...`), not what `nft list "
+                             f"ruleset` prints; load it and send `nft list ruleset` (or `nft -j list ruleset`) output "
+                             f"instead", ExitCode.BAD_INPUT)
         first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
         raise WhoseError(f"{source or 'input'}: not an iptables-save, iptables -S or nft -j dump "
                          f"(first line: {first[:60]!r})", ExitCode.BAD_INPUT)

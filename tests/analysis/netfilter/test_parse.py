@@ -99,7 +99,8 @@ def test_minus_S_text_gets_a_table_and_a_finding():
 
 @pytest.mark.parametrize("text, message", [
     ("hello world\n", "not an iptables-save, iptables -S or nft -j dump (first line: 'hello world')"),
-    ("table ip kube-proxy {\n}\n", "this is nft text"),
+    ("add table ip kube-proxy\n", "this is an nft -f script"),
+    ("table ip kube-proxy {\n  chain x {\n    ip daddr\n", "not `nft list ruleset` text as nft prints it"),
     ("", "empty rule dump"),
     ('{"nftables": 3}', "not `nft -j list ruleset` JSON"),
 ])
