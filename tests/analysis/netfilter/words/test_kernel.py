@@ -40,3 +40,6 @@ def test_every_claim_is_what_the_kernel_does(entry, tool, tmp_path):
         assert probes, summary.text
         problems = lab.check(probes)
         assert not problems, "the kernel disagrees with:\n" + "\n".join(problems) + "\n\n" + summary.text
+        if tool == "nftables":  # what users paste, `nft list ruleset`, says the same
+            listing = summarize(read_dump_file(lab.dump(tool, text=True)), (POD_IP,), lab.routes)
+            assert listing.text == summary.text
