@@ -73,6 +73,9 @@ def parse_iptables(text: str, source: str = "", default_table: Optional[str] = N
         line = raw.strip()
         if not line:
             continue
+        if table is not None and line[0] in "-[":  # the rules, nearly every line of a large dump: straight on
+            _command(rs, table, line, no)
+            continue
         if line.startswith("#"):
             _comment_line(rs, line, no)
             continue
@@ -333,7 +336,7 @@ def parse_rule_tokens(chain: str, tokens: List[str], counters=None, line: int = 
 
 
 def _is_option(tok: str) -> bool:
-    return tok == "!" or (tok.startswith("-") and len(tok) > 1 and not re.match(r"^-\d", tok)) or tok == UNSUPPORTED \
+    return tok == "!" or (tok[:1] == "-" and len(tok) > 1 and not tok[1].isdigit()) or tok == UNSUPPORTED \
         or tok == "[unsupported"
 
 

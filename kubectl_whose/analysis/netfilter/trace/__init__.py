@@ -35,7 +35,7 @@ from kubectl_whose.analysis.netfilter.model import IptablesRuleset
 from kubectl_whose.analysis.netfilter.nft_json import NftRuleset
 from kubectl_whose.analysis.netfilter.trace.packet import TraceQuery, endpoint
 from kubectl_whose.analysis.netfilter.trace.connection import later_packets, reject_answer, reply
-from kubectl_whose.analysis.netfilter.trace.context import Step
+from kubectl_whose.analysis.netfilter.trace.context import QUIET, Step
 from kubectl_whose.analysis.netfilter.trace.walk import walk
 
 Ruleset = Union[IptablesRuleset, NftRuleset]
@@ -105,8 +105,17 @@ def _family_notes(rulesets: Sequence[Ruleset], query: TraceQuery) -> List[str]:
             f"(add the {tool} output with --from-file)"]
 
 
-def trace(rulesets: Sequence[Ruleset], query: TraceQuery) -> TraceResult:
-    """Every end the packet can reach, with probabilities, steps and the assumptions made."""
+def trace(rulesets: Sequence[Ruleset], query: TraceQuery, quiet: bool = False) -> TraceResult:
+    """Every end the packet can reach, with probabilities, steps and the assumptions made (`quiet`: only the
+    rules that matched are in the steps, which makes a walk past thousands of rules cheap)."""
+    token = QUIET.set(quiet)
+    try:
+        return _trace(rulesets, query)
+    finally:
+        QUIET.reset(token)
+
+
+def _trace(rulesets: Sequence[Ruleset], query: TraceQuery) -> TraceResult:
     outcomes: Dict[tuple, Outcome] = {}
     assumptions: List[str] = _family_notes(rulesets, query)
     choices: List[int] = []

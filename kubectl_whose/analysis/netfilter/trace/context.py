@@ -7,6 +7,7 @@ rule they call `choose()` and get the branch this walk follows.
 """
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import List, Optional, Sequence
 
 from kubectl_whose.analysis.netfilter.trace.packet import Packet, TraceQuery
@@ -50,6 +51,11 @@ def rendered(rule) -> str:
     return nft_rule_text(rule, counters=False)
 
 
+# Set by `trace(..., quiet=True)`: the caller wants the ends, not the path (the summary's probes). Rules that do not
+# match are then not recorded, and long chains are entered at the next rule that can match the destination.
+QUIET: ContextVar[bool] = ContextVar("quiet", default=False)
+
+
 class WalkContext:
     MAX_STEPS = 20000  # a jump loop (possible in user chains) must end
 
@@ -64,6 +70,7 @@ class WalkContext:
         self.local_ips = list(local_ips)
         self.hook = ""
         self.branch_notes: List[str] = []
+        self.quiet = QUIET.get()
 
     def choose(self, probabilities: Sequence[float], label: str, labels: Sequence[str]) -> int:
         pos = len(self.alternatives)
@@ -80,6 +87,8 @@ class WalkContext:
             self.assumptions.append(text)
 
     def step(self, table: str, chain: str, rule: str, matched: bool, note: str = "") -> None:
+        if self.quiet and not matched:
+            return
         if len(self.steps) > self.MAX_STEPS:
             raise RecursionError("more than 20000 rule evaluations: the chains jump in a loop")
         self.steps.append(Step(self.hook, table, chain, rule, matched, note))

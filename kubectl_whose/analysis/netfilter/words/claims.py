@@ -91,7 +91,7 @@ class Tracer:
         if len(self.done) >= MAX_PROBES:
             self.left_out += 1
             return None
-        result = trace(self.rulesets, q)
+        result = trace(self.rulesets, q, quiet=True)
         self.done[q] = Probe(q, result, effect(result, q))
         return self.done[q]
 
