@@ -10,6 +10,8 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import List, Optional, Sequence
 
+from kubectl_whose.analysis.netfilter.model import Rule, rule_text
+from kubectl_whose.analysis.netfilter.nft_text import rule_text as nft_rule_text
 from kubectl_whose.analysis.netfilter.trace.packet import Packet, TraceQuery
 
 
@@ -30,8 +32,10 @@ class Step:
         return self._rule
 
     def relabel(self, hook: str) -> "Step":
-        """The same step under another hook label (the reply, later packets, a REJECT's answer)."""
-        return Step(hook, self.table, self.chain, self._rule, self.matched, self.note)
+        """The same step under another hook label (the reply, later packets, a REJECT's answer); its text is
+        this step's, rendered once for both."""
+        return Step(hook, self.table, self.chain, self._rule if isinstance(self._rule, str) else self, self.matched,
+                    self.note)
 
     def to_dict(self) -> dict:
         return {"hook": self.hook, "table": self.table, "chain": self.chain, "rule": self.rule,
@@ -42,12 +46,10 @@ class Step:
 
 
 def rendered(rule) -> str:
-    from kubectl_whose.analysis.netfilter.model import Rule, rule_text
-
+    if isinstance(rule, Step):
+        return rule.rule
     if isinstance(rule, Rule):
         return rule_text(rule, counters=False)
-    from kubectl_whose.analysis.netfilter.nft_text import rule_text as nft_rule_text
-
     return nft_rule_text(rule, counters=False)
 
 

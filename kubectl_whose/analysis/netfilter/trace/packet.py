@@ -84,6 +84,7 @@ def endpoint(ip: Optional[str], port: Optional[int]) -> Optional[str]:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
+@functools.lru_cache(maxsize=65536)
 def in_network(ip: str, network: str) -> bool:
     address, net = _address(ip), _network(network)
     return address is not None and net is not None and address[0] == net[0] and address[1] & net[2] == net[1]
