@@ -98,7 +98,7 @@ CORPUS = (
     Entry("istio-drop-invalid", "writers/istio-drop-invalid.rules", ("legacy", "nft"), (
         "in conntrack state INVALID (dropped)", "Outbound TCP is redirected to 127.0.0.1:15001")),
     Entry("istio-cni-exclusions", "writers/istio-cni-exclusions.rules", ("nft",), (
-        r"re:Outbound TCP is redirected to 127\.0\.0\.1:15001, except from uid or gid 1337, [^.(]*to 9\.9\.0\.0/16",
+        r"re:Outbound TCP is redirected to 127\.0\.0\.1:15001, except from uid or gid 1337, [^(]*to 9\.9\.0\.0/16",
         "except to ports 22, 15008")),
     Entry("istio-nftables-inbound-wildcard-golden", "istio-nftables-inbound-ports-wildcard.nft", ("nftables",), (
         "Inbound TCP is redirected to 10.77.1.2:15006, except to port 15008 (unchanged)",
