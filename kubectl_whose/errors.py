@@ -27,6 +27,7 @@ class ExitCode(IntEnum):
     CONNECTION_LOST = 14  # the API connection dropped mid-stream (data so far is kept)
     TIMEOUT = 15  # waited too long (container start, API answer)
     CONFIG = 16  # kubeconfig missing or invalid
+    PARTIAL = 17  # several pods: some could not be captured (their errors are listed; the others' results shown)
     INTERRUPTED = 130  # 128 + SIGINT: Ctrl-C (a capture still prints what it collected)
 
 

@@ -12,13 +12,14 @@ from typing import Optional
 import click
 
 from kubectl_whose.analysis.streams.summary import PROTOS
-from kubectl_whose.cli.options import DebugFlags, DurationType, debug_flags, kube_flags, output_option, pod_argument
+from kubectl_whose.cli.options import (DebugFlags, DurationType, NodeFlags, complete_pods, debug_flags, kube_flags,
+                                       node_flags, output_option)
 
 
 @dataclass
 class CaptureOptions:
     pod: str
-    interface: str
+    interface: Optional[str]  # None: any in the pod; with --node, the pod's host-side interface
     bpf: Optional[str]
     duration: Optional[float]
     count: Optional[int]
@@ -29,9 +30,12 @@ class CaptureOptions:
     output: str
     owners: bool  # name owners and the redirect rule of joined connections
     debug: DebugFlags
+    node_flags: NodeFlags
     ttl: float = 0.0  # the debug container's lifetime, from --ttl and --duration (complete())
 
     def complete(self) -> "CaptureOptions":
+        if self.interface is None and not self.node:
+            self.interface = "any"
         self.ttl = self.debug.ttl
         if self.duration and self.duration + 15 > self.ttl:
             self.ttl = self.duration + 60  # a capture must fit in the container's lifetime
@@ -42,6 +46,17 @@ class CaptureOptions:
             raise click.UsageError("-w - sends the pcap to stdout; it cannot be combined with -o json/yaml")
         if self.debug.ttl < 60:
             raise click.UsageError("--ttl must be at least 60s (the debug container idles that long)")
+        if self.node and self.debug.container:
+            raise click.UsageError("-c shares a container's processes with the debug container in the pod; "
+                                   "--node works from the node, where it has no meaning: drop one of them")
+
+    @property
+    def node(self) -> bool:
+        return self.node_flags.node
+
+    @property
+    def node_namespace(self) -> Optional[str]:
+        return self.node_flags.namespace
 
     @property
     def detail_proto(self) -> str:
@@ -49,8 +64,12 @@ class CaptureOptions:
 
 
 @click.command("capture")
-@pod_argument()
-@click.option("-i", "--interface", default="any", show_default=True, help="Interface in the pod: any, lo, eth0, ...")
+@click.argument("targets", nargs=-1, metavar="POD... | TYPE/NAME...", shell_complete=complete_pods)
+@click.option("-l", "--selector", metavar="SELECTOR", help="Capture every pod this label selector selects (app=web).")
+@click.option("-A", "--all-namespaces", is_flag=True, help="With -l: select pods in every namespace.")
+@click.option("-i", "--interface", metavar="IF",
+              help="Interface in the pod: any (the default), lo, eth0, ...; with --node, an interface on the node "
+                   "(default: the pod's host-side interface, found from the node's routes and bridges).")
 @click.option("-f", "--filter", "bpf", metavar="BPF", help='tcpdump filter, e.g. "tcp port 80".')
 @click.option("--duration", type=DurationType(), help="Stop after this long (30s, 2m). Default: until Ctrl-C.")
 @click.option("--count", type=click.IntRange(min=1), help="Stop after N packets.")
@@ -62,11 +81,15 @@ class CaptureOptions:
               help="Which streams the summary lists.")
 @output_option()
 @debug_flags()
+@node_flags
 @click.option("--owners/--no-owners", default=True, show_default=True,
               help="When streams were joined, read the pod's sockets and rules to name each connection's owners "
                    "and the rule that redirected it.")
+@click.option("--bundle", metavar="FILE.tgz",
+              help="Also write one file to hand on: the merged capture, the summary, and each pod's YAML, rules, "
+                   "net outputs and doctor report (read back by analyze, rules/trace/net --from-file).")
 @kube_flags
-def capture(kube, **flags):
+def capture(kube, node, targets, selector, all_namespaces, bundle=None, **flags):
     """Capture a pod's traffic from an ephemeral NET_ADMIN/NET_RAW container and summarise every stream.
 
     \b
@@ -75,18 +98,109 @@ def capture(kube, **flags):
       kubectl whose capture my-pod -i eth0 -f "tcp port 80" -w out.pcap
       kubectl whose capture my-pod --count 200 --stream 0
       kubectl whose capture my-pod -w - | wireshark -k -i -
+      # a namespace whose PodSecurity forbids NET_RAW: from the pod's node
+      kubectl whose capture my-pod --node --node-namespace debug-tools --duration 10s
+      # several pods at once, one merged pcapng (an interface per pod), and who talks to whom
+      kubectl whose capture -l app=web --duration 10s -w web.pcapng
+      kubectl whose capture deploy/frontend svc/backend --duration 10s
     """
-    from kubectl_whose.collect.capture import conclude, run_capture
-    from kubectl_whose.render.capture_summary import print_summary
     from kubectl_whose.render.live import LiveView
 
-    opts = CaptureOptions(**flags).complete()
+    one = None if bundle else single_pod(targets, selector, all_namespaces)
+    opts = CaptureOptions(pod=one or "", **flags, node_flags=node).complete()
     opts.validate()
+    if one is None:
+        return capture_many(kube, opts, targets, selector, all_namespaces, bundle)
+    from kubectl_whose.collect.capture import conclude, run_capture
+    from kubectl_whose.render.capture_summary import print_summary
+
     done = run_capture(kube, opts, LiveView)
     if done.summary is not None:
         if opts.write == "-":  # stdout is the pcap: the summary goes to stderr, as a table
             print_summary(done.summary, done.connections, "wide" if opts.output == "wide" else "table",
-                          opts.stream is not None, out=sys.stderr)
+                          opts.stream is not None, out=sys.stderr, inbound=done.inbound)
         else:
-            print_summary(done.summary, done.connections, opts.output, opts.stream is not None)
+            print_summary(done.summary, done.connections, opts.output, opts.stream is not None,
+                          capture_point=done.capture_point, inbound=done.inbound)
     conclude(done)
+
+
+def single_pod(targets, selector, all_namespaces) -> Optional[str]:
+    """The pod of a one-pod capture (`POD` or `pod/NAME`), or None for several targets."""
+    if selector or all_namespaces or len(targets) != 1:
+        return None
+    kind, _, name = targets[0].partition("/") if "/" in targets[0] else ("pod", "", targets[0])
+    return name if kind in ("po", "pod", "pods") else None
+
+
+def capture_many(kube, opts: CaptureOptions, targets, selector, all_namespaces, bundle: Optional[str]) -> None:
+    import tempfile
+
+    from kubectl_whose.cluster.client import connect
+    from kubectl_whose.cluster.targets import resolve
+    from kubectl_whose.collect.bundle import write_bundle
+    from kubectl_whose.collect.multi_capture import conclude_many, output_paths, run_many
+    from kubectl_whose.render.live import MultiLiveView
+    from kubectl_whose.render.multi_view import many_to_dict, print_many
+    from kubectl_whose.render.output import dump_json
+
+    if opts.write == "-":
+        raise click.UsageError("-w - writes one pod's pcap to stdout; with several pods or --bundle use "
+                               "-w FILE.pcapng or -w DIR/")
+    if bundle and opts.write and output_paths(opts.write)[0] is None:
+        raise click.UsageError("--bundle holds one merged capture: use -w FILE.pcapng with it, or no -w")
+    if opts.stream is not None:
+        raise click.UsageError("--stream N names one stream of one pod; capture with -w FILE.pcapng, then "
+                               "`kubectl whose analyze FILE --stream N`")
+    pods = resolve(connect(kube), targets, selector, all_namespaces)
+    scratch = tempfile.TemporaryDirectory(prefix="kubectl-whose-") if bundle and not opts.write else None
+    written = opts.write
+    if scratch is not None:
+        opts.write = scratch.name + "/capture.pcapng"
+    try:
+        captured = run_many(kube, opts, pods, MultiLiveView)
+        print_many(captured, opts.output)
+        if bundle:
+            write_bundle(bundle, kube, opts, captured, opts.write, dump_json(many_to_dict(captured)),
+                         ["kubectl", "whose", *((click.get_current_context().obj or {}).get("argv") or [])])
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
+    conclude_many(captured, written)
+
+
+def _bundle_param(param):
+    import copy
+    import time
+
+    if param.name not in ("bundle", "duration"):
+        return param
+    param = copy.copy(param)
+    if param.name == "bundle":
+        param.default = lambda: time.strftime("whose-bundle-%Y%m%d-%H%M%S.tgz")
+        param.help = "Where to write the bundle."
+        param.show_default = "whose-bundle-DATE-TIME.tgz"
+    else:
+        param.default, param.show_default = "30s", True
+        param.help = "How long to capture (Ctrl-C stops earlier, and the bundle is still written)."
+    return param
+
+
+bundle = click.Command(
+    "bundle", callback=capture.callback, params=[_bundle_param(p) for p in capture.params],
+    help="""Capture pods and write everything about them into one file to hand on.
+
+    Takes capture's targets and flags. FILE.tgz holds the merged capture (an interface per pod), the summary
+    capture -o json prints, and for each pod its YAML, its rules (a `rules --save` snapshot), its `net`
+    outputs and its doctor report, with a manifest of versions and of what could not be read.
+
+    \b
+    Examples:
+      kubectl whose bundle my-pod
+      kubectl whose bundle deploy/frontend svc/backend --duration 1m --bundle ticket-4711.tgz
+      # read it back, anywhere, without a cluster
+      kubectl whose analyze ticket-4711.tgz
+      kubectl whose rules --from-file ticket-4711.tgz#default/my-pod
+      kubectl whose trace --from-file ticket-4711.tgz#default/my-pod --to 10.96.0.10:53 --proto udp
+      kubectl whose net --from-file ticket-4711.tgz#default/my-pod
+    """)

@@ -7,28 +7,30 @@ from __future__ import annotations
 
 import click
 
-from kubectl_whose.cli.options import debug_flags, kube_flags, output_option, pod_argument
+from kubectl_whose.cli.options import debug_flags, kube_flags, node_flags, output_option, pod_argument
 from kubectl_whose.errors import ExitCode, WhoseError
 
 
 @click.command("doctor")
 @pod_argument()
 @debug_flags(lifetime=False, container_help="The container capture would target (-c).")
+@node_flags
 @output_option()
 @kube_flags
-def doctor(kube, debug, pod, output):
+def doctor(kube, debug, node, pod, output):
     """Preflight: RBAC, ephemeral-container support, PodSecurity and a dry run of the debug container, for POD.
 
     \b
     Examples:
       kubectl whose doctor my-pod
       kubectl whose doctor my-pod -n shop -o json
+      kubectl whose doctor my-pod --node --node-namespace debug-tools
     """
     from kubectl_whose.cluster.preflight import run_checks
     from kubectl_whose.render.doctor_view import render_doctor
     from kubectl_whose.render.output import emit
 
-    report = run_checks(kube, pod, debug.container, debug.image)
+    report = run_checks(kube, pod, debug.container, debug.image, node)
     emit(report, output, render_doctor)
     failed = [c for c in report.checks if c.result == "fail"]
     if failed:

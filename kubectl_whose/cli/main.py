@@ -20,6 +20,7 @@ from kubectl_whose.errors import ExitCode, WhoseError
 SUBCOMMANDS = {
     "analyze": ("kubectl_whose.cli.analyze", "analyze", "Summarise a pcap/pcapng file per stream, offline."),
     "capture": ("kubectl_whose.cli.capture", "capture", "Capture a pod's traffic from an ephemeral debug container."),
+    "bundle": ("kubectl_whose.cli.capture", "bundle", "Capture pods and save all about them in one file."),
     "rules": ("kubectl_whose.cli.rules", "rules", "Show a pod's netfilter rules, explained."),
     "trace": ("kubectl_whose.cli.trace", "trace", "Trace a packet through a pod's netfilter rules."),
     "net": ("kubectl_whose.cli.net", "net", "Interfaces, routes, neighbours and sockets of a pod."),
@@ -81,7 +82,8 @@ def main(argv=None) -> None:
     if "--traceback" in args:
         args.remove("--traceback")
     try:
-        code = cli.main(args=args, prog_name=_prog_name(), standalone_mode=False)
+        # obj: the command line as typed, for the bundle's manifest
+        code = cli.main(args=args, prog_name=_prog_name(), standalone_mode=False, obj={"argv": list(args)})
     except WhoseError as e:
         _print_error(str(e))
         code = e.code

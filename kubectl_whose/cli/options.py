@@ -85,6 +85,47 @@ def debug_flags(container: bool = True, lifetime: bool = True, container_help: s
     return decorate
 
 
+@dataclass(frozen=True)
+class NodeFlags:
+    """`--node` (work from a node debug pod on the pod's node) and `--node-namespace` (where that pod goes)."""
+
+    node: bool = False
+    namespace: Optional[str] = None  # None: node_namespace: in the config file, else the command's namespace
+
+
+NODE_HELP = ("Work from the pod's node instead of inside the pod, for namespaces whose PodSecurity forbids NET_RAW: "
+             "creates a short-lived node debug pod (hostNetwork, NET_ADMIN+NET_RAW, never privileged, pinned to the "
+             "pod's node, deleted when done) and finds the pod's host-side interface. The node cannot see the "
+             "pod's lo (app <-> sidecar).")
+
+
+def node_flags(f):
+    """Add --node and --node-namespace; the command receives them as one `node: NodeFlags`."""
+    f = click.option("--node-namespace", metavar="NS",
+                     help="Namespace for the node debug pod of --node; it must allow hostNetwork and "
+                          "NET_ADMIN/NET_RAW (default: node_namespace: in ~/.config/kubectl-whose/config.yaml, "
+                          "else the namespace of the command).")(f)
+    f = click.option("--node", "on_node", is_flag=True, help=NODE_HELP)(f)
+
+    @functools.wraps(f)
+    def wrapper(*args, on_node, node_namespace, **kwargs):
+        kwargs["node"] = NodeFlags(on_node, node_namespace)
+        return f(*args, **kwargs)
+
+    return wrapper
+
+
+def split_target(arg: Optional[str], allowed=("pod", "node")):
+    """kubectl's TYPE/NAME: `POD`, `pod/POD` or `node/NODE` -> (pod, node name); one of them is None."""
+    if not arg or "/" not in arg:
+        return arg, None
+    kind, name = arg.split("/", 1)
+    kind = {"po": "pod", "pods": "pod", "no": "node", "nodes": "node"}.get(kind, kind)
+    if kind not in allowed or not name:
+        raise click.UsageError(f"{arg!r}: give POD, " + " or ".join(f"{k}/NAME" for k in allowed))
+    return (name, None) if kind == "pod" else (None, name)
+
+
 def output_option(default: str = "table"):
     return click.option("-o", "--output", type=click.Choice(OUTPUT_FORMATS), default=default,
                         show_default=True, help="Output format.")
@@ -149,24 +190,6 @@ class EndpointType(click.ParamType):
         elif self.port_required:
             self.fail(f"{text!r} has no port; use IP:PORT (example: 10.96.0.10:53)", param, ctx)
         return Endpoint(ip, port)
-
-
-class RouteType(click.ParamType):
-    """`CIDR=DEV` (e.g. 172.17.0.0/16=docker0) -> (network, device)."""
-
-    name = "cidr=dev"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, tuple):
-            return value
-        network, sep, device = str(value).strip().partition("=")
-        try:
-            network = str(ipaddress.ip_network(network, strict=False))
-        except ValueError:
-            network = ""
-        if not sep or not network or not re.match(r"^[\w.@+-]{1,15}$", device):
-            self.fail(f"{value!r} is not CIDR=DEV (example: 172.17.0.0/16=docker0)", param, ctx)
-        return network, device
 
 
 def complete_pods(ctx: click.Context, param, incomplete: str):

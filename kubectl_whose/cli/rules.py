@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import click
 
-from kubectl_whose.cli.options import EndpointType, debug_flags, kube_flags, output_option, pod_argument
+from kubectl_whose.cli.options import (EndpointType, debug_flags, kube_flags, node_flags, output_option,
+                                       pod_argument, split_target)
 
 
 def require_pod_or_files(pod, from_files) -> None:
@@ -27,6 +28,9 @@ Examples:
   kubectl whose rules my-pod --diff before.rules
   # A dump someone sent you (iptables-save, iptables -S or `nft -j list ruleset`)
   kubectl whose rules --from-file node-dump.txt -o json
+  # The node's kube-proxy and CNI rules, from a short-lived node debug pod
+  kubectl whose rules my-pod --node
+  kubectl whose rules node/worker-2 --table nat
 """)
 @pod_argument(required=False)
 @click.option("--table", "-t", metavar="T", help="Show only this table (nat, filter, mangle, raw; or an nft table).")
@@ -36,14 +40,16 @@ Examples:
 @click.option("--diff", "diff", metavar="FILE", help="Compare the rules against a --save snapshot, chain by chain.")
 @click.option("--from-file", "from_files", multiple=True, metavar="DUMP",
               help="Read rules from a dump instead of the pod (repeatable; '-' for stdin).")
-@click.option("--pod-ip", "pod_ips", multiple=True, type=EndpointType(), metavar="IP",
-              help="The namespace's own address(es), which the summary's probes use (repeatable; live: read from "
-                   "the pod).")
+@click.option("--local-ip", "--pod-ip", "pod_ips", multiple=True, type=EndpointType(), metavar="IP",
+              help="The addresses of this host (the pod's, or the node's), which the summary's probes use "
+                   "(repeatable; live: read from the pod or node).")
 @output_option()
 @debug_flags()
+@node_flags
 @kube_flags
-def rules(kube, debug, pod, table, chain, save, diff, from_files, pod_ips, output):
-    """Show a pod's netfilter rules (iptables legacy and nft, nftables), explained.
+def rules(kube, debug, node, pod, table, chain, save, diff, from_files, pod_ips, output):
+    """Show a pod's netfilter rules (iptables legacy and nft, nftables), explained; with --node or node/NAME,
+    the node's (kube-proxy, CNI).
 
     Custom chains are nested under the rule that jumps to them; the mesh, kube-proxy or CNI that
     wrote them is named; warnings iptables printed (legacy tables present, [unsupported revision])
@@ -59,7 +65,8 @@ def rules(kube, debug, pod, table, chain, save, diff, from_files, pod_ips, outpu
     from kubectl_whose.render.rules_view import render_rules
 
     require_pod_or_files(pod, from_files)
-    rulesets, findings, live_ips = load_rules(kube, pod, from_files, table, debug)
+    pod, node_name = split_target(pod)
+    rulesets, findings, live_ips = load_rules(kube, pod, from_files, table, debug, node, node_name)
     check_filters(rulesets, table, chain)
     if save:
         say(f"saved {write_snapshot(save, rulesets)} rules to {save}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional
 
 from kubectl_whose.cluster.kubeconfig import ResolvedConfig, resolve
@@ -45,6 +45,10 @@ class Cluster:
 
             self._api_client = build_api_client(self.config)
         return self._api_client
+
+    def in_namespace(self, namespace: str) -> "Cluster":
+        """The same connection, for calls in another namespace (the node debug pod's)."""
+        return replace(self, config=replace(self.config, namespace=namespace, namespace_from="flag"))
 
     @property
     def core(self):
@@ -154,7 +158,8 @@ def podsecurity_error(status: ApiStatus, namespace: str, words: str) -> WhoseErr
     why = (f'the namespace "{namespace}" enforces Pod Security "{lvl}", which forbids adding NET_ADMIN and NET_RAW '
            f"(tcpdump needs NET_RAW, iptables needs NET_ADMIN) and evaluates the whole pod")
     way_out = ("ask an admin to label the namespace pod-security.kubernetes.io/enforce=privileged for the "
-               "debugging session, or capture on the node (kubectl debug node/NODE --profile=netadmin)")
+               "debugging session, or add --node to work from the pod's node instead (a short-lived node debug pod "
+               "with hostNetwork and NET_ADMIN/NET_RAW, in a namespace that allows it: --node-namespace NS)")
     return WhoseError(f"{why}; {way_out} {words}", ExitCode.ADMISSION_REJECTED)
 
 

@@ -3,7 +3,7 @@ run reuses it. Ephemeral containers can never be removed, so this is where a use
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import List, Optional
 
 
@@ -25,13 +25,31 @@ class Row:
 
 
 @dataclass
+class NodePodRow:
+    """A node debug pod of `--node` made for this pod, while it lives (it is deleted when its run ends)."""
+
+    name: str
+    namespace: str
+    node: str
+    image: str
+    state: str
+    reason: str
+    remaining_seconds: Optional[int]
+
+    def to_dict(self):
+        return dict(self.__dict__)
+
+
+@dataclass
 class Listing:
     pod: str
     namespace: str
     containers: List[Row]
+    node_pods: List[NodePodRow] = field(default_factory=list)
 
     def to_dict(self):
-        return {"pod": self.pod, "namespace": self.namespace, "containers": [r.to_dict() for r in self.containers]}
+        return {"pod": self.pod, "namespace": self.namespace, "containers": [r.to_dict() for r in self.containers],
+                "node_pods": [r.to_dict() for r in self.node_pods]}
 
 
 def build_listing(pod_obj: dict, namespace: str, image: Optional[str], now: float) -> Listing:
@@ -49,3 +67,28 @@ def build_listing(pod_obj: dict, namespace: str, image: Optional[str], now: floa
                         reusable=bool(v.matches(spec) and left is not None and left > 60),
                         capabilities=list(v.capabilities)))
     return Listing((pod_obj.get("metadata") or {}).get("name", "?"), namespace, rows)
+
+
+def node_pod_rows(pods: List[dict], namespace: str, pod: str, now: float) -> List[NodePodRow]:
+    from kubectl_whose.cluster.node_pod import node_pods
+
+    rows = []
+    for v in node_pods(pods, namespace, pod):
+        left = v.remaining(now)
+        rows.append(NodePodRow(v.name, v.namespace, v.node, v.image, v.state, v.reason,
+                               int(left) if left is not None and left > 0 else None))
+    return rows
+
+
+def list_node_pods(cluster, pod: str, node_namespace):
+    """Our node debug pods for POD in the node namespace; none when that namespace may not be listed."""
+    from kubectl_whose.cluster.config_file import config_value
+    from kubectl_whose.cluster.node_pod import MANAGED_BY
+    from kubectl_whose.cluster.rest import ApiError
+
+    ns = node_namespace or config_value("node_namespace") or cluster.namespace
+    try:
+        pods = cluster.rest.get(f"/api/v1/namespaces/{ns}/pods", {"labelSelector": f"{MANAGED_BY}=kubectl-whose"})
+    except ApiError:
+        return []
+    return node_pod_rows(pods.get("items") or [], cluster.namespace, pod, time.time())

@@ -160,7 +160,7 @@ def debug_containers(pod: dict) -> List[DebugContainerView]:
             continue
         sc = c.get("securityContext") or {}
         ttl = env.get(TTL_ENV)
-        state, reason, message, started = _state(statuses.get(c["name"]))
+        state, reason, message, started = container_state(statuses.get(c["name"]))
         views.append(DebugContainerView(
             name=c["name"], image=c.get("image", ""), target=c.get("targetContainerName") or None,
             capabilities=tuple((sc.get("capabilities") or {}).get("add") or ()), privileged=bool(sc.get("privileged")),
@@ -197,7 +197,7 @@ def check_container_start(pod: dict, name: str, image: str) -> bool:
     if phase in ("Succeeded", "Failed"):
         raise WhoseError(f'pod "{pod_name}" finished (phase {phase}) before the debug container started',
                          ExitCode.POD_NOT_RUNNING)
-    state, reason, message, _ = _state(container_status(pod, name))
+    state, reason, message, _ = container_state(container_status(pod, name))
     words = f" ({message})" if message else ""
     if state == "running":
         return True
@@ -217,7 +217,7 @@ def check_container_start(pod: dict, name: str, image: str) -> bool:
     return False
 
 
-def _state(status: Optional[dict]):
+def container_state(status: Optional[dict]):
     """(state, reason, message, started_at epoch or None) of a container status."""
     if not status:
         return "unknown", "", "", None

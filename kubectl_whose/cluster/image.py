@@ -15,15 +15,10 @@ from __future__ import annotations
 import os
 from typing import Mapping, Optional
 
-from kubectl_whose.errors import ExitCode, WhoseError
+from kubectl_whose.cluster.config_file import config_value
 
 DEFAULT_IMAGE = "nicolaka/netshoot:v0.13"
 IMAGE_ENV = "KUBECTL_WHOSE_IMAGE"
-
-
-def config_path(env: Mapping[str, str]) -> str:
-    base = env.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return os.path.join(base, "kubectl-whose", "config.yaml")
 
 
 def resolve_image(flag: Optional[str] = None, env: Optional[Mapping[str, str]] = None) -> str:
@@ -32,15 +27,4 @@ def resolve_image(flag: Optional[str] = None, env: Optional[Mapping[str, str]] =
         return flag
     if env.get(IMAGE_ENV):
         return env[IMAGE_ENV]
-    path = config_path(env)
-    if os.path.isfile(path):
-        import yaml
-
-        try:
-            with open(path, encoding="utf-8") as f:
-                doc = yaml.safe_load(f) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise WhoseError(f"cannot read {path} ({str(e).splitlines()[0]})", ExitCode.CONFIG) from None
-        if isinstance(doc, dict) and isinstance(doc.get("image"), str) and doc["image"].strip():
-            return doc["image"].strip()
-    return DEFAULT_IMAGE
+    return config_value("image", env) or DEFAULT_IMAGE

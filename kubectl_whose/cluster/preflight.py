@@ -7,39 +7,16 @@ patch `capture` would send (`dryRun=All`), the one check that also covers admiss
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import List, Optional
+
+from kubectl_whose.cluster.check import Check, Report
 
 from kubectl_whose.errors import ExitCode, WhoseError
 
 
-@dataclass
-class Check:
-    name: str
-    result: str  # pass | fail | warn | skip
-    detail: str
-    fix: str = ""
-    code: int = 0  # ExitCode of a failure
-
-    def to_dict(self):
-        d = asdict(self)
-        d.pop("code")
-        return d
-
-
-@dataclass
-class Report:
-    pod: str
-    namespace: str
-    context: str
-    checks: List[Check]
-
-    def to_dict(self):
-        return {"pod": self.pod, "namespace": self.namespace, "context": self.context,
-                "ok": not any(c.result == "fail" for c in self.checks), "checks": [c.to_dict() for c in self.checks]}
-
-
-def run_checks(kube, pod: str, container: Optional[str], image: Optional[str]) -> Report:
+def run_checks(kube, pod: str, container: Optional[str], image: Optional[str], node=None) -> Report:
+    """`node`: `cli.options.NodeFlags` (--node checks the node path only; without it, the node path is checked
+    too when PodSecurity or a webhook refuses the ephemeral container)."""
     from kubectl_whose.cluster.client import connect
 
     try:
@@ -54,13 +31,24 @@ def run_checks(kube, pod: str, container: Optional[str], image: Optional[str]) -
     checks.append(server)
     if server.result == "fail" and server.code == ExitCode.CONNECTION_LOST:
         return Report(pod, cfg.namespace, cfg.context, checks)
-    checks += _check_rbac(cluster)
+    from kubectl_whose.cluster.config_file import config_value
+    from kubectl_whose.cluster.preflight_node import node_path_checks, path_check
+
+    on_node = bool(node and node.node)
+    node_ns = (node.namespace if node else None) or config_value("node_namespace") or cluster.namespace
     pod_check, pod_obj = _check_pod(cluster, pod)
-    checks.append(pod_check)
-    checks.append(_check_pod_security(cluster))
-    checks.append(_check_dry_run(cluster, pod, pod_obj, container, image, server))
-    checks.append(_check_reuse(pod_obj, container, image))
-    return Report(pod, cfg.namespace, cfg.context, checks)
+    if on_node:
+        checks.append(pod_check)
+        node_checks = node_path_checks(cluster, pod_obj, image, node_ns, chosen=True)
+        return Report(pod, cfg.namespace, cfg.context, checks + node_checks,
+                      path_check([], node_checks, True, node_ns))
+    ephemeral = _check_rbac(cluster) + [pod_check, _check_pod_security(cluster),
+                                        _check_dry_run(cluster, pod, pod_obj, container, image, server)]
+    checks += ephemeral + [_check_reuse(pod_obj, container, image)]
+    refused = any(c.result == "fail" and c.code == ExitCode.ADMISSION_REJECTED for c in ephemeral)
+    node_checks = node_path_checks(cluster, pod_obj, image, node_ns, chosen=False) if refused else []
+    return Report(pod, cfg.namespace, cfg.context, checks + node_checks,
+                  path_check(ephemeral, node_checks, False, node_ns))
 
 
 def _check_server(cluster) -> Check:
@@ -145,8 +133,8 @@ def _check_pod_security(cluster) -> Check:
     level = (((obj.get("metadata") or {}).get("labels") or {}).get(_PSA_LABEL) or "privileged")
     if level in ("baseline", "restricted"):
         return Check("PodSecurity", "fail", f'namespace {ns} enforces "{level}", which forbids adding NET_ADMIN and '
-                     f"NET_RAW", f"label the namespace {_PSA_LABEL}=privileged for the session, or capture on the "
-                     f"node (kubectl debug node/NODE --profile=netadmin)", ExitCode.ADMISSION_REJECTED)
+                     f"NET_RAW", f"add --node (a node debug pod on the pod's node), or label the namespace "
+                     f"{_PSA_LABEL}=privileged for the session", ExitCode.ADMISSION_REJECTED)
     return Check("PodSecurity", "pass", f'namespace {ns} enforces "{level}" (NET_ADMIN/NET_RAW allowed)')
 
 

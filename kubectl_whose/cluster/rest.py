@@ -204,8 +204,8 @@ class Rest:
     def patch(self, path: str, body, content_type: str, query: Optional[Dict[str, str]] = None) -> dict:
         return json.loads(self.request("PATCH", path, query, body, content_type).data)
 
-    def post(self, path: str, body) -> dict:
-        return json.loads(self.request("POST", path, None, body).data)
+    def post(self, path: str, body, query: Optional[Dict[str, str]] = None) -> dict:
+        return json.loads(self.request("POST", path, query, body).data)
 
     def watch(self, path: str, query: Dict[str, str], timeout: float) -> Iterator[dict]:
         """The events of a watch (one JSON object per line of a chunked answer)."""

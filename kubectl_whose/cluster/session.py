@@ -6,28 +6,31 @@ with open_debug_session(kube, pod, container=None, image=None, ttl=None) as sess
     r = session.stream(argv, on_stdout=cb, on_stderr=cb, stop=threading.Event())
 ```
 Opening resolves the kubeconfig like kubectl, reads the pod, reuses or adds our ephemeral debug container
-(NET_ADMIN/NET_RAW only) and waits until it runs. A binary missing in the image comes back as `exit_code` 127
-with the runtime's words in `error` (`collect.recipe.binary_missing` tells).
+(NET_ADMIN/NET_RAW only) and waits until it runs. `open_node_session` is the same on the pod's node instead
+(`--node`): a node debug pod with hostNetwork, deleted when the block ends. A binary missing in the image
+comes back as `exit_code` 127 with the runtime's words in `error` (`collect.recipe.binary_missing` tells).
 """
 from __future__ import annotations
 
 import threading
 import time
 from contextlib import contextmanager
-from typing import Callable, Iterator, List, Optional, Sequence
+from dataclasses import dataclass
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 from kubectl_whose.chatter import say as stderr_say
 from kubectl_whose.cluster.exec_stream import ExecResult, run_exec
 
-__all__ = ["open_debug_session", "DebugSession", "ExecResult"]
+__all__ = ["open_debug_session", "open_node_session", "DebugSession", "ExecResult", "NodeTarget"]
 
 
 class DebugSession:
-    def __init__(self, cluster, pod: str, container, image: str):
+    def __init__(self, cluster, pod: str, container, image: str, pod_ips: Sequence[str] = ()):
         self.cluster = cluster
         self.pod = pod
         self.container = container  # ephemeral.DebugContainer
         self.image = image
+        self.pod_ips = tuple(pod_ips)  # the pod's addresses (status.podIPs) when the session was opened
 
     @property
     def namespace(self) -> str:
@@ -73,12 +76,89 @@ def open_debug_session(kube, pod: str, container: Optional[str] = None, image: O
     container must still have."""
     from kubectl_whose.cluster.client import connect
     from kubectl_whose.cluster.debug_container import DEFAULT_TTL, DebugSpec
-    from kubectl_whose.cluster.ephemeral import ensure_debug_container
+    from kubectl_whose.cluster.ephemeral import ensure_debug_container, read_pod
     from kubectl_whose.cluster.image import resolve_image
 
     cluster = connect(kube)
     img = resolve_image(image)
     ttl_s = int(ttl) if ttl else DEFAULT_TTL
     spec = DebugSpec(image=img, target=container, ttl_seconds=max(ttl_s, int(min_remaining) + 1))
-    debug = ensure_debug_container(cluster, pod, spec, min_remaining=min_remaining, timeout=start_timeout, say=say)
-    yield DebugSession(cluster, pod, debug, img)
+    obj = read_pod(cluster, pod)
+    debug = ensure_debug_container(cluster, pod, spec, min_remaining=min_remaining, timeout=start_timeout, say=say,
+                                   pod_obj=obj)
+    yield DebugSession(cluster, pod, debug, img, pod_addresses(obj))
+
+
+@dataclass(frozen=True)
+class NodeTarget:
+    """The pod a node session serves, as the node sees it."""
+
+    namespace: str
+    pod: Optional[str]
+    node: str
+    ip: Optional[str]
+    pod_object: Optional[dict]
+
+
+@contextmanager
+def open_node_session(kube, pod: Optional[str], image: Optional[str] = None, ttl: Optional[float] = None,
+                      node_namespace: Optional[str] = None, *, node: Optional[str] = None,
+                      start_timeout: float = 120.0,
+                      say: Optional[Callable[[str], None]] = stderr_say) -> Iterator[Tuple[DebugSession, NodeTarget]]:
+    """A short-lived node debug pod on POD's node, or on `node` (`rules node/NAME`) (`cluster.node_pod`),
+    deleted when the block ends, also on Ctrl-C and on errors. Yields the session (commands run in the node's
+    network namespace) and the target (`pod`, `ip` and `pod_object` are None for a node target)."""
+    from kubectl_whose.cluster.client import connect
+    from kubectl_whose.cluster.config_file import config_value
+    from kubectl_whose.cluster.debug_container import DEFAULT_TTL, DebugSpec, check_pod_running, random_suffix
+    from kubectl_whose.cluster.ephemeral import DebugContainer, read_pod
+    from kubectl_whose.cluster.image import resolve_image
+    from kubectl_whose.cluster.node_pod import (build_node_pod, check_node_ready, create_node_pod, delete_node_pod,
+                                                node_of, pod_ip, wait_node_pod)
+
+    cluster = connect(kube)
+    target = None
+    if pod is not None:
+        target = read_pod(cluster, pod)
+        check_pod_running(target)
+        node = node_of(target)
+    _check_node(cluster, node, check_node_ready)
+    where = cluster.in_namespace(node_namespace or config_value("node_namespace") or cluster.namespace)
+    img = resolve_image(image)
+    spec = DebugSpec(image=img, ttl_seconds=int(ttl) if ttl else DEFAULT_TTL)
+    body = build_node_pod(node, spec, cluster.namespace if pod else "node", pod or node, random_suffix())
+    name = body["metadata"]["name"]
+    if say:
+        say(f"creating node debug pod {where.namespace}/{name} on node {node} (hostNetwork, NET_ADMIN+NET_RAW, "
+            f"image {img}, at most {spec.ttl_seconds}s; removed when done)")
+    created = False
+    try:
+        create_node_pod(where, body)
+        created = True
+        started = wait_node_pod(where, body, img, start_timeout, say)
+        session = DebugSession(where, name, DebugContainer("debug", img, False, started + spec.ttl_seconds), img,
+                               pod_addresses(target) if target else ())
+        yield session, NodeTarget(cluster.namespace, pod, node, pod_ip(target) if target else None, target)
+    finally:
+        if created:
+            why = delete_node_pod(where, name)
+            if why and say:
+                say(f"could not remove node debug pod {where.namespace}/{name} ({why}); it ends by itself after "
+                    f"{spec.ttl_seconds}s, or: kubectl delete pod -n {where.namespace} {name}")
+
+
+def _check_node(cluster, node: str, check) -> None:
+    """The node must be Ready; a user who may not read nodes (a cluster-scoped resource) skips the check."""
+    from kubectl_whose.cluster.rest import ApiError
+
+    try:
+        obj = cluster.rest.get(f"/api/v1/nodes/{node}")
+    except ApiError:
+        return
+    check(obj)
+
+
+def pod_addresses(pod: dict) -> Tuple[str, ...]:
+    status = pod.get("status") or {}
+    ips = [p.get("ip") for p in status.get("podIPs") or [] if p.get("ip")] or [status.get("podIP")]
+    return tuple(ip for ip in ips if ip)

@@ -20,22 +20,25 @@ from kubectl_whose.collect.tcpdump import CaptureRecipe
 from kubectl_whose.errors import ExitCode, WhoseError
 
 STOP_GRACE = 2.0  # seconds tcpdump gets to flush after SIGINT before we abandon the stream
+# what a capture on the pod's host-side interface misses: it only sees what leaves or enters the pod
+NODE_BLIND_SPOTS = ("the pod's lo (app <-> sidecar proxy)", "traffic between the pod's containers")
 
 
 class Tee:
     """Writes the stream unchanged to a file or stdout, and feeds the analysis engine."""
 
-    def __init__(self, path: Optional[str], analyzer):
+    def __init__(self, path: Optional[str], analyzer, out=None):
+        """`out`: a writer to use instead of opening `path` (one pod's stream of a merged pcapng)."""
         self.path = path
         self.analyzer = analyzer
         self.lock = threading.Lock()
         self.bytes = 0
         self.broken_pipe = False
         self.feed_error: Optional[Exception] = None
-        self._file = None
-        if path == "-":
+        self._file = out
+        if out is None and path == "-":
             self._file = sys.stdout.buffer
-        elif path:
+        elif out is None and path:
             try:
                 self._file = open(path, "wb")
             except OSError as e:
@@ -82,10 +85,11 @@ class Tee:
 class RemoteCapture:
     """Runs the tcpdump recipe in a thread and stops it remotely (Ctrl-C, local deadline)."""
 
-    def __init__(self, session, recipe: CaptureRecipe, sink: Tee, t0: float, argv: Optional[List[str]] = None):
+    def __init__(self, session, recipe: CaptureRecipe, sink: Tee, t0: float, argv: Optional[List[str]] = None,
+                 tell=say):
         from kubectl_whose.collect.tcpdump import capture_argv
 
-        self.session, self.recipe, self.sink, self.t0 = session, recipe, sink, t0
+        self.session, self.recipe, self.sink, self.t0, self.tell = session, recipe, sink, t0, tell
         self.argv = argv or capture_argv(recipe)
         self.stop = threading.Event()  # abandon the stream (only after the remote stop failed)
         self.reader_gone = threading.Event()  # `-w -` reader closed: stop the remote tcpdump, then end
@@ -107,8 +111,8 @@ class RemoteCapture:
         if not self.running_said and b"listening on" in self.stderr:
             self.running_said = True
             how = "reused" if self.session.reused else "new"
-            say(f"capture running in {self.session.container_name} ({how} debug container) after "
-                f"{time.monotonic() - self.t0:.2f} s")
+            self.tell(f"capture running in {self.session.container_name} ({how} debug container) after "
+                      f"{time.monotonic() - self.t0:.2f} s")
 
     def _on_stdout(self, chunk: bytes) -> None:
         self.sink.write(chunk)
@@ -126,19 +130,20 @@ class RemoteCapture:
         finally:
             self.done.set()
 
-    def run(self, duration: Optional[float]) -> bool:
-        """Returns True when interrupted by Ctrl-C."""
-        worker = threading.Thread(target=self._work, name="whose-capture", daemon=True)
-        worker.start()
-        # The remote `timeout` ends the capture on time; the local deadline only guards a remote that hangs.
+    def start(self) -> None:
+        threading.Thread(target=self._work, name="whose-capture", daemon=True).start()
+
+    def wait(self, duration: Optional[float], stop_all: Optional[threading.Event] = None) -> None:
+        """Until the stream ends, the reader goes, `stop_all` is set, or the local deadline passes (the remote
+        `timeout` ends the capture on time; the local deadline only guards a remote that hangs)."""
         deadline = time.monotonic() + duration + 10 if duration else None
-        interrupted = False
-        try:
-            while not self.done.wait(0.1):
-                if self.reader_gone.is_set() or (deadline and time.monotonic() > deadline):
-                    break
-        except KeyboardInterrupt:
-            interrupted = True
+        while not self.done.wait(0.1):
+            if self.reader_gone.is_set() or (deadline and time.monotonic() > deadline) or \
+                    (stop_all is not None and stop_all.is_set()):
+                return
+
+    def finish(self) -> None:
+        """Stop the remote tcpdump if it still runs, and give it STOP_GRACE to flush what it holds."""
         if self.error is not None and self.error.code == ExitCode.CONNECTION_LOST and self.pid is not None:
             self._stop_remote()  # best effort: the API may be back; else the remote `timeout` ends it
         if not self.done.is_set():
@@ -146,6 +151,16 @@ class RemoteCapture:
             if not self.done.wait(STOP_GRACE):
                 self.stop.set()
                 self.done.wait(1.0)
+
+    def run(self, duration: Optional[float]) -> bool:
+        """Start, wait, finish; returns True when interrupted by Ctrl-C."""
+        self.start()
+        interrupted = False
+        try:
+            self.wait(duration)
+        except KeyboardInterrupt:
+            interrupted = True
+        self.finish()
         return interrupted
 
     def _stop_remote(self) -> None:
@@ -186,32 +201,46 @@ class Captured:
     interrupted: bool = False
     error: Optional[WhoseError] = None  # the failure that ended it, raised after the summary
     feed_error: Optional[Exception] = None
+    capture_point: Optional[dict] = None  # --node: which node and interface, and why (None: inside the pod)
+    inbound: List[dict] = field(default_factory=list)  # inbound connections linked to the sidecar's local leg
 
 
 def run_capture(kube, opts, live_view) -> Captured:
     """`opts` is `cli.capture.CaptureOptions`; `live_view(snapshot, byte_count, where)` the context manager that
     shows the capture while it runs (`render.live.LiveView`). Raises only when nothing at all was captured."""
     from kubectl_whose.analysis.streams import CaptureAnalyzer, check_stream_index
-    from kubectl_whose.cluster.session import open_debug_session
     from kubectl_whose.collect import tcpdump
+    from kubectl_whose.collect.node import debug_session
 
     t0 = time.monotonic()
     analyzer = CaptureAnalyzer(proto=opts.proto, detail_stream=opts.stream, detail_proto=opts.detail_proto)
     sink = Tee(opts.write, analyzer)
     pending: Optional[WhoseError] = None
     interrupted = False
-    debug = opts.debug
+    point: Optional[dict] = None
+    pod_ips: tuple = ()
     try:
         # a reused container must outlive the capture; without --duration, ask for half a fresh one's lifetime
         min_left = opts.duration + 15 if opts.duration else max(75.0, opts.ttl / 2)
-        with open_debug_session(kube, opts.pod, debug.container, debug.image, opts.ttl, min_remaining=min_left,
-                                start_timeout=debug.start_timeout, say=say) as session:
+        with debug_session(kube, opts.pod, opts.debug, opts.node_flags, ttl=opts.ttl, min_remaining=min_left,
+                           say=say) as (session, target):
+            interface, where = opts.interface, f"pod/{opts.pod} -i {opts.interface}"
+            pod_ips = session.pod_ips
+            if target is not None:  # --node: the pod's host-side interface, found on its node
+                from kubectl_whose.collect.node import find_pod_interface
+
+                host = find_pod_interface(session, target, opts.interface)
+                interface, where = host.name, f"node/{target.node} -i {host.name} (pod/{opts.pod})"
+                point = {"where": "node", "node": target.node, "pod_ip": target.ip, **host.to_dict(),
+                         "not_seen": list(NODE_BLIND_SPOTS)}
+                say(f"capturing on node {target.node}, interface {host.name}: {host.why}")
+                say(f"from the node, the capture cannot see {' nor '.join(NODE_BLIND_SPOTS)}")
             seconds = opts.duration or max(30.0, (session.remaining() or opts.ttl) - 5)
-            recipe = CaptureRecipe(opts.interface, opts.bpf, opts.count, opts.snaplen, seconds)
+            recipe = CaptureRecipe(interface, opts.bpf, opts.count, opts.snaplen, seconds)
             runner = RemoteCapture(session, recipe, sink, t0)
             if not opts.duration and not opts.count:
                 say(f"capturing until Ctrl-C (at most {seconds:.0f} s, the debug container's remaining lifetime)")
-            with live_view(sink.snapshot, lambda: sink.bytes, f"pod/{opts.pod} -i {opts.interface}"):
+            with live_view(sink.snapshot, lambda: sink.bytes, where):
                 interrupted = runner.run(opts.duration)
             pending = runner.failure()
             dropped = tcpdump.summary_counts(bytes(runner.stderr)).get("dropped")
@@ -225,7 +254,7 @@ def run_capture(kube, opts, live_view) -> Captured:
     finally:
         sink.close()
     done = Captured(bytes=sink.bytes, path=opts.write, broken_pipe=sink.broken_pipe, interrupted=interrupted,
-                    error=pending, feed_error=sink.feed_error)
+                    error=pending, feed_error=sink.feed_error, capture_point=point)
     if sink.broken_pipe:
         return done  # the reader went away (wireshark closed): end quietly
     if pending is not None and sink.bytes == 0:
@@ -235,7 +264,7 @@ def run_capture(kube, opts, live_view) -> Captured:
     done.summary = analyzer.finish()
     if opts.stream is not None:
         check_stream_index(opts.detail_proto, opts.stream, done.summary.stream_count(opts.detail_proto))
-    done.connections = _connections(kube, opts, done.summary, interrupted)
+    done.connections, done.inbound = name_connections(kube, opts, done.summary, interrupted, pod_ips)
     return done
 
 
@@ -257,14 +286,18 @@ def conclude(done: Captured) -> None:
         raise SystemExit(int(ExitCode.INTERRUPTED))
 
 
-def _connections(kube, opts, summary, interrupted: bool) -> list:
-    """The joined connections; when there are any, name their owners (`ss`) and the rule that redirected
-    them (iptables/nftables) from the same debug container. A failure there costs only the names."""
+def name_connections(kube, opts, summary, interrupted: bool, pod_ips) -> tuple:
+    """(the joined connections, the inbound links): NAT-split streams joined by sequence numbers, and inbound
+    connections linked to the sidecar's local leg (`pod_ips`: the pod's own addresses). When there are any,
+    their owners (`ss`) and the redirect rule (iptables/nftables) are named from the same debug container; a
+    failure there costs only the names."""
     from kubectl_whose.analysis.pod.connections import connections_json
+    from kubectl_whose.analysis.pod.inbound import join_inbound
 
     connections = connections_json(summary)
-    if not connections or not opts.owners or interrupted:
-        return connections
+    inbound = join_inbound(summary, pod_ips)
+    if not (connections or inbound) or not opts.owners or interrupted or opts.node:  # the node cannot read sockets
+        return connections, [i.to_dict() for i in inbound]
     from kubectl_whose.analysis.pod.netinfo import build_netinfo
     from kubectl_whose.cluster.session import open_debug_session
     from kubectl_whose.collect import netinfo
@@ -277,5 +310,7 @@ def _connections(kube, opts, summary, interrupted: bool) -> list:
             rulesets = collect_rulesets(session, kube.request_timeout)[0]
     except WhoseError as e:
         say(f"connections are shown without owners and rules ({e.message}); --no-owners skips this step")
-        return connections
-    return connections_json(summary, netinfo=info, rules=rulesets, container=debug.container)
+        return connections, [i.to_dict() for i in inbound]
+    inbound = join_inbound(summary, list(pod_ips) + info.local_addresses(), info.sockets)
+    return connections_json(summary, netinfo=info, rules=rulesets, container=debug.container), \
+        [i.to_dict() for i in inbound]

@@ -58,15 +58,45 @@ def collect_rulesets(session, timeout: float) -> Tuple[list, list, List[str]]:
     return rulesets, findings, pod_addresses(addr.stdout) if addr.exit_code == 0 else []
 
 
-def load_rules(kube, pod: Optional[str], from_files: Sequence[str], table: Optional[str], debug) -> \
-        Tuple[list, list, List[str]]:
-    """The rules of `--from-file` dumps, else of the pod (`debug`: `cli.options.DebugFlags`)."""
+def load_rules(kube, pod: Optional[str], from_files: Sequence[str], table: Optional[str], debug, node=None,
+               node_name: Optional[str] = None) -> Tuple[list, list, List[str]]:
+    """The rules of `--from-file` dumps, else of the pod (`debug`: `cli.options.DebugFlags`), else of its node
+    (`node`: `cli.options.NodeFlags` with --node) or of `node_name` (`node/NAME`)."""
     if from_files:
         from kubectl_whose.analysis.netfilter import read_dump_file
 
         return [rs for path in from_files for rs in read_dump_file(path, table)], [], []
-    from kubectl_whose.cluster.session import open_debug_session
+    from kubectl_whose.collect.node import debug_session
 
-    with open_debug_session(kube, pod, debug.container, debug.image, debug.ttl,
-                            start_timeout=debug.start_timeout) as session:
+    with debug_session(kube, pod, debug, node, node_name) as (session, _target):
         return collect_rulesets(session, kube.request_timeout)
+
+
+def collect_routing(session):
+    """The session's addresses, routes and policy rules (`net`'s recipes), for `trace`'s routing decision."""
+    from kubectl_whose.analysis.netfilter.trace.routing import Routing
+    from kubectl_whose.analysis.pod.netinfo import build_netinfo
+    from kubectl_whose.collect.netinfo import RECIPES
+
+    wanted = [RECIPES[n] for n in ("addr", "route", "rule", "rule6")]
+    outputs = {name: o.stdout for name, o in run_all(session, wanted).items() if o.exit_code == 0}
+    return Routing.from_netinfo(build_netinfo(outputs)) if outputs.get("addr") and outputs.get("route") else None
+
+
+def load_trace_inputs(kube, pod: Optional[str], from_files: Sequence[str], debug, node=None,
+                      node_name: Optional[str] = None):
+    """(rulesets, the namespace's addresses, its routing or None) for `trace`, from files or from one session."""
+    if from_files:
+        from kubectl_whose.analysis.netfilter import read_dump_file
+        from kubectl_whose.analysis.netfilter.trace.routing import routing_from_files
+        from kubectl_whose.analysis.pod.netinfo import own_addresses
+
+        rule_files, routing = routing_from_files(from_files)
+        # an `ip -j addr` dump among the files (a bundle holds one) says the namespace's own addresses
+        addresses = own_addresses(ip for _, ip, _ in routing.addresses) if routing is not None else []
+        return [rs for path in rule_files for rs in read_dump_file(path)], addresses, routing
+    from kubectl_whose.collect.node import debug_session
+
+    with debug_session(kube, pod, debug, node, node_name) as (session, _target):
+        rulesets, _findings, addresses = collect_rulesets(session, kube.request_timeout)
+        return rulesets, addresses, collect_routing(session)

@@ -69,7 +69,16 @@ def run(session) -> Collected:
 
 
 def read_saved(directory: str) -> Collected:
-    """The outputs saved in DIR (`--from-file DIR`); missing files are noted, not fatal, unless all are."""
+    """The outputs saved in DIR (`--from-file DIR`) or in one pod of a bundle (`FILE.tgz[#NS/POD]`); missing files
+    are noted, not fatal, unless all are."""
+    from kubectl_whose.analysis import bundle_file
+
+    if bundle_file.is_bundle(directory):
+        got = Collected()
+        got.outputs = bundle_file.net_outputs(directory, {name: r.file for name, r in RECIPES.items()})
+        got.sources = {name: f"{directory}:{RECIPES[name].file}" for name, v in got.outputs.items() if v is not None}
+        got.missing = [f"{RECIPES[n].file} is not in {directory}" for n, v in got.outputs.items() if v is None]
+        return got
     if not os.path.exists(directory):
         raise WhoseError(f"--from-file {directory}: no such directory", ExitCode.NOT_FOUND)
     if not os.path.isdir(directory):
@@ -106,13 +115,20 @@ def save(directory: str, got: Collected) -> None:
         raise WhoseError(f"--save {directory}: cannot write there ({e.strerror})", ExitCode.BAD_INPUT) from None
 
 
-def collect_live(kube, pod: str, debug, save_dir: Optional[str] = None) -> Collected:
-    """Run every recipe in the pod's debug container (`debug`: `cli.options.DebugFlags`), saving them if asked."""
-    from kubectl_whose.cluster.session import open_debug_session
+def collect_live(kube, pod: Optional[str], debug, save_dir: Optional[str] = None, node=None,
+                 node_name: Optional[str] = None):
+    """Run every recipe in the pod's debug container (`debug`: `cli.options.DebugFlags`), or on its node with
+    --node (`node`: `cli.options.NodeFlags`) or on `node_name`, saving them if asked. Returns (Collected,
+    where it was seen from: None in the pod, else {"where": "node", "node", and the pod's host interface})."""
+    from kubectl_whose.collect.node import debug_session, find_pod_interface
 
-    with open_debug_session(kube, pod, debug.container, debug.image, debug.ttl,
-                            start_timeout=debug.start_timeout) as session:
+    seen_from = None
+    with debug_session(kube, pod, debug, node, node_name) as (session, target):
         got = run(session)
+        if target is not None:
+            seen_from = {"where": "node", "node": target.node, "pod": target.pod}
+            if target.pod:
+                seen_from["host_interface"] = find_pod_interface(session, target).to_dict()
     if save_dir:
         save(save_dir, got)
-    return got
+    return got, seen_from

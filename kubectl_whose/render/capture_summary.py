@@ -10,24 +10,29 @@ from typing import Any, List, Optional, TextIO
 
 
 def print_summary(summary: Any, connections: List[dict], output: str, detail: bool,
-                  out: Optional[TextIO] = None) -> None:
-    """`out`: where the summary goes (default stdout; `capture -w -` sends it to stderr, stdout is the pcap)."""
+                  out: Optional[TextIO] = None, capture_point: Optional[dict] = None,
+                  inbound: Optional[List[dict]] = None) -> None:
+    """`out`: where the summary goes (default stdout; `capture -w -` sends it to stderr, stdout is the pcap).
+    `capture_point`: where a `capture --node` ran (JSON/YAML only; the table's chatter says it on stderr)."""
     from kubectl_whose.render.output import emit
 
+    extra = {"connections": connections, "inbound": inbound or [],
+             **({"capture_point": capture_point} if capture_point else {})}
     if output == "json":
         from kubectl_whose.render.summary_json import write_json
 
         # row by row: 100 000 streams must not mean one 100 MB string
-        write_json(summary, out, extra={"connections": connections})
+        write_json(summary, out, extra=extra)
     elif output == "yaml":
         from kubectl_whose.render.summary_yaml import write_yaml
 
-        write_yaml(summary, out, extra={"connections": connections})
+        write_yaml(summary, out, extra=extra)
     else:
-        emit(summary, output, lambda data, wide: _table(data, connections, wide, detail, out))
+        emit(summary, output, lambda data, wide: _table(data, connections, inbound or [], wide, detail, out))
 
 
-def _table(summary: Any, connections: List[dict], wide: bool, detail: bool, out: Optional[TextIO]) -> None:
+def _table(summary: Any, connections: List[dict], inbound: List[dict], wide: bool, detail: bool,
+           out: Optional[TextIO]) -> None:
     from kubectl_whose.render import flags_table, streams_table
     from kubectl_whose.render.output import make_console
 
@@ -36,7 +41,10 @@ def _table(summary: Any, connections: List[dict], wide: bool, detail: bool, out:
         flags_table.render(summary.detail, wide=wide, out=out)
         return
     streams_table.render(summary, wide=wide, out=out)
-    if connections:
-        from kubectl_whose.render.connections_view import render_connections
+    if connections or inbound:
+        from kubectl_whose.render.connections_view import render_connections, render_inbound
 
-        render_connections(connections, wide, make_console(file=out))
+        if connections:
+            render_connections(connections, wide, make_console(file=out))
+        if inbound:
+            render_inbound(inbound, wide, make_console(file=out))

@@ -73,3 +73,25 @@ def render_connections(connections: Iterable[Any], wide: bool = False, console=N
             console.print(f"streams {' + '.join(map(str, c['streams']))}:", highlight=False, markup=False)
             for line in lines:
                 console.print(f"  {line}", highlight=False, markup=False)
+
+
+def render_inbound(links: Iterable[Any], wide: bool = False, console=None) -> None:
+    """Inbound connections and the sidecar's local leg that carries each to the app (`analysis.pod.inbound`)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    links = [_as_dict(x) for x in links]
+    console = console or make_console()
+    t = Table(title="Inbound through the sidecar (linked by evidence, not proved: a proxy starts a new TCP "
+                    "connection)", title_justify="left", box=None, pad_edge=False)
+    for col in ("INBOUND", "STREAMS", "LOCAL LEG", "LINK"):
+        t.add_column(col, overflow="fold")
+    for x in links:
+        how = "timing only" if x["by_timing_only"] else ("time order decides" if x["candidates"] > 1 else "evidence")
+        t.add_row(Text(x["text"]), Text(" + ".join(map(str, x["streams"]))),
+                  Text(f"{x['local_client']} (+{x['delay'] * 1000:.1f} ms)"), Text(how))
+    console.print(t)
+    if wide:
+        for x in links:
+            console.print(f"streams {x['inbound_stream']} + {x['local_stream']}: " + "; ".join(x["evidence"]),
+                          highlight=False, markup=False)

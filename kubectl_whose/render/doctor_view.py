@@ -18,3 +18,6 @@ def render_doctor(report, wide: bool) -> None:
     for c in report.checks:
         table.add_row(c.name, f"[{style[c.result]}]{c.result}[/]", c.detail, c.fix)
     console.print(table)
+    if report.path:
+        fix = f" ({report.path.fix})" if report.path.fix else ""
+        console.print(f"path: {report.path.detail}{fix}", markup=False, highlight=False)

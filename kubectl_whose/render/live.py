@@ -87,3 +87,37 @@ class LiveView:
             self._live.__exit__(*exc)
             self._live = None
         return False
+
+
+class MultiLiveView(LiveView):
+    """The live view of a capture of several pods: one row per pod (state, packets, bytes, rate, its busiest
+    stream). `runs` are `collect.multi_capture.PodRun`s; nothing is computed here but the rates."""
+
+    def __init__(self, runs, enabled: Optional[bool] = None):
+        super().__init__(lambda: runs, lambda: 0, f"{len(runs)} pods", enabled)
+
+    def _frame(self):
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        elapsed = time.monotonic() - self.started
+        table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+        for col, justify in (("pod", "left"), ("state", "left"), ("packets", "right"), ("bytes", "right"),
+                             ("pkt/s", "right"), ("busiest stream", "left")):
+            table.add_column(col, justify=justify)
+        total = 0
+        for run in self.snapshot_fn():
+            try:
+                snap = run.snapshot()
+            except Exception:  # noqa: BLE001 - a drawing hiccup must never end a capture
+                snap = None
+            packets = int(_get(snap, "packets", default=0) or 0) if snap is not None else 0
+            total += packets
+            top = (_get(snap, "top", default=[]) or [None])[0] if snap is not None else None
+            busiest = f"{_get(top, 'client', default='?')} → {_get(top, 'server', default='?')}" if top else "-"
+            wire = run.sink.bytes if run.sink is not None else 0
+            table.add_row(run.label, run.state, str(packets), human_bytes(wire),
+                          f"{packets / elapsed:.0f}" if elapsed > 0 else "0", busiest)
+        head = Text(f"capturing {self.where}  {total} packets  {elapsed:.1f} s  (Ctrl-C stops)")
+        return Group(head, table)

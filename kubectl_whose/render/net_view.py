@@ -26,6 +26,11 @@ def render_net(info: NetInfo, wide: bool = False, console=None) -> None:
     from rich.table import Table
 
     console = console or make_console()
+    seen = info.seen_from
+    if seen:
+        host = seen.get("host_interface")
+        _say(console, f"seen from node {seen['node']}" + (f"; pod {seen['pod']}'s host-side interface is "
+                                                           f"{host['interface']}: {host['why']}" if host else ""))
     ifaces = Table(title="Interfaces", title_justify="left", box=None, pad_edge=False)
     for col in ("IF", "NAME", "KIND", "STATE", "MTU", "ADDRESSES") + (("MAC",) if wide else ()):
         ifaces.add_column(col, overflow="fold")

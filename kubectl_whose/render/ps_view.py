@@ -27,5 +27,11 @@ def render_ps(listing, wide: bool) -> None:
         if wide:
             row.append(",".join(r.capabilities))
         table.add_row(*row)
+    for n in listing.node_pods:  # never reused: each --node run makes its own and deletes it
+        state = f"{n.state} ({n.reason})" if n.reason else n.state
+        row = [f"{n.namespace}/{n.name}", n.image, f"node/{n.node}", state, "-", _age(n.remaining_seconds), "no"]
+        if wide:
+            row.append("NET_ADMIN,NET_RAW,hostNetwork")
+        table.add_row(*row)
     # wide adds a column: give it the room instead of cropping names (kubectl's -o wide does not wrap either)
     make_console(width=200 if wide else None).print(table)

@@ -41,8 +41,8 @@ def test_json_is_the_contract(two_streams):
     assert r.code == 0 and r.stderr == ""
     d = r.json
     assert set(d) == {"packets", "truncated", "warnings", "linktypes", "first_ts", "frames_without_transport",
-                      "streams", "detail", "connections"}
-    assert d["connections"] == []  # a plain conversation: nothing NAT-split to join
+                      "streams", "detail", "connections", "inbound"}
+    assert d["connections"] == [] and d["inbound"] == []  # a plain conversation: nothing NAT-split to join
     assert d["packets"] == 12 and d["truncated"] is False and d["linktypes"] == ["EN10MB"] and d["detail"] is None
     s = d["streams"][0]
     # 58-byte SYNs (window-scale option), 54-byte ACKs

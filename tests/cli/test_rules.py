@@ -3,6 +3,7 @@ JSON contract."""
 from __future__ import annotations
 
 import os
+import shlex
 
 import pytest
 
@@ -50,10 +51,16 @@ def test_rules_json_and_filters():
     assert y.code == 0 and y.stdout.startswith("summary: Outbound TCP")
     claim = d["claims"][0]
     assert claim["text"].startswith("Outbound TCP is redirected to 127.0.0.1:15001")
-    assert claim["probes"][0]["trace"] == "--to 203.0.113.10:8080 --proto tcp --uid 1000 --gid 1000 --pod-ip " \
-                                          "192.168.77.2"
-    assert claim["probes"][0]["outcomes"][0]["destination"] == "127.0.0.1:15001"
-    assert d["notes"] == ["The probes took 192.168.77.2 as this host's own address (pass --pod-ip)."]
+    probe = claim["probes"][0]
+    assert probe["trace"] == "--to 203.0.113.10:8080 --proto tcp --uid 1000 --gid 1000 --local-ip 192.168.77.2 " \
+                             "--route 'default dev eth0'"
+    assert probe["outcomes"][0]["destination"] == "127.0.0.1:15001"
+    # the flags ask `trace` the very question: it answers what the claim says
+    t = run("trace", "--from-file", ISTIO, *shlex.split(probe["trace"]), "-o", "json")
+    assert t.code == 0, t.stderr
+    assert [(o["verdict"], o["destination"], o["sender_sees"]) for o in t.json["outcomes"]] == \
+        [(o["verdict"], o["destination"], o["sender_sees"]) for o in probe["outcomes"]]
+    assert d["notes"] == ["The probes took 192.168.77.2 as this host's own address (pass --local-ip)."]
 
 
 def test_rules_plain_nft_listing(tmp_path):

@@ -26,6 +26,7 @@ def test_doctor_all_pass_on_a_healthy_pod(lab):
                         "RBAC get pods/exec", "RBAC create pods/exec", "pod running", "PodSecurity", "dry run",
                         "debug container"}
     assert all(c["result"] == "pass" for c in got.values()), got
+    assert r.json["path"]["result"] == "pass" and "ephemeral debug container" in r.json["path"]["detail"]
     # the oracle: what doctor promised works, and the container it then names is the one the next run reuses
     first = lab.whose("capture", POD, "-i", "lo", "--count", "1")
     assert first.code == 0

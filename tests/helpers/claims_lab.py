@@ -24,6 +24,7 @@ import subprocess
 import sys
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from kubectl_whose.analysis.netfilter.words.probes import routes_of
 from tests.helpers.netns import NetLab, Netns
 
 AGENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nflab_agent.py")
@@ -187,17 +188,17 @@ class ClaimsLab:
 
     def _phase(self, phase: str, probes) -> List[str]:
         inbound = phase == "inbound"
-        own_routes = [p for p in probes if self._extra(p.query.routes)]
+        own_routes = [p for p in probes if self._extra(routes_of(p.query))]
         for p in probes:  # the addresses each probe's packets go to, from and end at
             q = p.query
             if p in own_routes:
                 continue
             if not inbound:
-                self.own(self.owner(q.dst, phase, q.routes), q.dst)
+                self.own(self.owner(q.dst, phase, routes_of(q)), q.dst)
             else:
                 sender = self._sender(q)
                 self.own(sender, q.src)
-                where = self.owner(q.dst, phase, q.routes)
+                where = self.owner(q.dst, phase, routes_of(q))
                 if where is self.peer and q.dst not in (POD_IP,):
                     self.disown(self.peer, q.dst)  # owned for the outbound phase: now routed into the pod
                     self.peer.run(["ip", "route", "replace", f"{q.dst}/32", "via", POD_IP])
@@ -206,7 +207,7 @@ class ClaimsLab:
                     self.own(where, q.dst)
             for o in p.result.outcomes:
                 ip = _address(o.destination)
-                where = self.owner(ip, phase, q.routes) if ip else None
+                where = self.owner(ip, phase, routes_of(q)) if ip else None
                 if ip and o.verdict in ("DNAT", "REDIRECT") and where is not self.pod:
                     if not (inbound and where is self.peer):
                         self.own(where, ip)
@@ -260,8 +261,8 @@ class ClaimsLab:
         """A probe that needs the namespaces set up for it alone: host routes of its own (two probes may send one
         address through different devices), ipset members, a conntrack check."""
         q = p.query
-        added = self._route(q.routes)
-        where = self.owner(q.dst, phase, q.routes)
+        added = self._route(routes_of(q))
+        where = self.owner(q.dst, phase, routes_of(q))
         lent = q.dst in self.owned[self.peer.name] and where is not self.peer
         if where is not self.pod and not (q.inbound and where is self.peer):
             self.disown(self.peer, q.dst)

@@ -69,29 +69,41 @@ class RulesLab:
     # -- traffic --
     def serve(self, ns: Netns, name: str, tcp: Sequence[int] = (), udp: Sequence[int] = (),
               transparent: bool = False) -> None:
-        argv = [sys.executable, AGENT, "serve", name] + (["--transparent"] if transparent else [])
-        if tcp:
-            argv += ["--tcp", ",".join(map(str, tcp))]
-        if udp:
-            argv += ["--udp", ",".join(map(str, udp))]
-        proc = ns.popen(argv, stdout=subprocess.PIPE, text=True)
-        line = proc.stdout.readline()
-        assert line.strip() == "ready", f"lab server {name} did not start: {line!r}"
+        serve(ns, name, tcp, udp, transparent)
 
     def connect(self, ns: Netns, proto: str, ip: str, port: int, uid: Optional[int] = None, count: int = 1,
                 timeout: float = 2.0, mark: int = 0) -> List[dict]:
-        argv = [sys.executable, AGENT, "connect", proto, ip, str(port), "--count", str(count),
-                "--timeout", str(timeout)] + (["--mark", hex(mark)] if mark else [])
-        if uid is not None:
-            argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *argv]
-        out = ns.run(argv, timeout=60 + count * timeout).stdout
-        return json.loads(out)
+        return connect(ns, proto, ip, port, uid, count, timeout, mark)
 
     # -- our prediction --
     def trace(self, dump: str, *args: str) -> dict:
         r = run("trace", "--from-file", dump, *args, "-o", "json")
         assert r.code == 0, r.stderr
         return r.json
+
+
+
+def serve(ns: Netns, name: str, tcp: Sequence[int] = (), udp: Sequence[int] = (), transparent: bool = False) -> None:
+    """Listeners in any lab namespace (tests/helpers/nflab_agent.py), ready when this returns."""
+    argv = [sys.executable, AGENT, "serve", name] + (["--transparent"] if transparent else [])
+    if tcp:
+        argv += ["--tcp", ",".join(map(str, tcp))]
+    if udp:
+        argv += ["--udp", ",".join(map(str, udp))]
+    proc = ns.popen(argv, stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert line.strip() == "ready", f"lab server {name} did not start: {line!r}"
+
+
+def connect(ns: Netns, proto: str, ip: str, port: int, uid: Optional[int] = None, count: int = 1,
+            timeout: float = 2.0, mark: int = 0) -> List[dict]:
+    """Real connections from a lab namespace: what each attempt got (`kernel_end` reads it)."""
+    argv = [sys.executable, AGENT, "connect", proto, ip, str(port), "--count", str(count),
+            "--timeout", str(timeout)] + (["--mark", hex(mark)] if mark else [])
+    if uid is not None:
+        argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *argv]
+    out = ns.run(argv, timeout=60 + count * timeout).stdout
+    return json.loads(out)
 
 
 def kernel_end(result: dict) -> tuple:

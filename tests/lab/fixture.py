@@ -282,13 +282,15 @@ class LabHandle:
                    command: Sequence[str] = ("sleep", "3600"), containers: Optional[List[dict]] = None,
                    security_context: Optional[dict] = None, pod_security_context: Optional[dict] = None,
                    labels: Optional[dict] = None, restart_policy: str = "Never", wait: bool = True,
-                   timeout: float = 60) -> dict:
+                   timeout: float = 60, cni: str = "bridge") -> dict:
         """Create a real pod through the API (namespaces + processes) and wait until it runs.
 
         Without `security_context`, a pod in a namespace that enforces `restricted` gets a compliant one
         (uid 1000, runAsNonRoot, drop ALL, RuntimeDefault seccomp, no privilege escalation).
         restartPolicy defaults to Never here (like `kubectl run --restart=Never`), so a pod whose command ends
-        reaches phase Succeeded/Failed; pass "Always" for the Kubernetes default (CrashLoopBackOff on exit)."""
+        reaches phase Succeeded/Failed; pass "Always" for the Kubernetes default (CrashLoopBackOff on exit).
+        `cni="routed"` plumbs the pod as a Calico-like routed CNI would (a cali* veth, a /32 route on the node)
+        instead of the default bridge (tests/lab/network.py)."""
         if containers is None:
             c = {"name": "main", "image": image, "command": list(command)}
             if security_context is None and self._enforces(namespace) == "restricted":
@@ -299,7 +301,10 @@ class LabHandle:
             if security_context:
                 c["securityContext"] = security_context
             containers = [c]
-        body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels or {}},
+        from .apiserver.kubelet import CNI_ANNOTATION
+
+        body = {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "labels": labels or {}, "annotations": {CNI_ANNOTATION: cni}},
                 "spec": {"containers": containers, "securityContext": pod_security_context or {},
                          "restartPolicy": restart_policy}}
         self._ok("POST", f"/api/v1/namespaces/{namespace}/pods", body)

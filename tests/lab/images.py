@@ -25,7 +25,8 @@ _NET_TOOLS = ("tcpdump", "iptables", "iptables-save", "iptables-restore",
               "iptables-nft", "iptables-nft-save", "iptables-nft-restore",
               "ip6tables", "ip6tables-save", "ip6tables-restore",
               "ip6tables-legacy", "ip6tables-legacy-save", "ip6tables-nft", "ip6tables-nft-save",
-              "nft", "ip", "ss", "conntrack", "ethtool", "timeout", "ping", "curl", "nsenter", "capsh", "getpcaps")
+              "nft", "ip", "bridge", "ss", "conntrack", "ethtool", "timeout", "ping", "arping", "curl", "nsenter",
+              "capsh", "getpcaps")
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,10 @@ from tests.helpers.netns import NetLab, Netns
 
 TAG = "L"
 BRIDGE = "cbr0"
+# Calico's link-local gateway: a routed pod's default route points at it and the host side answers its ARP
+# (proxy_arp), so no address of the node's is needed in the pod (projectcalico docs, "Why 169.254.1.1").
+ROUTED_GATEWAY = "169.254.1.1"
+CNI_STYLES = ("bridge", "routed")
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -58,9 +62,13 @@ def kill_namespace_processes(netns: str) -> None:
 class Network:
     """The node namespace and the pods' network plumbing."""
 
-    def __init__(self, pod_cidr: str, cluster_cidr: str, service_cidr: str, node_ip: str = "192.168.50.10/24"):
+    def __init__(self, pod_cidr: str, cluster_cidr: str, service_cidr: str, node_ip: str = "192.168.50.10/24",
+                 routed_cidr: str = "10.244.1.0/26"):
         self.netlab = NetLab(TAG)
         self.pod_net = ipaddress.ip_network(pod_cidr)
+        # Routed pods (a Calico-like CNI) take addresses from a block of their own: a bridged pod reaches them
+        # through its gateway, and the node routes each with a /32 to its cali* veth.
+        self.routed_net = ipaddress.ip_network(routed_cidr)
         self.cluster_cidr = cluster_cidr
         self.service_cidr = service_cidr
         self.gateway = str(next(self.pod_net.hosts()))
@@ -98,28 +106,41 @@ class Network:
         # per-peer ICMP rate limit would turn a burst of lookups into 5 s resolver timeouts.
         node.run(["sysctl", "-qw", "net.ipv4.icmp_ratelimit=0"])
 
-    def allocate_ip(self, wanted: Optional[str] = None) -> str:
+    def allocate_ip(self, wanted: Optional[str] = None, cni: str = "bridge") -> str:
+        net = self.routed_net if cni == "routed" else self.pod_net
         with self._lock:
             if wanted and wanted not in self._used:
                 self._used[wanted] = ""
                 return wanted
-            for host in self.pod_net.hosts():
+            for host in net.hosts():
                 ip = str(host)
-                if ip != self.gateway and ip not in self._used and int(host.packed[-1]) >= 100:
+                if ip != self.gateway and ip not in self._used and (cni == "routed" or int(host.packed[-1]) >= 100):
                     self._used[ip] = ""
                     return ip
-        raise RuntimeError(f"pod CIDR {self.pod_net} exhausted")
+        raise RuntimeError(f"pod CIDR {net} exhausted")
 
-    def add_pod(self, short: str, ip: str) -> Netns:
-        """A pod namespace: eth0 (veth to the bridge) with `ip`, lo up, default route via the bridge."""
-        assert self.node is not None
+    def add_pod(self, short: str, ip: str, cni: str = "bridge") -> Netns:
+        """A pod namespace: eth0 on a veth with `ip`, lo up, a default route. `cni` is the style of the talk
+        "Packet-level Debugging of Bridged and Non-bridged CNI Plugins": `bridge` puts the host side
+        (veth*) on cbr0 and routes via the bridge's address; `routed` (Calico-like) leaves the host side
+        (cali*) alone with a /32 route to the pod and proxy ARP for the pod's 169.254.1.1 gateway."""
+        assert self.node is not None and cni in CNI_STYLES
         with self._lock:
             self._veth += 1
-            host_if = f"veth{self._veth:04x}"
+            n = self._veth
         ns = self.netlab.ns(short)
-        self.netlab.link(ns, "eth0", f"{ip}/{self.pod_net.prefixlen}", self.node, host_if, None)
-        self.node.run(["ip", "link", "set", host_if, "master", BRIDGE])
-        ns.run(["ip", "route", "add", "default", "via", self.gateway])
+        if cni == "bridge":
+            host_if = f"veth{n:04x}"
+            self.netlab.link(ns, "eth0", f"{ip}/{self.pod_net.prefixlen}", self.node, host_if, None)
+            self.node.run(["ip", "link", "set", host_if, "master", BRIDGE])
+            ns.run(["ip", "route", "add", "default", "via", self.gateway])
+        else:
+            host_if = f"cali{n:011x}"  # Calico: "cali" + 11 hex characters of a hash of the workload
+            self.netlab.link(ns, "eth0", f"{ip}/32", self.node, host_if, None)
+            self.node.run(["sysctl", "-qw", f"net.ipv4.conf.{host_if}.proxy_arp=1"])
+            self.node.run(["ip", "route", "add", f"{ip}/32", "dev", host_if, "scope", "link"])
+            ns.run(["ip", "route", "add", ROUTED_GATEWAY, "dev", "eth0", "scope", "link"])
+            ns.run(["ip", "route", "add", "default", "via", ROUTED_GATEWAY, "dev", "eth0"])
         with self._lock:
             self._used[ip] = ns.name
         return ns

@@ -4,6 +4,7 @@ there, relaying both ways. It must run as uid 1337: the rules exempt that uid, s
 are not redirected back to itself. Inbound upstreams bind 127.0.0.6 (Envoy's inbound passthrough address),
 which the rules also exempt."""
 import argparse
+import json
 import os
 import socket
 import struct
@@ -46,6 +47,10 @@ def handle(conn: socket.socket, inbound: bool) -> None:
     except OSError:
         conn.close()
         return
+    # one line per relay, the proxy's own account of which connection it carried on which (tests read it)
+    peer, local = conn.getpeername(), up.getsockname()
+    print(json.dumps({"relay": "inbound" if inbound else "outbound", "peer": f"{peer[0]}:{peer[1]}",
+                      "upstream_local": f"{local[0]}:{local[1]}", "dst": f"{ip}:{port}"}), flush=True)
     t = threading.Thread(target=pipe, args=(up, conn), daemon=True)
     t.start()
     pipe(conn, up)

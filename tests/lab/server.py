@@ -20,7 +20,7 @@ from typing import Optional
 
 import yaml
 
-from . import certs
+from . import certs, workloads
 from .apiserver.api import LabAPI
 from .apiserver.http import LabHTTPServer, serve_forever_in_thread
 from .apiserver.kubelet import Delays, Kubelet
@@ -68,11 +68,16 @@ class Lab:
         self.store.create("nodes", _node_object(node["name"], self.network.node_ip))
         t1 = time.monotonic()
         # Pods come up in parallel (each is a handful of `ip`/`iptables` calls and process starts).
+        specs = self.topology.get("pods") or []
+        pods = [_pod_object(spec) for spec in specs]
+        owners = workloads.plan(self.topology.get("workloads") or [], pods)  # labels and ownerReferences first
         with ThreadPoolExecutor(max_workers=8) as pool:
-            futures = [pool.submit(api.add_pod, _pod_object(spec), ip=spec.get("ip"), iptables=spec.get("iptables"))
-                       for spec in self.topology.get("pods") or []]
+            futures = [pool.submit(api.add_pod, pod, ip=spec.get("ip"), iptables=spec.get("iptables"))
+                       for pod, spec in zip(pods, specs)]
             for f in futures:
                 f.result()
+        for obj in owners:
+            self.store.create(workloads.RESOURCE[obj["kind"]], obj)
         self._wait_ready(t1)
         self.timings["pods"] = time.monotonic() - t1
         self._services(node)
@@ -148,6 +153,8 @@ class Lab:
             self.store.create("endpoints", {"kind": "Endpoints", "apiVersion": "v1",
                                             "metadata": {"name": svc["name"], "namespace": svc_ns},
                                             "subsets": subsets})
+            service = self.store.get("services", svc_ns, svc["name"])
+            self.store.create("endpointslices", workloads.endpoint_slice(service, eps, node["name"]))
         self.network.load_rules(self.network.node, node.get("proxyBackend", "nft"),
                                 nat_rules(sps, node["clusterCIDR"]))
 
@@ -169,11 +176,14 @@ class Lab:
 
 def _pod_object(spec: dict) -> dict:
     from .apiserver.ephemeral import default_container
+    from .apiserver.kubelet import CNI_ANNOTATION
     import copy
     containers = [default_container(copy.deepcopy(c)) for c in spec["containers"]]
     return {"kind": "Pod", "apiVersion": "v1",
             "metadata": {"name": spec["name"], "namespace": spec.get("namespace", "default"),
-                         "labels": dict(spec.get("labels") or {}), "annotations": dict(spec.get("annotations") or {})},
+                         "labels": dict(spec.get("labels") or {}),
+                         "annotations": {**dict(spec.get("annotations") or {}),
+                                         **({CNI_ANNOTATION: spec["cni"]} if spec.get("cni") else {})}},
             "spec": {"containers": containers, "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
                      "dnsPolicy": "ClusterFirst", "serviceAccountName": "default", "serviceAccount": "default",
                      "securityContext": dict(spec.get("securityContext") or {}), "schedulerName": "default-scheduler",

@@ -80,8 +80,13 @@ def load_snapshot(text: str, source: str) -> List[Ruleset]:
 
 
 def read_dump_file(path: str, table: Optional[str] = None) -> List[Ruleset]:
+    """A dump or `rules --save` snapshot from a file, `-` (stdin), or one pod of a bundle (`FILE.tgz[#NS/POD]`)."""
+    from kubectl_whose.analysis import bundle_file
+
     try:
-        if path == "-":
+        if path != "-" and bundle_file.is_bundle(path):
+            text = bundle_file.rules_text(path)
+        elif path == "-":
             import sys
 
             text = sys.stdin.read()
@@ -114,8 +119,8 @@ def check_filters(rulesets: List[Ruleset], table: Optional[str], chain: Optional
                 tables |= spellings
                 chains.update(t.chains)
     if table and table not in tables:
-        raise WhoseError(f"--table {table}: no such table in these rules (tables: {', '.join(sorted(names)) or 'none'})",
-                         ExitCode.NOT_FOUND)
+        have = ", ".join(sorted(names)) or "none"
+        raise WhoseError(f"--table {table}: no such table in these rules (tables: {have})", ExitCode.NOT_FOUND)
     if chain and chain not in chains:
         raise WhoseError(f"--chain {chain}: no such chain{' in table ' + table if table else ''} "
                          f"({len(chains)} chains; list them with `kubectl whose rules` without --chain)",

@@ -1,8 +1,8 @@
 """Frame bytes → the transport events the stream table needs, in two paths that agree.
 
-`plain_event` handles the common case (Ethernet/SLL/SLL2/RAW → IPv4/IPv6 → TCP/UDP, no tunnel,
-no fragment, no extension header) with `struct.unpack_from` on the raw bytes and returns one
-event, or None when the frame needs `decode_frame`, the general path (VLAN tags, NULL/LOOP,
+`plain_frame` handles the common case (Ethernet/SLL/SLL2/RAW → IPv4/IPv6 → TCP/UDP, no tunnel,
+no fragment, no extension header) with `struct.unpack_from` on the raw bytes and hands it to the
+stream table at once, or says the frame needs `decode_frame`, the general path (VLAN tags, NULL/LOOP,
 IPv6 extension headers, fragments, ICMP errors, VXLAN/Geneve/IP-in-IP/GRE), which returns a list
 of events. Both build the same tuples, so the stream table cannot tell which path ran.
 
@@ -46,67 +46,97 @@ _IP4_ID = struct.Struct("!BxHHHxB").unpack_from  # ... with the identification f
 _IP6 = struct.Struct("!4xHB").unpack_from  # payload length, next header
 _IP4_PLAIN = struct.Struct("!BxHxxHxB2x4s4s").unpack_from  # ver/ihl, total, flags/frag, proto, src, dst
 _IP6_PLAIN = struct.Struct("!4xHBx16s16s").unpack_from  # payload length, next header, src, dst
+# the same two headers with the first 20 bytes after them, read as TCP (UDP: sport, dport, length in `seq`)
+_IP4_L4 = struct.Struct("!2xHxxHxB2x4s4sHHIIHH").unpack_from
+_IP6_L4 = struct.Struct("!4xHBx16s16sHHIIHH").unpack_from
 _LE_I = struct.Struct("<I").unpack_from
 _BE_I = struct.Struct("!I").unpack_from
 
 
-def plain_event(buf, start: int, stop: int, linktype: int):
-    """The one event of a plain TCP/UDP frame in buf[start:stop], or None to take the general path.
+def plain_frame(buf, start: int, stop: int, ip_at: int, et_at: int, version: int, frame_no: int, ts: int,
+                orig_len: int, tcp_packet, udp_packet) -> bool:
+    """Decode a plain TCP/UDP frame in buf[start:stop] straight into a stream table; False: it is not plain,
+    take the general path.
 
-    `buf` may be the reader's whole buffer (bytes or bytearray): nothing is copied but the addresses.
-    A plain frame is a plain link type (`linktypes.PLAIN`) carrying IPv4/IPv6, not a fragment, with
-    one TCP/UDP header and no tunnel; `native/decode.h` makes the same choice."""
-    lt = PLAIN.get(linktype)
-    if lt is None:
-        return None
-    ip_at, et_at, version = lt
+    (ip_at, et_at, version) is the link type's `linktypes.PLAIN` entry. A plain frame carries IPv4/IPv6 at
+    that offset, is not a fragment, and has one TCP/UDP header and no tunnel; `native/decode.h` makes the
+    same choice. `tcp_packet`/`udp_packet` are the table's (`StreamEngine`), or None when that protocol is
+    not wanted (the frame still counts as handled). `buf` may be the reader's whole buffer: nothing is
+    copied but the addresses, and no event tuple is built (this runs once per packet)."""
     off = start + ip_at
     if stop - off < 20:
-        return None
+        return False
     if et_at >= 0:
         ethertype = (buf[start + et_at] << 8) | buf[start + et_at + 1]
         version = 4 if ethertype == ETH_IPV4 else 6 if ethertype == ETH_IPV6 else -1
     elif not version:
         version = buf[off] >> 4
     if version == 4:
-        vihl, total, frag, proto, src, dst = _IP4_PLAIN(buf, off)
-        ihl = (vihl & 15) * 4
-        if vihl >> 4 != 4 or frag & 0x3FFF or ihl < 20 or total < ihl or stop - off < ihl:
-            return None
+        if buf[off] == 0x45 and stop - off >= 40:
+            # no IP options, the usual case: the IP header and the first 20 bytes after it in one unpack
+            total, frag, proto, src, dst, sport, dport, seq, ack, offflags, win = _IP4_L4(buf, off)
+            ihl = 20
+        else:
+            vihl, total, frag, proto, src, dst = _IP4_PLAIN(buf, off)
+            ihl = (vihl & 15) * 4
+            if vihl >> 4 != 4 or ihl < 20 or stop - off < ihl:
+                return False
+            sport = None
+        if frag & 0x3FFF or total < ihl:
+            return False
         l4 = off + ihl
         l4len = total - ihl
     elif version == 6:
         if stop - off < 40 or buf[off] >> 4 != 6:
-            return None
-        l4len, proto, src, dst = _IP6_PLAIN(buf, off)
+            return False
+        if stop - off >= 60:
+            l4len, proto, src, dst, sport, dport, seq, ack, offflags, win = _IP6_L4(buf, off)
+        else:
+            l4len, proto, src, dst = _IP6_PLAIN(buf, off)
+            sport = None
         if l4len == 0:
-            return None
+            return False
         l4 = off + 40
     else:
-        return None
+        return False
     if proto == 6:
-        if stop < l4 + 16:
-            return None
-        sport, dport, seq, ack, offflags, win = _TCP(buf, l4)
+        if sport is None:
+            if stop < l4 + 16:
+                return False
+            sport, dport, seq, ack, offflags, win = _TCP(buf, l4)
         hlen = (offflags >> 12) * 4
         if hlen < 20 or l4len < hlen:
-            return None
-        flags = offflags & 0x0FFF
-        wscale = wscale_option(buf, l4 + 20, min(l4 + hlen, stop)) if flags & 2 else -1
-        return (EV_TCP, src, dst, sport, dport, seq, ack, flags, win, l4len - hlen, wscale, None)
+            return False
+        if tcp_packet is not None:
+            flags = offflags & 0x0FFF
+            tcp_packet(frame_no, ts, orig_len, src, dst, sport, dport, seq, ack, flags, win, l4len - hlen,
+                       wscale_option(buf, l4 + 20, min(l4 + hlen, stop)) if flags & 2 else -1, None)
+        return True
     if proto == 17:
-        if stop < l4 + 8:
-            return None
-        sport, dport, ulen = _UDP(buf, l4)
+        if sport is None:
+            if stop < l4 + 8:
+                return False
+            sport, dport, ulen = _UDP(buf, l4)
+        else:
+            ulen = seq >> 16  # read as TCP's sequence number: UDP's length is its first 16 bits
         if sport in TUNNEL_PORTS or dport in TUNNEL_PORTS:
-            return None
-        return (EV_UDP, src, dst, sport, dport, (ulen if 8 <= ulen <= l4len else l4len) - 8, None)
-    return None
+            return False
+        if udp_packet is not None:
+            udp_packet(frame_no, ts, orig_len, src, dst, sport, dport, (ulen if 8 <= ulen <= l4len else l4len) - 8,
+                       None)
+        return True
+    return False
 
 
 def decode_fast(linktype: int, frame: bytes):
-    """`plain_event` of a whole frame."""
-    return plain_event(frame, 0, len(frame), linktype)
+    """What `plain_frame` hands the table for a whole frame, as one event tuple (None: not plain)."""
+    lt = PLAIN.get(linktype)
+    got = []
+    tcp = lambda _f, _t, _l, *fields: got.append((EV_TCP,) + fields)  # noqa: E731
+    udp = lambda _f, _t, _l, *fields: got.append((EV_UDP,) + fields)  # noqa: E731
+    if lt is None or not plain_frame(frame, 0, len(frame), *lt, 0, 0, 0, tcp, udp):
+        return None
+    return got[0]
 
 
 def wscale_option(frame, pos: int, stop: int) -> int:

@@ -2,7 +2,7 @@
 
 Numbers and names are tcpdump's (https://www.tcpdump.org/linktypes.html, `LINKTYPE_*`). A link
 type with `ip_at` is *plain*: its frames carry IPv4/IPv6 at a fixed offset, and both engines'
-plain-frame decoders (`decode.plain_event`, `native/decode.h`) take them without the general
+plain-frame decoders (`decode.plain_frame`, `native/decode.h`) take them without the general
 path; tests hold the C table to `PLAIN`. Every link type listed is read by the general decoder
 (`decode.decode_frame`); any other gets a warning naming it.
 """

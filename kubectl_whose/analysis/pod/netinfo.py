@@ -257,7 +257,8 @@ class NetInfo:
                     "listening", "recv_q", "send_q", "device", "uid": int|null, "inode", "cookie",
                     "processes": [{"name", "pid", "fd"}],
                     "owner": {"kind": "proxy"|"container"|"process"|"none"|"unknown", "name", "mesh", "evidence"}}],
-       "missing": [str]}                            # views not collected, and why
+       "missing": [str],                            # views not collected, and why
+       "seen_from": {"where": "node", "node", "pod", "host_interface": {...}}}   # only with --node / node/NAME
     """
 
     interfaces: List[Interface] = field(default_factory=list)
@@ -267,6 +268,8 @@ class NetInfo:
     sockets: list = field(default_factory=list)  # analysis.pod.sockets.Socket, owners attributed
     container: Optional[str] = None
     missing: List[str] = field(default_factory=list)  # views that could not be collected, with why
+    # None: inside the pod; {"where": "node", "node", "pod", "host_interface": {...}} with `net --node`
+    seen_from: Optional[Dict[str, Any]] = None
 
     def local_addresses(self) -> List[str]:
         return [a.local for i in self.interfaces for a in i.addresses]
@@ -280,6 +283,7 @@ class NetInfo:
             "neighbours": [asdict(n) for n in self.neighbours],
             "sockets": [s.to_dict() for s in self.sockets],
             "missing": list(self.missing),
+            **({"seen_from": self.seen_from} if self.seen_from else {}),
         }
 
 
@@ -311,5 +315,9 @@ def build_netinfo(outputs: Dict[str, Optional[str]], container: Optional[str] = 
 
 def pod_addresses(ip_addr_output: str) -> List[str]:
     """Addresses from `ip -o addr show` (non-loopback first): the trace's LOCAL set."""
-    addrs = re.findall(r"\binet6?\s+([0-9a-fA-F:.]+)/\d+", ip_addr_output)
+    return own_addresses(re.findall(r"\binet6?\s+([0-9a-fA-F:.]+)/\d+", ip_addr_output))
+
+
+def own_addresses(addrs) -> List[str]:
+    """The addresses a packet from this namespace may come from: no loopback, no link-local."""
     return [a for a in addrs if not (a.startswith("127.") or a == "::1" or a.lower().startswith("fe80"))]

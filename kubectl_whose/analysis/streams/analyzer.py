@@ -189,3 +189,22 @@ def analyze_file(path_or_fileobj, proto: str = "all", detail_stream: Optional[in
         if owned:
             fobj.close()
     return analyzer.finish()
+
+
+def analyze_per_pod(path: str, proto: str = "all") -> list:
+    """A merged capture of several pods (`collect.pcapng_merge`), one analysis per pod: [(PodInterfaces,
+    CaptureSummary)] in the order the pods first appear, each over exactly its pod's frames."""
+    from kubectl_whose.analysis.pcap.demux import PodDemux
+
+    demux, analyzers = PodDemux(), {}
+    fobj, name, owned = open_source(path)
+    try:
+        for chunk in read_chunks(fobj):
+            for label, data in demux.feed(chunk):
+                if label not in analyzers:
+                    analyzers[label] = CaptureAnalyzer(proto, name=f"{name} ({label})")
+                analyzers[label].feed(data)
+    finally:
+        if owned:
+            fobj.close()
+    return [(demux.pods[label], a.finish()) for label, a in analyzers.items()]

@@ -93,8 +93,8 @@ def choose(engine: Optional[str] = None) -> str:
     if native_engine() is not None:
         return "native"
     if wanted == "native":
-        raise WhoseError("the native analysis engine is not built (kubectl_whose/analysis/streams/native/_engine.c); reinstall "
-                         f"with a C compiler (pip install --force-reinstall kubectl-whose) or unset {ENV}",
+        raise WhoseError("the native analysis engine is not built (kubectl_whose/analysis/streams/native/_engine.c); "
+                         f"reinstall with a C compiler (pip install --force-reinstall kubectl-whose) or unset {ENV}",
                          ExitCode.TOOL_MISSING)
     return "python"
 

@@ -76,9 +76,9 @@ class LiveStats:
 
 
 class CaptureSummary:
-    """The result of one analysis. Stream rows are built on demand (`row_source.Rows`), so a capture with 100 000 streams can be written out row by row
-    (`iter_streams`, `json_chunks`) without holding every row at once; `streams` (a list) and
-    `to_dict()` build them all."""
+    """The result of one analysis. Stream rows are built on demand (`rows.Rows`), so a capture with 100 000
+    streams can be written out row by row (`iter_streams`, `json_chunks`) without holding every row at once;
+    `streams` (a list) and `to_dict()` build them all."""
 
     def __init__(self, packets: int, truncated: bool, warnings: List[str], linktypes: List[str],
                  first_ts: Optional[float], rows, detail: Optional[dict] = None, tcp_stream_count: int = 0,

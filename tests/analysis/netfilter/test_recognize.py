@@ -136,7 +136,7 @@ def test_no_rules_says_so():
 
 def test_unknown_pod_address_is_said_as_an_assumption():
     s = summarize(_load("istio-sidecar-legacy-save.txt"))
-    assert "The probes took 192.168.77.2 as this host's own address (pass --pod-ip)." in s.notes
+    assert "The probes took 192.168.77.2 as this host's own address (pass --local-ip)." in s.notes
     assert "Inbound TCP is redirected to 192.168.77.2:15006" in s.text
 
 

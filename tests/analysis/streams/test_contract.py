@@ -45,6 +45,9 @@ def test_the_contracts_document_no_key_the_code_does_not_write(tmp_path):
     connections = {"connections", "text", "syn_stream", "reply_stream", "client", "proxy", "original_dst",
                    "redirect_port", "proof", "mesh", "proxy_role", "reset_by", "client_owner", "proxy_owner", "rule",
                    "upstream", "stream", "delay", "evidence", "state", "streams", "server"}
-    known = head | row | packet | detail | flags | connections | {"tcp", "udp"}
+    from kubectl_whose.analysis.pod.inbound import InboundLink
+
+    inbound = {"inbound"} | set(InboundLink("c", "s", 0, 1, "l", 0.0).to_dict())
+    known = head | row | packet | detail | flags | connections | inbound | {"tcp", "udp"}
     assert not contract_keys(readme_contract()) - known - {"ip:port"}
     assert not contract_keys(summary.__doc__) - known

@@ -5,7 +5,7 @@ import logging
 import threading
 from typing import Optional
 
-from . import discovery, routes_core as core, routes_debug as debug
+from . import discovery, groups, routes_core as core, routes_debug as debug
 from .http import Request, compile_routes
 from .kubelet import Kubelet
 from .rbac import Authorizer
@@ -109,6 +109,7 @@ def _route_table():
         ("/api/v1/endpoints", {"GET": core.namespaced_list("endpoints")}),
         ("/api/v1/namespaces/{ns}/endpoints", {"GET": core.namespaced_list("endpoints")}),
         ("/api/v1/namespaces/{ns}/endpoints/{name}", {"GET": core.namespaced_get("endpoints")}),
+        *groups.routes(),
         ("/lab/v1/config", {"GET": debug.lab_config, "PUT": debug.lab_config}),
         ("/lab/v1/rbac", {"GET": debug.lab_rbac, "PUT": debug.lab_rbac}),
         ("/lab/v1/tokens/{user}", {"GET": debug.lab_token}),

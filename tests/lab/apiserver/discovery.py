@@ -26,9 +26,11 @@ def api_versions(host: str) -> dict:
 
 
 def api_groups() -> dict:
+    from .groups import group_versions
+
     gv = {"groupVersion": "authorization.k8s.io/v1", "version": "v1"}
     return {"kind": "APIGroupList", "apiVersion": "v1",
-            "groups": [{"name": "authorization.k8s.io", "versions": [gv], "preferredVersion": gv}]}
+            "groups": [*group_versions(), {"name": "authorization.k8s.io", "versions": [gv], "preferredVersion": gv}]}
 
 
 def api_group_authorization() -> dict:

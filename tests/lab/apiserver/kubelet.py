@@ -78,6 +78,11 @@ class PodRuntime:
     containers: Dict[str, Container] = field(default_factory=dict)
     deleted: bool = False
     share_pid_ns: bool = False
+    host_network: bool = False  # runs in the node's network namespace: nothing of it to remove
+
+
+# The lab's stand-in for a CNI's choice: which plumbing a pod gets (network.CNI_STYLES).
+CNI_ANNOTATION = "lab.kubectl-whose.io/cni"
 
 
 def lab_scripts_dir(run_root: Path) -> Path:
@@ -112,8 +117,13 @@ class Kubelet:
         meta = pod["metadata"]
         ns_name, name = meta["namespace"], meta["name"]
         short = name if ns_name == "default" else f"{name}.{ns_name}"
-        ip = self.network.allocate_ip(ip)
-        netns = self.network.add_pod(short, ip)
+        host_network = bool(pod["spec"].get("hostNetwork"))
+        if host_network:  # the kubelet gives the pod the node's own network namespace and address
+            ip, netns = self.network.node_ip, self.network.node
+        else:
+            cni = (meta.get("annotations") or {}).get(CNI_ANNOTATION, "bridge")
+            ip = self.network.allocate_ip(ip, cni)
+            netns = self.network.add_pod(short, ip, cni)
         if iptables:
             self.network.load_rules(netns, iptables["backend"], rules_file(iptables["rules"]))
         etc = self.logs.parent / "pods" / netns.name
@@ -126,7 +136,7 @@ class Kubelet:
                                    f"ip6-localhost ip6-loopback\n{ip}\t{name}\n")
         sandbox = Sandbox(netns.name, name, etc)
         rt = PodRuntime(ns_name, name, meta["uid"], short, netns.name, ip, sandbox,
-                        share_pid_ns=bool(pod["spec"].get("shareProcessNamespace")))
+                        share_pid_ns=bool(pod["spec"].get("shareProcessNamespace")), host_network=host_network)
         with self._lock:
             self.pods[(ns_name, name)] = rt
         statuses = [self._start(rt, c, pod) for c in pod["spec"].get("containers") or []]
@@ -151,7 +161,25 @@ class Kubelet:
                 if self._ports(c):
                     threading.Thread(target=self._probe_ready, args=(rt, c), daemon=True).start()
                 threading.Thread(target=self._reap, args=(rt, c, "containerStatuses"), daemon=True).start()
+        deadline = pod["spec"].get("activeDeadlineSeconds")
+        if deadline:
+            timer = threading.Timer(float(deadline), self._deadline_exceeded, args=(rt, int(deadline)))
+            timer.daemon = True
+            timer.start()
         return rt
+
+    def _deadline_exceeded(self, rt: PodRuntime, seconds: int) -> None:
+        """activeDeadlineSeconds (kubelet's `pastActiveDeadline`): the pod fails with reason DeadlineExceeded
+        and its containers are killed; the object stays until someone deletes it."""
+        if rt.deleted:
+            return
+
+        def fail(p):
+            st = p.setdefault("status", {})
+            st.update({"phase": "Failed", "reason": "DeadlineExceeded",
+                       "message": "Pod was active on the node longer than the specified deadline"})
+        self.store.update("pods", rt.namespace, rt.name, fail)
+        rt.sandbox.stop()
 
     def delete_pod(self, namespace: str, name: str) -> None:
         with self._lock:
@@ -160,7 +188,8 @@ class Kubelet:
             return
         rt.deleted = True
         rt.sandbox.stop()
-        self.network.remove_pod(rt.short)
+        if not rt.host_network:
+            self.network.remove_pod(rt.short)
 
     def get(self, namespace: str, name: str) -> Optional[PodRuntime]:
         with self._lock:

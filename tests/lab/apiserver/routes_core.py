@@ -18,24 +18,24 @@ _KINDS = {"pods": ("Pod", "PodList"), "namespaces": ("Namespace", "NamespaceList
           "services": ("Service", "ServiceList"), "endpoints": ("Endpoints", "EndpointsList")}
 
 
-def list_or_watch(req: Request, resource: str, namespace: str = ""):
+def list_or_watch(req: Request, resource: str, namespace: str = "", kinds=None, api_version: str = "v1"):
     verb = "watch" if req.flag("watch") else "list"
     req.authorize(verb, resource, namespace=namespace)
     match = matcher(req.q("fieldSelector"), req.q("labelSelector"))
     store = req.api.store
     if req.flag("watch"):
-        return _watch(req, resource, namespace, match)
+        return _watch(req, resource, namespace, match, kinds or _KINDS[resource], api_version)
     items, rv = store.list(resource, namespace or None, match)
     if req.wants_table():
         return 200, tables.table(resource, items, rv, req.q("includeObject", "Metadata"))
-    kind, list_kind = _KINDS[resource]
+    kind, list_kind = kinds or _KINDS[resource]
     for it in items:
         it.setdefault("kind", kind)
-        it.setdefault("apiVersion", "v1")
-    return 200, {"kind": list_kind, "apiVersion": "v1", "metadata": {"resourceVersion": rv}, "items": items}
+        it.setdefault("apiVersion", api_version)
+    return 200, {"kind": list_kind, "apiVersion": api_version, "metadata": {"resourceVersion": rv}, "items": items}
 
 
-def _watch(req: Request, resource: str, namespace: str, match):
+def _watch(req: Request, resource: str, namespace: str, match, kinds, api_version: str):
     timeout = float(req.q("timeoutSeconds") or 1800)
     events = req.api.store.watch(resource, namespace or None, match, req.q("resourceVersion"), timeout,
                                  send_initial=req.flag("sendInitialEvents"))
@@ -43,8 +43,8 @@ def _watch(req: Request, resource: str, namespace: str, match):
     h.start_chunked("application/json")
     try:
         for etype, obj in events:
-            obj.setdefault("kind", _KINDS[resource][0])
-            obj.setdefault("apiVersion", "v1")
+            obj.setdefault("kind", kinds[0])
+            obj.setdefault("apiVersion", api_version)
             h.chunk(json.dumps({"type": etype, "object": obj}, separators=(",", ":")).encode() + b"\n")
         h.end_chunked()
     except ApiError as e:

@@ -1,9 +1,9 @@
 """Trace a packet through a pod's netfilter rules in kernel order, and say where it ends.
 
 The walk itself (hooks, tables and nft base chains by priority, NAT once per connection) is
-`trace_walk.py`; what the sender sees beyond the first packet (reply, later packets, a REJECT's own
-answer) is `trace_connection.py`; iptables and nftables rules are evaluated by `trace_iptables.py`
-(+ `trace_matches.py`) and `trace_nft.py`.
+`walk.py`, the routing decision between PREROUTING and INPUT or FORWARD is `routing.py`; what the
+sender sees beyond the first packet (reply, later packets, a REJECT's own answer) is `connection.py`;
+iptables and nftables rules are evaluated by `iptables.py` (+ `matches.py`) and `nft.py`.
 
 Branches (`-m statistic`, `numgen`) are enumerated: each walk follows one choice per branch point
 and the next walk takes the next combination, so `outcomes` lists every possible end with its
@@ -87,7 +87,7 @@ class TraceResult:
             "packet": {"proto": q.proto, "from": endpoint(q.src, q.sport), "to": endpoint(q.dst, q.dport),
                        "direction": "inbound" if q.inbound else "outbound", "uid": q.uid, "gid": q.gid,
                        "iface": q.iface, "pod_ips": list(q.pod_ips), "ctstate": q.ctstate, "mark": f"{q.mark:#x}",
-                       "routes": [f"{n}={d}" for n, d in q.routes], "in_sets": list(q.in_sets)},
+                       "in_sets": list(q.in_sets)},
             "hooks": self.hooks,
         }
 
@@ -120,7 +120,7 @@ def _trace(rulesets: Sequence[Ruleset], query: TraceQuery) -> TraceResult:
     assumptions: List[str] = _family_notes(rulesets, query)
     choices: List[int] = []
     walks = 0
-    hooks = ["PREROUTING", "INPUT"] if query.inbound else ["OUTPUT", "POSTROUTING"]
+    hooks: List[str] = []  # the hooks the walks really went through, in order
     while True:
         walks += 1
         ctx, verdict = walk(rulesets, query, choices)
@@ -143,6 +143,8 @@ def _trace(rulesets: Sequence[Ruleset], query: TraceQuery) -> TraceResult:
         if verdict in ("DROP", "REJECT"):
             kind, dest = verdict, None
             sees = "timeout" if verdict == "DROP" else sees
+            if pkt.no_route:  # no usable route: the kernel answers with an ICMP error
+                sees = "unreachable"
         else:
             kind = pkt.verdict_kind or "ACCEPT"
             dest = None if pkt.destination_unknown else (pkt.delivered_to or endpoint(pkt.dst, pkt.dport))
@@ -168,4 +170,5 @@ def _trace(rulesets: Sequence[Ruleset], query: TraceQuery) -> TraceResult:
             assumptions.append(f"more than {MAX_WALKS} branch combinations: only the first {MAX_WALKS} are listed")
             break
     result = sorted(outcomes.values(), key=lambda o: -o.probability)
-    return TraceResult(query, result, assumptions, hooks)
+    return TraceResult(query, result, assumptions,
+                       hooks or (["PREROUTING", "INPUT"] if query.inbound else ["OUTPUT", "POSTROUTING"]))

@@ -41,7 +41,9 @@ def reject_answer(rulesets: Sequence[Ruleset], query: TraceQuery, pkt: Packet) -
     seen = "refused" if rst or "port-unreach" in (pkt.reject_with or "") else "unreachable"
     if pkt.src is None:
         return seen, [], ["the sender's address is unknown: the REJECT's answer is taken to reach it"]
-    local = lambda ip: is_loopback(ip) or ip in query.pod_ips or (query.inbound and ip == query.dst)  # noqa: E731
+    routing = query.routing
+    local = lambda ip: is_loopback(ip) or ip in query.pod_ips or (  # noqa: E731
+        routing.is_local(ip) if routing is not None else query.inbound and ip == query.dst)
     # a RST swaps the rejected packet's addresses; an ICMP error comes from the rejected packet's destination when
     # that is local (__icmp_send), else from the route's source toward the sender
     if rst or local(pkt.dst):
@@ -50,7 +52,7 @@ def reject_answer(rulesets: Sequence[Ruleset], query: TraceQuery, pkt: Packet) -
         answer_src = pkt.src if local(pkt.src) else (query.pod_ips[0] if query.pod_ips else pkt.dst)
     q = TraceQuery(dst=pkt.src, dport=(pkt.sport or 40000) if rst else None, proto="tcp" if rst else "icmp",
                    src=answer_src, sport=pkt.dport if rst else None, pod_ips=query.pod_ips,
-                   ctstate="RELATED", ctstate_given=True, kernel_generated=True, routes=query.routes,
+                   ctstate="RELATED", ctstate_given=True, kernel_generated=True, routing=routing,
                    in_sets=_swapped(query.in_sets))
     ctx, verdict = walk(rulesets, q, [])
     what = "TCP RST" if rst else f"ICMP error ({pkt.reject_with})"
@@ -76,9 +78,12 @@ def reply(rulesets: Sequence[Ruleset], query: TraceQuery, pkt: Packet) -> Tuple[
     delivered here, or arriving through PREROUTING/INPUT when it went out; filter rules can drop it."""
     if pkt.src is None:
         return "delivered", [], []
-    delivered_here = pkt.delivered_to is not None or (query.inbound and pkt.iif is not None and (
-        pkt.dst in query.pod_ips or not query.pod_ips or is_loopback(pkt.dst))) or \
-        (not query.inbound and (is_loopback(pkt.dst) or pkt.dst in query.pod_ips))
+    if query.routing is not None:
+        delivered_here = pkt.delivered_to is not None or is_loopback(pkt.dst) or query.routing.is_local(pkt.dst)
+    else:
+        delivered_here = pkt.delivered_to is not None or (query.inbound and pkt.iif is not None and (
+            pkt.dst in query.pod_ips or not query.pod_ips or is_loopback(pkt.dst))) or \
+            (not query.inbound and (is_loopback(pkt.dst) or pkt.dst in query.pod_ips))
     sport = pkt.delivered_to.rsplit(":", 1)[1] if pkt.delivered_to else pkt.dport
     # the answer to an untracked packet finds no connection: a SYN-ACK without one is INVALID to conntrack, a UDP
     # answer a new flow (unless the raw table exempts the answer too)
@@ -90,13 +95,13 @@ def reply(rulesets: Sequence[Ruleset], query: TraceQuery, pkt: Packet) -> Tuple[
         rq = TraceQuery(dst=query.src or pkt.src, dport=query.sport or 40000, proto=pkt.proto, src=pkt.dst,
                         sport=int(sport) if sport is not None else None, inbound=True, iface=pkt.oif,
                         pod_ips=query.pod_ips, ctstate=state, ctstate_given=True, reply=True,
-                        routes=query.routes, in_sets=_swapped(query.in_sets))
+                        routing=query.routing, in_sets=_swapped(query.in_sets))
     else:
         rq = TraceQuery(dst=pkt.src, dport=pkt.sport or 40000, proto=pkt.proto, src=pkt.dst,
                         sport=int(sport) if sport is not None else None, inbound=not delivered_here,
                         iface=(pkt.oif if not delivered_here else (query.iface if query.inbound else None)),
                         pod_ips=query.pod_ips or ((pkt.src,) if not query.inbound else ()), ctstate=state,
-                        ctstate_given=True, reply=True, routes=query.routes, in_sets=_swapped(query.in_sets))
+                        ctstate_given=True, reply=True, routing=query.routing, in_sets=_swapped(query.in_sets))
     ctx, verdict = walk(rulesets, rq, [])
     steps = [s.relabel(f"{s.hook} (reply)") for s in ctx.steps]
     if ctx.packet.ctzone != pkt.ctzone and pkt.nat:

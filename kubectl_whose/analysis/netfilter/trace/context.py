@@ -131,6 +131,9 @@ class WalkContext:
 
         if ip is None:
             return False
+        routing = self.query.routing
+        if routing is not None:
+            return is_loopback(ip) or ip in self.local_ips or routing.is_local(ip)
         if not self.query.pod_ips:
             self.assume("pod addresses unknown (pass --pod-ip); LOCAL means loopback"
                         + (" and the --to address" if self.query.inbound else ""))
@@ -138,7 +141,29 @@ class WalkContext:
 
     def local_address(self) -> str:
         """The address REDIRECT uses in PREROUTING: the primary address of the input interface."""
+        routing = self.query.routing
+        if routing is not None:
+            family = "ipv6" if ":" in self.packet.dst else "ipv4"
+            primary = routing.primary_address(self.packet.iif, family)
+            if primary:
+                return primary
         if self.local_ips:
             return self.local_ips[0]
         self.assume("pod address unknown (pass --pod-ip); REDIRECT target shown as the packet's destination")
         return self.packet.dst
+
+    def output_device(self, dst: str) -> str:
+        """The device a locally generated packet to `dst` leaves by: the route's, else lo or the assumed eth0."""
+        routing = self.query.routing
+        if routing is not None:
+            decision = routing.lookup(dst, self.packet.src, self.packet.mark, iif="lo")
+            if decision.kind == "local":
+                return "lo"
+            if decision.dev:
+                return decision.dev
+        return "lo" if self.is_local(dst) else (self.query.iface or "eth0")
+
+    def source_address(self, oif: Optional[str], family: str) -> Optional[str]:
+        """The address MASQUERADE takes: the output device's primary address, when the routing is known."""
+        routing = self.query.routing
+        return routing.primary_address(oif, family) if routing is not None else None

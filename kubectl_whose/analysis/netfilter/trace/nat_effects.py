@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from kubectl_whose.analysis.netfilter.trace.packet import endpoint, is_loopback, parse_nat_to, route_device
+from kubectl_whose.analysis.netfilter.trace.packet import endpoint, is_loopback, parse_nat_to
 from kubectl_whose.analysis.netfilter.trace.context import WalkContext
 
 
@@ -53,8 +53,7 @@ def dnat(ctx: WalkContext, hook: str, to: Optional[str]) -> str:
     if port is not None:
         p.dport = port
     if hook == "OUTPUT":
-        p.reroute_oif = "lo" if ctx.is_local(p.dst) else (ctx.query.iface or route_device(p.dst, ctx.query.routes)
-                                                          or "eth0")
+        p.reroute_oif = ctx.output_device(p.dst)
         if p.reroute_oif != "lo" and p.src and is_loopback(p.src):
             # ip_route_me_harder refuses a loopback source toward another host (route_localnet is 0 by default):
             # the packet is dropped before POSTROUTING could masquerade it
@@ -89,8 +88,11 @@ def snat(ctx: WalkContext, to: Optional[str]) -> str:
 def masquerade(ctx: WalkContext) -> str:
     p = ctx.packet
     before = p.src
+    routed_src = ctx.source_address(p.oif, "ipv6" if ":" in p.dst else "ipv4")
     if p.oif == "lo":
         p.src = "::1" if ":" in p.dst else "127.0.0.1"
+    elif routed_src:
+        p.src = routed_src
     elif ctx.query.pod_ips:
         p.src = ctx.query.pod_ips[0]
     else:

@@ -38,8 +38,9 @@ class TraceQuery:
     kernel_generated: bool = False  # an ICMP error or RST the kernel sends for a REJECT: no socket, no owner
     reply: bool = False  # the connection's reply direction (the answer to the traced packet)
     replay_nat: Tuple[tuple, ...] = ()  # later packets of a connection: the NAT its first packet set up
-    routes: Tuple[Tuple[str, str], ...] = ()  # (network, device): where routing sends a destination
     in_sets: Tuple[str, ...] = ()  # ipsets the packet's addresses are in (an ipset's members are not in a dump)
+    # the namespace's addresses, routes and policy rules (`routing.Routing`); None: not known, see `assume`
+    routing: Optional[object] = field(default=None, compare=False)
 
     @property
     def family(self) -> str:
@@ -71,6 +72,7 @@ class Packet:
     reroute_oif: Optional[str] = None  # output device after a destination NAT in OUTPUT, from POSTROUTING on
     nat_log: List[tuple] = field(default_factory=list)  # (hook, "dst"|"src", ip, port, oif): replayed for later packets
     unroutable: bool = False  # the kernel cannot route it after a NAT (loopback source toward another host)
+    no_route: Optional[str] = None  # the routing decision that ended the walk (unreachable, prohibit, no route)
 
     def copy(self) -> "Packet":
         return replace(self, nat=list(self.nat), dnat_hooks=list(self.dnat_hooks), nat_log=list(self.nat_log))
@@ -108,16 +110,6 @@ def _address(text: str):
     except ValueError:
         return None
     return a.version, int(a)
-
-
-def route_device(ip: Optional[str], routes: Tuple[Tuple[str, str], ...]) -> Optional[str]:
-    """The device of the longest `routes` prefix holding `ip` (None: no route given for it)."""
-    best, device = -1, None
-    for network, dev in routes:
-        net = _network(network)
-        if net is not None and in_network(ip or "", network) and bin(net[2]).count("1") > best:
-            best, device = bin(net[2]).count("1"), dev
-    return device
 
 
 def is_loopback(ip: str) -> bool:

@@ -10,11 +10,11 @@ later packets get the first packet's NAT replayed by conntrack.
 """
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 from kubectl_whose.analysis.netfilter.model import IptablesRuleset
 from kubectl_whose.analysis.netfilter.nft_json import NftRuleset
-from kubectl_whose.analysis.netfilter.trace.packet import Packet, TraceQuery, endpoint, is_loopback, route_device
+from kubectl_whose.analysis.netfilter.trace.packet import Packet, TraceQuery, endpoint, is_loopback
 from kubectl_whose.analysis.netfilter.trace.context import WalkContext
 
 Ruleset = Union[IptablesRuleset, NftRuleset]
@@ -61,7 +61,9 @@ def walk(rulesets: Sequence[Ruleset], q: TraceQuery, choices: List[int]) -> Tupl
     from kubectl_whose.analysis.netfilter.trace.iptables import walk_table
     from kubectl_whose.analysis.netfilter.trace.nft import walk_chain
 
-    local_ips = list(q.pod_ips) or ([q.dst] if q.inbound else [])
+    routing = q.routing
+    local_ips = list(q.pod_ips) or (routing.local_addresses() if routing is not None else []) or \
+        ([q.dst] if q.inbound and routing is None else [])
     src = q.src
     if src is None and not q.inbound:
         src = "::1" if is_loopback(q.dst) and ":" in q.dst else ("127.0.0.1" if is_loopback(q.dst) else
@@ -74,8 +76,8 @@ def walk(rulesets: Sequence[Ruleset], q: TraceQuery, choices: List[int]) -> Tupl
             ctx.assume("input interface assumed eth0 (pass --iface)")
         hooks = ["PREROUTING"]
     else:
-        pkt.oif = q.iface or ("lo" if ctx.is_local(q.dst) else route_device(q.dst, q.routes) or "eth0")
-        if not q.iface and pkt.oif == "eth0" and not route_device(q.dst, q.routes):
+        pkt.oif = q.iface or ctx.output_device(q.dst)
+        if not q.iface and pkt.oif == "eth0" and routing is None:
             ctx.assume("output interface assumed eth0, the pod's default route (pass --iface)")
         hooks = ["OUTPUT", "POSTROUTING"]
     notes: List[str] = []
@@ -104,14 +106,21 @@ def walk(rulesets: Sequence[Ruleset], q: TraceQuery, choices: List[int]) -> Tupl
                     ctx.assume(n)
                 return ctx, verdict
         if hook == "PREROUTING":
-            if ctx.is_local(pkt.dst) or pkt.verdict_kind == "TPROXY":
+            if routing is not None and pkt.verdict_kind != "TPROXY" and not looped:
+                ended = route_input(ctx, pkt, hooks)
+                if ended:
+                    return ctx, ended
+            elif ctx.is_local(pkt.dst) or pkt.verdict_kind == "TPROXY":
                 hooks.append("INPUT")
+                if routing is None and q.inbound and not q.pod_ips and not looped:
+                    ctx.assume("routing not evaluated: without the namespace's addresses and routes (--from-file an "
+                               "`ip -j addr` and `ip -j route show table all` dump, or --local-ip/--route) the "
+                               "packet is taken as delivered locally (INPUT); a node would FORWARD a packet to "
+                               "another address")
             else:
                 ctx.assume(f"{pkt.dst} is not a local address: the packet is forwarded")
-                pkt.oif = route_device(pkt.dst, q.routes)
-                if pkt.oif is None:
-                    pkt.oif = "eth0"
-                    ctx.assume(f"the forwarded packet leaves through eth0 (pass --route {pkt.dst}/32=DEV otherwise)")
+                pkt.oif = "eth0"
+                ctx.assume(f"the forwarded packet leaves through eth0 (pass --route '{pkt.dst} dev IF' otherwise)")
                 hooks += ["FORWARD", "POSTROUTING"]
         if hook == "OUTPUT" and pkt.unroutable:
             ctx.step("(routing)", hook, "(reroute after NAT)", True, "no route from a loopback source: dropped")
@@ -143,3 +152,26 @@ def replay_nat(pkt: Packet, q: TraceQuery, hook: str) -> str:
             return f"; conntrack rewrites the {'destination' if which == 'dst' else 'source'} to " \
                    f"{endpoint(ip, port)} as for the first packet"
     return ""
+
+
+def route_input(ctx: WalkContext, pkt: Packet, hooks: List[str]) -> Optional[str]:
+    """The routing decision after PREROUTING (ip_route_input): INPUT for this host, FORWARD and POSTROUTING
+    through the route's device otherwise; the walk ends (DROP) when there is no usable route."""
+    decision = ctx.query.routing.lookup(pkt.dst, pkt.src, pkt.mark, iif=pkt.iif)
+    ctx.hook = "routing"
+    if decision.delivered_here:
+        ctx.step("routing", "input", decision.text, True, f"{pkt.dst} is an address of this host: delivered (INPUT)")
+        hooks.append("INPUT")
+        return None
+    if decision.kind == "unicast":
+        ctx.step("routing", "forward", decision.text, True, f"{pkt.dst} is not local: forwarded out of "
+                                                            f"{decision.dev} (FORWARD, POSTROUTING)")
+        ctx.assume("the node forwards packets (net.ipv4.ip_forward=1, as on every Kubernetes node)")
+        pkt.oif = decision.dev
+        hooks += ["FORWARD", "POSTROUTING"]
+        return None
+    answer = {"blackhole": "dropped silently", "no-route": "ICMP network unreachable",
+              "unreachable": "ICMP host unreachable", "prohibit": "ICMP administratively prohibited"}[decision.kind]
+    ctx.step("routing", "forward", decision.text, True, f"the kernel cannot route it: {answer}")
+    pkt.no_route = None if decision.kind == "blackhole" else decision.kind
+    return "DROP"

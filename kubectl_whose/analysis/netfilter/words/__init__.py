@@ -53,7 +53,7 @@ def summarize(rulesets: Sequence, local_ips: Sequence[str] = (), routes: Sequenc
         notes.append(f"The {len(tracer.done)} packets traced (the rules' own addresses, ports, uids and marks) "
                      f"all pass unchanged: no redirection, NAT or drop was found.")
     if not base.local_known:
-        notes.append(f"The probes took {base.local} as this host's own address (pass --pod-ip).")
+        notes.append(f"The probes took {base.local} as this host's own address (pass --local-ip).")
     if base.hints:
         notes.append("They took " + ", ".join(f"{n} as reached through {d}" for n, d in base.hints)
                      + ", as the rules pair them.")

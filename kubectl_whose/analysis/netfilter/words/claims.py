@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from kubectl_whose.analysis.netfilter.trace import TraceResult, trace
 from kubectl_whose.analysis.netfilter.trace.packet import TraceQuery, endpoint, in_network
 from kubectl_whose.analysis.netfilter.words.points import LOCAL, REMOTE, Deviation, Extraction, Point
-from kubectl_whose.analysis.netfilter.words.probes import Baseline, Effect, effect, query
+from kubectl_whose.analysis.netfilter.words.probes import Baseline, Effect, effect, query, routes_of
 from kubectl_whose.analysis.netfilter.words.sentences import (condition_words, conditions_joined, effect_words,
                                                               statement)
 
@@ -63,8 +63,8 @@ def trace_command(q: TraceQuery) -> str:
         parts += ["--mark", f"{q.mark:#x}"]
     if q.ctstate_given:
         parts += ["--ctstate", q.ctstate]
-    parts += [x for ip in q.pod_ips for x in ("--pod-ip", ip)]
-    parts += [x for n, dev in q.routes for x in ("--route", f"{n}={dev}")]
+    parts += [x for ip in q.pod_ips for x in ("--local-ip", ip)]
+    parts += [x for words in getattr(q.routing, "route_words", ()) for x in ("--route", f"'{words}'")]
     parts += [x for s in q.in_sets for x in ("--in-set", s)]
     return " ".join(parts)
 
@@ -82,18 +82,19 @@ class Tracer:
 
     def __init__(self, rulesets: Sequence):
         self.rulesets = rulesets
-        self.done: Dict[TraceQuery, Probe] = {}
+        self.done: Dict[tuple, Probe] = {}
         self.left_out = 0
 
     def probe(self, q: TraceQuery) -> Optional[Probe]:
-        if q in self.done:
-            return self.done[q]
+        key = (q, routes_of(q))  # the query's routing takes no part in its equality
+        if key in self.done:
+            return self.done[key]
         if len(self.done) >= MAX_PROBES:
             self.left_out += 1
             return None
         result = trace(self.rulesets, q, quiet=True)
-        self.done[q] = Probe(q, result, effect(result, q))
-        return self.done[q]
+        self.done[key] = Probe(q, result, effect(result, q))
+        return self.done[key]
 
 
 def section_points(ex: Extraction, direction: str, proto: str) -> List[Point]:

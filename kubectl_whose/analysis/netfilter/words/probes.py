@@ -6,12 +6,14 @@ port and a uid no rule names), so a rule's values are its deviations; `query` tu
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 from kubectl_whose.analysis.netfilter.trace import TraceResult
 from kubectl_whose.analysis.netfilter.trace.packet import TraceQuery, in_network
+from kubectl_whose.analysis.netfilter.trace.routing import Routing
 from kubectl_whose.analysis.netfilter.words.points import LOCAL, REMOTE, Extraction, Point
 
 # TEST-NET-3/-2/-1 (RFC 5737) first: addresses no cluster uses; then private ones for a pod's own address
@@ -127,8 +129,33 @@ def query(direction: str, proto: str, point: Point, base: Baseline, local_ips) -
                       sport=d.get("sport"), uid=None if inbound else int(d.get("uid", base.uid)),
                       gid=None if inbound else int(d.get("gid", base.uid)), inbound=inbound, iface=iface,
                       pod_ips=local, ctstate=str(d.get("ctstate", "NEW")), mark=int(d.get("mark", 0)),
-                      ctstate_given="ctstate" in d, routes=routes,
+                      ctstate_given="ctstate" in d, routing=probe_routing(local, _with_default(routes, ":" in dst)),
                       in_sets=_in_sets(point))
+
+
+def _with_default(routes, v6: bool) -> Tuple[Tuple[str, str], ...]:
+    """The routes, and the default route through eth0 unless one is given (a pod's, or the node's uplink)."""
+    return tuple(routes) if any(n.endswith("/0") for n, _ in routes) else tuple(routes) + (
+        ("::/0" if v6 else "0.0.0.0/0", "eth0"),)
+
+
+@functools.lru_cache(maxsize=256)
+def probe_routing(local: Tuple[str, ...], routes: Tuple[Tuple[str, str], ...]) -> Routing:
+    """The routing a probe is traced with: this namespace's addresses and (network, device) routes, as
+    `trace --local-ip IP --route 'NET dev DEV'` builds it (`route_words` gives those words back)."""
+    words = tuple(f"{'default' if n == '0.0.0.0/0' else n} dev {dev}" for n, dev in routes)
+    routing = Routing.from_flags(local, words)
+    routing.route_words = words  # what `trace_command` prints and the lab sets up
+    return routing
+
+
+def routes_of(q: TraceQuery) -> Tuple[Tuple[str, str], ...]:
+    """The (network, device) routes a probe was traced with."""
+    out = []
+    for words in getattr(q.routing, "route_words", ()):
+        dst, _, dev = words.split()
+        out.append(("0.0.0.0/0" if dst == "default" else dst, dev))
+    return tuple(out)
 
 
 def _host_behind(device, routes) -> Optional[str]:
@@ -161,9 +188,13 @@ def _loopback(ip) -> bool:
 
 
 def _device_of(ip, routes) -> Optional[str]:
-    from kubectl_whose.analysis.netfilter.trace.packet import route_device
-
-    return route_device(ip, routes) if ip else None
+    """The device of the longest prefix of `routes` holding `ip` (None: no route given for it)."""
+    best, device = -1, None
+    for network, dev in routes if ip else ():
+        length = ipaddress.ip_network(network, strict=False).prefixlen
+        if in_network(ip, network) and length > best:
+            best, device = length, dev
+    return device
 
 
 # ---- what a trace says, for the words ---------------------------------------------------------------------------

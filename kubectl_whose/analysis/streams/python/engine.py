@@ -4,7 +4,7 @@ It runs anywhere (a krew archive for a platform without the native build, an ins
 compiler) and is what `_engine.c` transcribes; tests/analysis/streams/test_native_engine.py holds the two equal,
 method by method. The record loops read straight out of the reader's buffer (`PcapWindow`,
 `PcapngWindow`) with no per-frame bytes object, and hand each record to the one plain-frame
-decoder (`decode.plain_event`); a frame it declines goes to `general`, the analyzer's general path.
+decoder (`decode.plain_frame`); a frame it declines goes to `general`, the analyzer's general path.
 """
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import struct
 from typing import List, Optional, Tuple
 
 from kubectl_whose.analysis.pcap.reader import MAX_RECORD, PcapngWindow, PcapWindow
-from kubectl_whose.analysis.pcap.decode import EV_TCP, format_endpoint, plain_event
+from kubectl_whose.analysis.pcap.decode import format_endpoint, plain_frame
+from kubectl_whose.analysis.pcap.linktypes import PLAIN
 from kubectl_whose.analysis.streams.python.rows import client_dir, row_values, stream_json
 from kubectl_whose.analysis.streams.python.table import StreamTable, TcpStream, UdpStream
 
@@ -34,20 +35,12 @@ class PythonEngine:
         self._order: List = []
 
     # -- frames ----------------------------------------------------------------------------------
-    def _take(self, ev, frame_no: int, ts: int, orig_len: int) -> None:
-        if ev[0] == EV_TCP:
-            if self.want_tcp:
-                self.tcp_packet(frame_no, ts, orig_len, ev[1], ev[2], ev[3], ev[4], ev[5], ev[6], ev[7], ev[8],
-                                ev[9], ev[10], None)
-        elif self.want_udp:
-            self.udp_packet(frame_no, ts, orig_len, ev[1], ev[2], ev[3], ev[4], ev[5], None)
+    def _sinks(self):
+        return (self.tcp_packet if self.want_tcp else None), (self.udp_packet if self.want_udp else None)
 
     def frame(self, frame_no: int, ts: int, linktype: int, orig_len: int, data: bytes) -> bool:
-        ev = plain_event(data, 0, len(data), linktype)
-        if ev is None:
-            return False
-        self._take(ev, frame_no, ts, orig_len)
-        return True
+        lt = PLAIN.get(linktype)
+        return lt is not None and plain_frame(data, 0, len(data), *lt, frame_no, ts, orig_len, *self._sinks())
 
     def timestamp(self, ts: int) -> int:
         return ts  # Python integers hold any pcapng timestamp
@@ -60,7 +53,9 @@ class PythonEngine:
         packets = nbytes = 0
         first = last = None
         bad = -1
-        take = self._take
+        tcp, udp = self._sinks()
+        plain = PLAIN.get(linktype)
+        ip_at, et_at, version = plain or (0, 0, 0)
         while end - pos >= rec_len:
             sec, frac, caplen, orig_len = unpack(buf, pos)
             if caplen > MAX_RECORD:
@@ -78,11 +73,8 @@ class PythonEngine:
             last = ts
             packets += 1
             nbytes += orig_len
-            ev = plain_event(buf, start, stop, linktype)
-            if ev is None:
+            if not (plain and plain_frame(buf, start, stop, ip_at, et_at, version, frames, ts, orig_len, tcp, udp)):
                 general(frames, ts, linktype, orig_len, bytes(buf[start:stop]))
-            else:
-                take(ev, frames, ts, orig_len)
         return pos, frames, packets, nbytes, first, last, bad
 
     def feed_pcapng(self, w: PcapngWindow, general) -> Tuple:
@@ -92,7 +84,7 @@ class PythonEngine:
         packets = nbytes = 0
         first = last = None
         stopped = 0
-        take = self._take
+        tcp, udp = self._sinks()
         while end - pos >= 12:
             btype, blen = block(buf, pos)
             if btype != 6 or blen < 32 or blen % 4 or blen > MAX_RECORD:
@@ -114,11 +106,9 @@ class PythonEngine:
             last = ts
             packets += 1
             nbytes += orig_len
-            ev = plain_event(buf, start, start + caplen, iface.linktype)
-            if ev is None:
+            plain = PLAIN.get(iface.linktype)
+            if not (plain and plain_frame(buf, start, start + caplen, *plain, frames, ts, orig_len, tcp, udp)):
                 general(frames, ts, iface.linktype, orig_len, bytes(buf[start:start + caplen]))
-            else:
-                take(ev, frames, ts, orig_len)
         return pos, frames, packets, nbytes, first, last, stopped
 
     # -- results ---------------------------------------------------------------------------------

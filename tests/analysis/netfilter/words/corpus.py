@@ -30,6 +30,12 @@ class Entry:
     devices: Dict[str, Sequence[str]] = field(default_factory=dict)
 
     @property
+    def routes(self) -> List[Tuple[str, str]]:
+        """The lab pod's routes (tests/helpers/claims_lab.py), as `summarize` takes them."""
+        return [(net, dev) for dev, nets in self.devices.items() for net in nets] + \
+            [("10.77.1.0/24", "eth0"), ("0.0.0.0/0", "eth0")]
+
+    @property
     def text(self) -> str:
         with open(str(FIXTURES / "netfilter" / self.path)) as f:
             return loadable(f.read()) if not self.path.endswith(".nft") else f.read()

@@ -14,6 +14,7 @@ import pytest
 from kubectl_whose.analysis.netfilter import read_dump_file
 from kubectl_whose.analysis.netfilter.words import summarize
 from tests.analysis.netfilter.words.corpus import CORPUS
+from tests.analysis.netfilter.words.test_probes import assert_claims_are_traces
 from tests.helpers.claims_lab import POD_IP, ClaimsLab
 from tests.helpers.netns import NetLab, requires_netns, requires_tools, sweep_stale
 
@@ -33,13 +34,15 @@ def test_every_claim_is_what_the_kernel_does(entry, tool, tmp_path):
     with NetLab("W") as netlab:
         lab = ClaimsLab(netlab, str(tmp_path), entry.devices)
         lab.load(entry.text, tool)
-        summary = summarize(read_dump_file(lab.dump(tool)), (POD_IP,), lab.routes)
+        dump = lab.dump(tool)
+        summary = summarize(read_dump_file(dump), (POD_IP,), lab.routes)
         missing = [e for e in entry.expect if not said(e, summary.text)]
         assert not missing, f"main effects not said: {missing}\n{summary.text}"
         probes = [p for c in summary.claims for p in c.probes]
         assert probes, summary.text
         problems = lab.check(probes)
         assert not problems, "the kernel disagrees with:\n" + "\n".join(problems) + "\n\n" + summary.text
+        assert_claims_are_traces(read_dump_file(dump), summary, dump)  # and trace says so too
         if tool == "nftables":  # what users paste, `nft list ruleset`, says the same
             listing = summarize(read_dump_file(lab.dump(tool, text=True)), (POD_IP,), lab.routes)
             assert listing.text == summary.text
