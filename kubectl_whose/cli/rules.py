@@ -58,6 +58,7 @@ def rules(kube, debug, node, pod, table, chain, save, diff, from_files, pod_ips,
     from kubectl_whose.analysis.netfilter.diff import diff_rules
     from kubectl_whose.analysis.netfilter.load import check_filters, read_dump_file, write_snapshot
     from kubectl_whose.analysis.netfilter.report import build_report
+    from kubectl_whose.analysis.netfilter.words.probes import device_routes
     from kubectl_whose.chatter import say
     from kubectl_whose.collect.netfilter import load_rules
     from kubectl_whose.render.diff_view import render_diff
@@ -66,7 +67,7 @@ def rules(kube, debug, node, pod, table, chain, save, diff, from_files, pod_ips,
 
     require_pod_or_files(pod, from_files)
     pod, node_name = split_target(pod)
-    rulesets, findings, live_ips = load_rules(kube, pod, from_files, table, debug, node, node_name)
+    rulesets, findings, live_ips, routing = load_rules(kube, pod, from_files, table, debug, node, node_name)
     check_filters(rulesets, table, chain)
     if save:
         say(f"saved {write_snapshot(save, rulesets)} rules to {save}")
@@ -74,4 +75,5 @@ def rules(kube, debug, node, pod, table, chain, save, diff, from_files, pod_ips,
         emit(diff_rules(read_dump_file(diff), rulesets), output, lambda d, wide: render_diff(d, diff))
         return
     ips = tuple(e.ip for e in pod_ips) or tuple(live_ips)
-    emit(build_report(rulesets, findings, table, chain, ips), output, lambda r, wide: render_rules(r, wide))
+    emit(build_report(rulesets, findings, table, chain, ips, device_routes(routing)), output,
+         lambda r, wide: render_rules(r, wide))

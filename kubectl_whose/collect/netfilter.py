@@ -59,17 +59,24 @@ def collect_rulesets(session, timeout: float) -> Tuple[list, list, List[str]]:
 
 
 def load_rules(kube, pod: Optional[str], from_files: Sequence[str], table: Optional[str], debug, node=None,
-               node_name: Optional[str] = None) -> Tuple[list, list, List[str]]:
+               node_name: Optional[str] = None) -> Tuple[list, list, List[str], object]:
     """The rules of `--from-file` dumps, else of the pod (`debug`: `cli.options.DebugFlags`), else of its node
-    (`node`: `cli.options.NodeFlags` with --node) or of `node_name` (`node/NAME`)."""
+    (`node`: `cli.options.NodeFlags` with --node) or of `node_name` (`node/NAME`); with the namespace's addresses
+    and its routing (`trace.routing.Routing`, None when unknown): `ip -j` dumps or a bundle among the files, or
+    read in the same session."""
     if from_files:
         from kubectl_whose.analysis.netfilter import read_dump_file
+        from kubectl_whose.analysis.netfilter.trace.routing import routing_from_files
+        from kubectl_whose.analysis.pod.netinfo import own_addresses
 
-        return [rs for path in from_files for rs in read_dump_file(path, table)], [], []
+        rule_files, routing = routing_from_files(from_files)
+        addresses = own_addresses(ip for _, ip, _ in routing.addresses) if routing is not None else []
+        return [rs for path in rule_files for rs in read_dump_file(path, table)], [], addresses, routing
     from kubectl_whose.collect.node import debug_session
 
     with debug_session(kube, pod, debug, node, node_name) as (session, _target):
-        return collect_rulesets(session, kube.request_timeout)
+        rulesets, findings, addresses = collect_rulesets(session, kube.request_timeout)
+        return rulesets, findings, addresses, collect_routing(session)
 
 
 def collect_routing(session):

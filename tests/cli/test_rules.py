@@ -239,3 +239,33 @@ def test_rules_wide_shows_rule_counters():
     r = run("rules", "--from-file", CALICO, "-o", "wide")
     assert r.code == 0 and "[4946241:436171944] -m comment --comment cali:SElIeFT_TuDlXqwG" in r.stdout
     assert "[4946241:436171944]" not in run("rules", "--from-file", CALICO).stdout
+
+
+DOCKER_HOST_ADDR = [  # `ip -j addr` of a Docker host, trimmed to what the routing reads
+    {"ifindex": 1, "ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8}]},
+    {"ifindex": 2, "ifname": "eth0", "addr_info": [{"family": "inet", "local": "10.0.5.7", "prefixlen": 24}]},
+    {"ifindex": 3, "ifname": "docker0", "addr_info": [{"family": "inet", "local": "172.17.0.1", "prefixlen": 16}]}]
+DOCKER_HOST_ROUTES = [  # `ip -j route show table all`
+    {"dst": "default", "gateway": "10.0.5.1", "dev": "eth0", "flags": []},
+    {"dst": "10.0.5.0/24", "dev": "eth0", "scope": "link", "flags": []},
+    {"dst": "172.17.0.0/16", "dev": "docker0", "scope": "link", "flags": []},
+    {"type": "local", "dst": "10.0.5.7", "table": "local", "dev": "eth0", "flags": []},
+    {"type": "local", "dst": "172.17.0.1", "table": "local", "dev": "docker0", "flags": []},
+    {"type": "local", "dst": "127.0.0.0/8", "table": "local", "dev": "lo", "flags": []}]
+
+
+def test_rules_summary_takes_addresses_and_routes_from_ip_dumps(tmp_path):
+    """`ip -j addr` and `ip -j route` dumps beside the rules: the probes use the host's own addresses and routes
+    (a Docker host: MASQUERADE takes eth0's address, the bridge network is routed to docker0), no assumption."""
+    import json
+
+    addr, route = tmp_path / "addr.json", tmp_path / "route.json"
+    addr.write_text(json.dumps(DOCKER_HOST_ADDR))
+    route.write_text(json.dumps(DOCKER_HOST_ROUTES))
+    r = run("rules", "--from-file", os.path.join(FIXTURES, "writers/docker-bridge.rules"), "--from-file", str(addr),
+            "--from-file", str(route), "-o", "json")
+    assert r.code == 0, r.stderr
+    assert "Outbound TCP from 172.17.0.0/16 is masqueraded to 10.0.5.7, except to 172.17.0.2 or leaving via " \
+           "docker0 (unchanged)" in r.json["summary"]
+    assert "Inbound TCP to port 8080 is DNATed to 172.17.0.2:80" in r.json["summary"]
+    assert r.json["notes"] == []

@@ -43,10 +43,11 @@ class RulesReport:
 
 
 def build_report(rulesets: Sequence, findings: Sequence[Finding] = (), table: Optional[str] = None,
-                 chain: Optional[str] = None, local_ips: Sequence[str] = ()) -> RulesReport:
-    """`local_ips`: the namespace's own addresses (read from the pod, or --pod-ip), which the probes use."""
-    return RulesReport(list(rulesets), summarize(rulesets, local_ips), recognize(rulesets), list(findings), table,
-                       chain)
+                 chain: Optional[str] = None, local_ips: Sequence[str] = (), routes: Sequence = ()) -> RulesReport:
+    """`local_ips`: the namespace's own addresses (read from the pod, or --local-ip), `routes` its (network,
+    device) routes, which the probes use."""
+    return RulesReport(list(rulesets), summarize(rulesets, local_ips, routes), recognize(rulesets), list(findings),
+                       table, chain)
 
 
 def _ruleset_dict(rs, table: Optional[str], chain: Optional[str]) -> dict:

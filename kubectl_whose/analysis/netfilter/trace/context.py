@@ -12,7 +12,7 @@ from typing import List, Optional, Sequence
 
 from kubectl_whose.analysis.netfilter.model import Rule, rule_text
 from kubectl_whose.analysis.netfilter.nft_text import rule_text as nft_rule_text
-from kubectl_whose.analysis.netfilter.trace.packet import Packet, TraceQuery
+from kubectl_whose.analysis.netfilter.trace.packet import Packet, TraceQuery, is_loopback
 
 
 class Step:
@@ -127,8 +127,6 @@ class WalkContext:
         return self.packet.src
 
     def is_local(self, ip: Optional[str]) -> bool:
-        from kubectl_whose.analysis.netfilter.trace.packet import is_loopback
-
         if ip is None:
             return False
         routing = self.query.routing
@@ -162,6 +160,18 @@ class WalkContext:
             if decision.dev:
                 return decision.dev
         return "lo" if self.is_local(dst) else (self.query.iface or "eth0")
+
+    def loopback_masquerade_source(self) -> str:
+        """MASQUERADE through lo: IPv4 takes inet_select_addr(lo, universe scope), and lo has only host-scope
+        addresses, so the first global address of the host's devices in their order (its own address, never
+        127.0.0.1); IPv6's source selection prefers the destination itself when it is local."""
+        dst = self.packet.dst
+        if ":" in dst:
+            return dst if self.is_local(dst) else "::1"
+        routing = self.query.routing
+        ordered = [ip for _, ip, _ in routing.addresses] if routing is not None else []
+        ordered += list(self.local_ips)
+        return next((ip for ip in ordered if ":" not in ip and not is_loopback(ip)), "127.0.0.1")
 
     def source_address(self, oif: Optional[str], family: str) -> Optional[str]:
         """The address MASQUERADE takes: the output device's primary address, when the routing is known."""

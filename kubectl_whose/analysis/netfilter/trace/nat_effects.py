@@ -90,7 +90,7 @@ def masquerade(ctx: WalkContext) -> str:
     before = p.src
     routed_src = ctx.source_address(p.oif, "ipv6" if ":" in p.dst else "ipv4")
     if p.oif == "lo":
-        p.src = "::1" if ":" in p.dst else "127.0.0.1"
+        p.src = ctx.loopback_masquerade_source()
     elif routed_src:
         p.src = routed_src
     elif ctx.query.pod_ips:

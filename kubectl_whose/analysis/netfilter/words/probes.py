@@ -149,6 +149,21 @@ def probe_routing(local: Tuple[str, ...], routes: Tuple[Tuple[str, str], ...]) -
     return routing
 
 
+def device_routes(routing) -> Tuple[Tuple[str, str], ...]:
+    """A namespace's unicast routes through a device (`trace.routing.Routing`, from `ip -j route`), as the
+    (network, device) pairs `summarize` takes; None: none. Policy rules and tables other than main are left out."""
+    if routing is None:
+        return ()
+    out = []
+    for r in routing.routes:
+        if r.dev and r.type == "unicast" and str(r.table) in ("main", "254"):
+            net = ("::/0" if r.family == "inet6" else "0.0.0.0/0") if r.dst == "default" else r.dst
+            if "/" not in net:
+                net += "/128" if ":" in net else "/32"
+            out.append((net, r.dev))
+    return tuple(out)
+
+
 def routes_of(q: TraceQuery) -> Tuple[Tuple[str, str], ...]:
     """The (network, device) routes a probe was traced with."""
     out = []
