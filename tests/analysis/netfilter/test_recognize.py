@@ -140,6 +140,15 @@ def test_unknown_pod_address_is_said_as_an_assumption():
     assert "Inbound TCP is redirected to 192.168.77.2:15006" in s.text
 
 
+def test_ipv6_rules_beside_ipv4_ones_are_said_to_be_left_out():
+    v4 = load_dumps("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j DROP\nCOMMIT\n")
+    v6 = load_dumps("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s fd00::/8 -p tcp -m tcp --dport 22 -j DROP\nCOMMIT\n")
+    s = summarize(v4 + v6, POD)
+    assert s.text.startswith("Inbound TCP to port 22 is dropped.")
+    assert "The IPv6 rules (1) are not summarised: the probes are IPv4 (`kubectl whose trace` follows an IPv6 " \
+           "packet)." in s.notes
+
+
 def test_every_claim_carries_the_trace_that_backs_it():
     s = summarize(_load("linkerd-2.7.1-pod.txt"), POD)
     for claim in s.claims:

@@ -57,6 +57,12 @@ def summarize(rulesets: Sequence, local_ips: Sequence[str] = (), routes: Sequenc
     if base.hints:
         notes.append("They took " + ", ".join(f"{n} as reached through {d}" for n, d in base.hints)
                      + ", as the rules pair them.")
+    v6_rules = sum(rs.rule_count() for rs in rulesets if isinstance(rs, IptablesRuleset) and rs.family == "ipv6") \
+        + sum(len(c.rules) for rs in rulesets if isinstance(rs, NftRuleset) for t in rs.tables if t.family == "ip6"
+              for c in t.chains.values())
+    if base.family == "ipv4" and v6_rules:
+        notes.append(f"The IPv6 rules ({v6_rules}) are not summarised: the probes are IPv4 (`kubectl whose trace` "
+                     f"follows an IPv6 packet).")
     for where, count in ex.untraced:
         notes.append(f"Not traced: {count} more rule{'s' if count != 1 else ''} of {where} (`kubectl whose trace` "
                      f"follows any packet).")
