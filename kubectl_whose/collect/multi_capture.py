@@ -34,6 +34,7 @@ class PodRun:
     pod_ips: tuple = ()
     state: str = "starting"  # starting | capturing | done | failed
     capture_point: Optional[dict] = None
+    node_rules: list = field(default_factory=list)  # the node's rulesets, read on the node path (--node)
 
     @property
     def label(self) -> str:
@@ -115,7 +116,9 @@ def _links(runs: List[PodRun], merged_path: Optional[str]) -> List[dict]:
 
     captures = [PodCapture(r.label, r.node, r.pod_ips, list(r.summary.iter_streams()), r.connections, r.inbound)
                 for r in runs if r.summary is not None]
-    return join_pods_of_file(captures, merged_path) if len(captures) > 1 else []
+    if len(captures) < 2:
+        return []
+    return join_pods_of_file(captures, merged_path, {r.node: r.node_rules for r in runs if r.node_rules})
 
 
 def _capture_one(kube, opts, run: PodRun, merged, directory: Optional[str], stop_all: threading.Event) -> None:
@@ -155,6 +158,8 @@ def _capture_one(kube, opts, run: PodRun, merged, directory: Optional[str], stop
             runner.wait(opts.duration, stop_all)
             runner.finish()
             run.error = runner.failure()
+            if node_target is not None:  # the node's rules name the kube-proxy rule behind each Service hop
+                run.node_rules = _node_rules(session, kube.request_timeout, tell)
     except WhoseError as e:
         run.error = e
     except Exception as e:  # noqa: BLE001 - one pod's failure must not end the others
@@ -164,6 +169,16 @@ def _capture_one(kube, opts, run: PodRun, merged, directory: Optional[str], stop
             run.sink.close()
             run.bytes_written = run.sink.bytes
         run.state = "failed" if run.error is not None else "done"
+
+
+def _node_rules(session, timeout: float, tell) -> list:
+    from kubectl_whose.collect.netfilter import collect_rulesets
+
+    try:
+        return collect_rulesets(session, timeout)[0]
+    except WhoseError as e:
+        tell(f"the node's rules could not be read ({e.message}); Service hops are shown without their rule")
+        return []
 
 
 def conclude_many(captured: ManyCaptured, write: Optional[str]) -> None:

@@ -60,10 +60,16 @@ def render_links(links: List[dict], wide: bool, console) -> None:
     for x in links:
         delay = f"{x['delay'] * 1000:.2f} ms" + (" (2 clocks)" if x["clock_caveat"] else "")
         t.add_row(Text(x["text"]), Text(f"{x['from']['pod']}:{x['from']['stream']}"),
-                  Text(f"{x['to']['pod']}:{x['to']['stream']}"), Text(", ".join(x["nat"]) or "-"), Text(delay))
+                  Text(f"{x['to']['pod']}:{x['to']['stream']}"), Text(nat_cell(x)), Text(delay))
     console.print(t)
     if wide:
         for x in links:
             console.print(f"{x['from']['pod']}:{x['from']['stream']} -> {x['to']['pod']}:{x['to']['stream']}: "
                           + "; ".join(x["proof"]) + (f"; {x['clock_caveat']}" if x["clock_caveat"] else ""),
                           markup=False, highlight=False)
+
+
+def nat_cell(link: dict) -> str:
+    """The rewrites, and the kube-proxy chain that chose the endpoint when the node's rules were read."""
+    rule = link.get("service_rule")
+    return (", ".join(link["nat"]) or "-") + (f" ({rule['chain']} on {rule['node']})" if rule else "")

@@ -112,9 +112,10 @@ def test_save_then_diff(tmp_path):
     assert d["identical"] is False
     [chain] = d["chains"]
     assert (chain["table"], chain["chain"], chain["status"]) == ("filter", "cali-fw-calice01ffe2489", "changed")
-    assert chain["added"] == ['-A cali-fw-calice01ffe2489 -p tcp -m comment --comment cali:NEW -m tcp --dport 8080 '
+    # as iptables-save prints them (a comment with ':' is quoted)
+    assert chain["added"] == ['-A cali-fw-calice01ffe2489 -p tcp -m comment --comment "cali:NEW" -m tcp --dport 8080 '
                               '-j ACCEPT']
-    assert chain["removed"] == ['-A cali-fw-calice01ffe2489 -m comment --comment cali:hLIGQ7Yq-h6QiMAU -m conntrack '
+    assert chain["removed"] == ['-A cali-fw-calice01ffe2489 -m comment --comment "cali:hLIGQ7Yq-h6QiMAU" -m conntrack '
                                 '--ctstate INVALID -j DROP']
     text_out = run("rules", "--from-file", str(after), "--diff", str(snap)).stdout
     assert "+ -A cali-fw-calice01ffe2489 -p tcp" in text_out and "- -A cali-fw-calice01ffe2489 -m comment" in text_out
@@ -237,7 +238,7 @@ def test_ctstate_is_an_assumption_unless_given(tmp_path):
 
 def test_rules_wide_shows_rule_counters():
     r = run("rules", "--from-file", CALICO, "-o", "wide")
-    assert r.code == 0 and "[4946241:436171944] -m comment --comment cali:SElIeFT_TuDlXqwG" in r.stdout
+    assert r.code == 0 and "[4946241:436171944] -m comment --comment \"cali:SElIeFT_TuDlXqwG\"" in r.stdout
     assert "[4946241:436171944]" not in run("rules", "--from-file", CALICO).stdout
 
 

@@ -8,6 +8,7 @@ names.
 """
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 
@@ -66,12 +67,21 @@ def test_connections_are_followed_from_the_client_pod_to_the_echo_pod_that_answe
     # the truth: what the echo pods told the app about each request: who answered, from where they saw it
     log = lab.kubectl("logs", "app-sidecar", "-c", "app").stdout
     seen_by_echo = {m.group(2): f"default/{m.group(1)}" for m in re.finditer(r"pod=(echo-\d) addr=\S+ peer=(\S+)", log)}
+    relayed = {x["upstream_local"]: x["peer"] for x in map(json.loads, filter(
+        lambda line: line.startswith("{"), lab.kubectl("logs", "app-sidecar", "-c", "istio-proxy").stdout.splitlines()))
+        if x["relay"] == "outbound"}
+    app_syns = {s["client"] for p in r.json["pods"] if p["pod"] == "app-sidecar" for s in p["streams"]
+                if s["client_isn"] is not None and s["server"] == "127.0.0.1:15001"}
     for link in links:
         assert link["from"]["pod"] == "default/app-sidecar"
         assert seen_by_echo.get(link["to"]["client"]) == link["to"]["pod"], link
         assert link["nat"] == [f"DNAT {lab.service_ip}:{lab.service_port} -> {link['to']['server']}"]
         assert 0 <= link["delay"] < 0.5 and link["clock_caveat"] is None  # one node, one clock
-        assert "sidecar" in link["text"]  # the app's connection through its proxy starts the chain
+        # the app's connection through its proxy starts the chain, whenever its SYN was captured (the proxy's
+        # log says which app connection each upstream leg carried)
+        app_end = relayed.get(link["from"]["client"])
+        if app_end in app_syns:
+            assert "sidecar" in link["text"] and f"app {app_end}" in link["text"], (link, app_end)
     # none missed: every SYN from app-sidecar that both its capture and an echo pod's saw (the pods' captures
     # start and stop a few ms apart) was linked
     sent = {s["client_isn"] for p in r.json["pods"] if p["pod"] == "app-sidecar" for s in p["streams"]}

@@ -110,6 +110,7 @@ class LabHandle:
         self.node_netns: str = st["node"]["netns"]
         self.gateway: str = st["node"]["gateway"]
         self.node_ip: str = st["node"]["ip"]
+        self.nodes: Dict[str, dict] = st.get("nodes") or {st["node"]["name"]: st["node"]}  # name -> netns, ip, ...
         svc = next((s for s in st["services"] if s["name"] == "echo"), st["services"][-1])
         self.services = {s["name"]: s for s in st["services"]}
         self.service_ip: str = svc["clusterIP"]
@@ -196,10 +197,12 @@ class LabHandle:
         kw.setdefault("timeout", 60)
         return subprocess.run(["ip", "netns", "exec", self.pod_info(pod, namespace).netns, *argv], **kw)
 
-    def node_run(self, argv: Sequence[str], **kw) -> subprocess.CompletedProcess:
+    def node_run(self, argv: Sequence[str], node: Optional[str] = None, **kw) -> subprocess.CompletedProcess:
+        """Run argv in a node's network namespace (default: the first node)."""
         kw.setdefault("capture_output", True)
         kw.setdefault("text", True)
-        return subprocess.run(["ip", "netns", "exec", self.node_netns, *argv], **kw)
+        netns = self.nodes[node]["netns"] if node else self.node_netns
+        return subprocess.run(["ip", "netns", "exec", netns, *argv], **kw)
 
     def pod_run(self, pod: str, argv: Sequence[str], namespace: str = "default", **kw) -> subprocess.CompletedProcess:
         """Run argv as root in the pod's network + PID + mount namespaces (sees the pod's processes and /tmp)."""

@@ -55,8 +55,8 @@ class Lab:
     def up(self) -> dict:
         t0 = time.monotonic()
         node = self.topology["node"]
-        self.network = Network(node["podCIDR"], node["clusterCIDR"], node["serviceCIDR"],
-                               node.get("nodeIP", "192.168.50.10/24"))
+        # `node:` is the first node and says the cluster's CIDRs; `nodes:` adds more, on one fabric
+        self.network = Network(node["clusterCIDR"], node["serviceCIDR"], [node] + list(self.topology.get("nodes") or []))
         self.network.up()
         self.timings["network"] = time.monotonic() - t0
         self.kubelet = Kubelet(self.store, self.network, node["name"], self.state_dir, IMAGES_ROOT, Delays())
@@ -65,7 +65,8 @@ class Lab:
         self.api = api
         for ns in ("default", "kube-system", "kube-public"):
             api.create_namespace(ns)
-        self.store.create("nodes", _node_object(node["name"], self.network.node_ip))
+        for lab_node in self.network.nodes.values():
+            self.store.create("nodes", _node_object(lab_node.name, lab_node.ip, str(lab_node.pod_net)))
         t1 = time.monotonic()
         # Pods come up in parallel (each is a handful of `ip`/`iptables` calls and process starts).
         specs = self.topology.get("pods") or []
@@ -101,8 +102,8 @@ class Lab:
         state = {
             "pid": os.getpid(), "server": url, "kubeconfig": str(kubeconfig),
             "ca": str(tls_files["ca"]) if tls_files else None, "namespace": "default",
-            "prefix": self.network.prefix, "node": {"name": node["name"], "netns": self.network.node.name,
-                                                   "gateway": self.network.gateway, "ip": self.network.node_ip},
+            "prefix": self.network.prefix, "node": _node_state(self.network.first),
+            "nodes": {n.name: _node_state(n) for n in self.network.nodes.values()},
             "services": [{"name": s["name"], "namespace": s.get("namespace", "default"), "clusterIP": s["clusterIP"],
                           "ports": s["ports"]}
                          for s in self.topology.get("services") or []],
@@ -139,7 +140,7 @@ class Lab:
                 targets = [f'{p["status"]["podIP"]}:{port["targetPort"]}' for p in eps]
                 sps.append(ServicePort(svc_ns, svc["name"], port.get("name", ""), svc["clusterIP"], port["port"],
                                        port.get("protocol", "TCP"), targets))
-                subsets.append({"addresses": [{"ip": p["status"]["podIP"], "nodeName": node["name"],
+                subsets.append({"addresses": [{"ip": p["status"]["podIP"], "nodeName": p["spec"]["nodeName"],
                                                "targetRef": {"kind": "Pod", "namespace": svc_ns,
                                                              "name": p["metadata"]["name"],
                                                              "uid": p["metadata"]["uid"]}} for p in eps],
@@ -155,8 +156,8 @@ class Lab:
                                             "subsets": subsets})
             service = self.store.get("services", svc_ns, svc["name"])
             self.store.create("endpointslices", workloads.endpoint_slice(service, eps, node["name"]))
-        self.network.load_rules(self.network.node, node.get("proxyBackend", "nft"),
-                                nat_rules(sps, node["clusterCIDR"]))
+        for lab_node in self.network.nodes.values():  # kube-proxy writes the same rules on every node
+            self.network.load_rules(lab_node.ns, node.get("proxyBackend", "nft"), nat_rules(sps, node["clusterCIDR"]))
 
     def down(self) -> None:
         if self.server is not None:
@@ -188,11 +189,17 @@ def _pod_object(spec: dict) -> dict:
                      "dnsPolicy": "ClusterFirst", "serviceAccountName": "default", "serviceAccount": "default",
                      "securityContext": dict(spec.get("securityContext") or {}), "schedulerName": "default-scheduler",
                      "enableServiceLinks": True, "priority": 0,
-                     **({"shareProcessNamespace": True} if spec.get("shareProcessNamespace") else {})},
+                     **({"shareProcessNamespace": True} if spec.get("shareProcessNamespace") else {}),
+                     **({"nodeName": spec["node"]} if spec.get("node") else {})},
             "status": {"phase": "Pending"}}
 
 
-def _node_object(name: str, ip: str) -> dict:
+def _node_state(node) -> dict:
+    return {"name": node.name, "netns": node.ns.name, "gateway": node.gateway, "ip": node.ip,
+            "pod_cidr": str(node.pod_net)}
+
+
+def _node_object(name: str, ip: str, pod_cidr: str) -> dict:
     os_image = "Linux"
     try:
         for line in Path("/etc/os-release").read_text().splitlines():
@@ -204,7 +211,7 @@ def _node_object(name: str, ip: str) -> dict:
     return {"kind": "Node", "apiVersion": "v1",
             "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
                                                   "kubernetes.io/arch": arch}},
-            "spec": {"podCIDR": "10.244.0.0/24", "podCIDRs": ["10.244.0.0/24"]},
+            "spec": {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]},
             "status": {"addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
                        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                                        "message": "kubelet is posting ready status", "lastHeartbeatTime": now(),

@@ -42,7 +42,7 @@ def test_clean_stop_leaves_nothing_behind(tmp_path):
     lab = LabProcess(tmp_path / "state", topology=topo, tls=False)
     prefix = lab.state["prefix"]
     netns = namespaces_with(prefix)
-    assert sorted(netns) == [prefix + "node", prefix + "solo"]
+    assert sorted(netns) == [prefix + "fabric", prefix + "node", prefix + "solo"]
     pids = subprocess.run(["ip", "netns", "pids", prefix + "solo"], capture_output=True, text=True).stdout.split()
     assert len(pids) >= 2  # the pod's PID 1 and its container
     assert lab.state["bringup_seconds"]["total"] < 20
@@ -62,10 +62,10 @@ def test_a_killed_lab_is_swept_by_the_next_one(tmp_path):
     os.kill(lab.proc.pid, signal.SIGKILL)
     lab.proc.wait()
     # The kill left the namespaces and the pod's processes behind, as a crashed run would.
-    assert sorted(namespaces_with(prefix)) == [prefix + "node", prefix + "solo"]
+    assert sorted(namespaces_with(prefix)) == [prefix + "fabric", prefix + "node", prefix + "solo"]
     assert all(os.path.exists(f"/proc/{p}") for p in pids)
     removed = sweep_stale()
-    assert sorted(removed) == [prefix + "node", prefix + "solo"]
+    assert sorted(removed) == [prefix + "fabric", prefix + "node", prefix + "solo"]
     assert namespaces_with(prefix) == []
     deadline = time.monotonic() + 5
     while any(os.path.exists(f"/proc/{p}") for p in pids) and time.monotonic() < deadline:

@@ -5,6 +5,7 @@ app's redirected connections and reaches the original destination (SO_ORIGINAL_D
 bounded; each sidecar pod's rules really live in the iptables backend the topology says.
 """
 import collections
+import json
 import re
 
 import pytest
@@ -33,8 +34,26 @@ def test_kube_proxy_chains_have_the_real_shape(lab):
     assert len(svc) == 1
     probs = re.findall(rf"^-A {svc[0]} .*--probability (\S+) -j KUBE-SEP-", nat, re.M)
     assert probs == ["0.33333333349", "0.50000000000"]
-    dnat = re.findall(r"-j DNAT --to-destination (\S+)", nat)
+    dnat = re.findall(r"^-A KUBE-SEP-.*default/echo:http.* -j DNAT --to-destination (\S+)", nat, re.M)
     assert sorted(dnat) == [f"{lab.pods[p].ip}:8080" for p in ("echo-0", "echo-1", "echo-2")]
+
+
+def test_the_second_node_has_the_same_service_rules_and_routes_the_first_nodes_pods(lab):
+    two = lab.nodes["lab-node-2"]
+    assert lab.node_run(["iptables-nft-save", "-t", "nat"], node="lab-node-2").stdout.count("-j DNAT") == \
+        lab.node_run(["iptables-nft-save", "-t", "nat"]).stdout.count("-j DNAT") > 0
+    route = lab.node_run(["ip", "route", "get", lab.pods["echo-0"].ip], node="lab-node-2").stdout
+    assert f"via {lab.node_ip} dev eth0" in route
+    # across the nodes for real: web-1 (lab-node-2) reaches echo-0 (lab-node) and echo-0 sees web-1's address
+    r = lab.netns_run("web-1", ["curl", "-s", "-m", "3", f"http://{lab.pods['echo-0'].ip}:8080/"])
+    assert f"peer={lab.pods['web-1'].ip}:" in r.stdout, (r.stdout, r.stderr)
+    assert lab.pods["web-1"].ip.startswith("10.244.2.") and two["ip"] == "192.168.50.11"
+    nodes = {p["metadata"]["name"]: p["spec"]["nodeName"] for p in json.loads(
+        lab.kubectl("get", "pods", "-l", "app in (web,web-client)", "-o", "json").stdout)["items"]}
+    assert nodes == {"web-0": "lab-node", "web-1": "lab-node-2", "web-client": "lab-node-2"}
+    slice_nodes = json.loads(lab.kubectl("get", "endpointslices", "-l", "kubernetes.io/service-name=web", "-o",
+                                         "json").stdout)["items"][0]["endpoints"]
+    assert sorted(e["nodeName"] for e in slice_nodes) == ["lab-node", "lab-node-2"]
 
 
 def test_sidecar_proxy_relays_to_the_original_destination(lab):

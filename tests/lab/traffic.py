@@ -27,7 +27,7 @@ class App(BaseHTTPRequestHandler):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--url", required=True)
+    ap.add_argument("--url", help="What to GET; without it the app only serves --serve-port.")
     ap.add_argument("--interval", type=float, default=0.5)
     ap.add_argument("--max-seconds", type=float, default=3600)
     ap.add_argument("--serve-port", type=int, default=0)
@@ -39,6 +39,9 @@ def main() -> None:
         srv = ThreadingTCPServer(("0.0.0.0", args.serve_port), App)
         threading.Thread(target=srv.serve_forever, daemon=True).start()
     end = time.monotonic() + args.max_seconds
+    if not args.url:
+        time.sleep(args.max_seconds)
+        return
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     while time.monotonic() < end:
         try:

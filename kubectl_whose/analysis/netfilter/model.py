@@ -171,8 +171,17 @@ def quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+# Options iptables prints with xtables_save_string (libxtables): quoted unless only [A-Za-z0-9_-]
+_SAVED_AS_STRING = {"--comment", "--log-prefix", "--nflog-prefix"}
+_BARE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
 def _option_text(o: Option) -> str:
-    parts = (["!"] if o.negated else []) + [o.name] + [quote(v) for v in o.values]
+    if o.name in _SAVED_AS_STRING:
+        values = [v if _BARE.match(v) else '"' + re.sub(r'(["\\\'])', r"\\\1", v) + '"' for v in o.values]
+    else:
+        values = [quote(v) for v in o.values]
+    parts = (["!"] if o.negated else []) + [o.name] + values
     return " ".join(parts)
 
 

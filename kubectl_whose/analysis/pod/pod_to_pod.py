@@ -155,9 +155,14 @@ def number_in_merged(links: List[Dict[str, Any]], rows_by_pod: Dict[str, List[Di
             hop["merged_streams"] = found
 
 
-def join_pods_of_file(captures: Sequence[PodCapture], merged_path: Optional[str]) -> List[Dict[str, Any]]:
-    """`join_pods`, with the hops numbered in the merged file as well when there is one."""
+def join_pods_of_file(captures: Sequence[PodCapture], merged_path: Optional[str],
+                      rules_by_node: Optional[Dict[str, Sequence]] = None) -> List[Dict[str, Any]]:
+    """`join_pods`, with the hops numbered in the merged file as well when there is one, and the kube-proxy
+    rule of each Service hop where its node's rules are known (`service_rule`)."""
+    from kubectl_whose.analysis.pod.service_rule import name_service_rules
+
     links = join_pods(captures)
+    name_service_rules(links, rules_by_node or {})
     if merged_path and links:
         from kubectl_whose.analysis.streams import analyze_file
 

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from kubectl_whose.analysis.netfilter import load_dumps, save_snapshot
-from kubectl_whose.analysis.netfilter.model import dump_iptables
+from kubectl_whose.analysis.netfilter.model import dump_iptables, rule_text
 from kubectl_whose.analysis.netfilter.iptables_save import parse_iptables
 from kubectl_whose.analysis.netfilter.nft_json import dump_nft, parse_nft_json
 from kubectl_whose.errors import ExitCode, WhoseError
@@ -133,7 +133,11 @@ def test_real_iptables_restores_our_dump_and_saves_the_same_model(backend):
             ns = lab.ns(f"r{n}")
             ours = parse_iptables(_read(name), name)
             ns.run([f"iptables-{backend}-restore", "-c"], input=dump_iptables(ours))
+            saved = ns.run([f"iptables-{backend}-save"]).stdout
             theirs = parse_iptables(ns.run([f"iptables-{backend}-save", "-c"]).stdout)
+            # each rule's text is the line iptables-save prints, quoting included (comments, log prefixes)
+            assert sorted(rule_text(r, counters=False) for t in theirs.tables.values() for c in t.chains.values()
+                          for r in c.rules) == sorted(line for line in saved.splitlines() if line.startswith("-A "))
             for table in ours.tables:  # the kernel adds no rules; compare table by table, rule by rule
                 mine = {c: [r.key() for r in ch.rules] for c, ch in ours.tables[table].chains.items()}
                 real = {c: [r.key() for r in ch.rules] for c, ch in theirs.tables[table].chains.items()}

@@ -118,12 +118,15 @@ class Kubelet:
         ns_name, name = meta["namespace"], meta["name"]
         short = name if ns_name == "default" else f"{name}.{ns_name}"
         host_network = bool(pod["spec"].get("hostNetwork"))
+        node = self.network.node_named(pod["spec"].get("nodeName"))
+        if node is None:  # bound to a node that does not exist: no kubelet ever runs it, it stays Pending
+            return None
         if host_network:  # the kubelet gives the pod the node's own network namespace and address
-            ip, netns = self.network.node_ip, self.network.node
+            ip, netns = node.ip, node.ns
         else:
             cni = (meta.get("annotations") or {}).get(CNI_ANNOTATION, "bridge")
-            ip = self.network.allocate_ip(ip, cni)
-            netns = self.network.add_pod(short, ip, cni)
+            ip = self.network.allocate_ip(ip, cni, node.name)
+            netns = self.network.add_pod(short, ip, cni, node.name)
         if iptables:
             self.network.load_rules(netns, iptables["backend"], rules_file(iptables["rules"]))
         etc = self.logs.parent / "pods" / netns.name
@@ -147,11 +150,11 @@ class Kubelet:
             t = now()
             cond = lambda typ, ok=True: {"type": typ, "status": "True" if ok else "False",  # noqa: E731
                                          "lastProbeTime": None, "lastTransitionTime": t}
-            p["spec"]["nodeName"] = self.node_name
+            p["spec"]["nodeName"] = node.name
             p["status"] = {"phase": phase, "conditions": [cond("PodReadyToStartContainers"), cond("Initialized"),
                                                           cond("Ready", ready), cond("ContainersReady", ready),
                                                           cond("PodScheduled")],
-                           "hostIP": self.network.node_ip, "hostIPs": [{"ip": self.network.node_ip}],
+                           "hostIP": node.ip, "hostIPs": [{"ip": node.ip}],
                            "podIP": ip, "podIPs": [{"ip": ip}], "startTime": t,
                            "containerStatuses": statuses, "qosClass": "BestEffort"}
         self.store.update("pods", ns_name, name, set_status)
