@@ -38,18 +38,17 @@ def dump_json(data: Any) -> str:
 
 def write_json(data: Any, out: TextIO) -> None:
     """`dump_json`, written as it is encoded: the joined string of a 55,000-rule dump (and the millions of pieces
-    json.dumps joins) was the peak of `rules -o json`'s memory."""
-    pending: list = []
-    size = 0
-    for chunk in json.JSONEncoder(indent=2, sort_keys=False, default=_json_default).iterencode(data):
-        pending.append(chunk)
-        size += len(chunk)
-        if size > 1 << 16:  # a write per 64 KiB: a write per piece cost more than the encoding
-            out.write("".join(pending))
-            pending.clear()
-            size = 0
-    pending.append("\n")
-    out.write("".join(pending))
+    json.dumps joins) was the peak of `rules -o json`'s memory. The pieces are taken 16,384 at a time by islice
+    and joined in C: a Python step per piece cost as much as the encoding."""
+    from itertools import islice
+
+    pieces = json.JSONEncoder(indent=2, sort_keys=False, default=_json_default).iterencode(data)
+    while True:
+        block = "".join(islice(pieces, 16384))
+        if not block:
+            break
+        out.write(block)
+    out.write("\n")
 
 
 def dump_yaml(data: Any) -> str:
