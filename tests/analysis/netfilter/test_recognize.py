@@ -140,6 +140,20 @@ def test_unknown_pod_address_is_said_as_an_assumption():
     assert "Inbound TCP is redirected to 192.168.77.2:15006" in s.text
 
 
+def test_a_cidr_sentence_names_the_addresses_within_it_that_end_otherwise():
+    """kube-proxy's nftables mode drops the rest of the Service CIDR: "to 172.30.0.0/16 are dropped" alone would
+    be false for the Services in it."""
+    head = "*filter\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -d 172.30.0.41/32 -p tcp -m tcp --dport 80 -j ACCEPT\n"
+    s = summarize(load_dumps(head + "-A OUTPUT -d 172.30.0.0/16 -j DROP\nCOMMIT\n"), POD)
+    assert s.text == "Outbound TCP to 172.30.0.0/16 is dropped, except to 172.30.0.41 port 80 (unchanged). " \
+                     "Outbound UDP to 172.30.0.0/16 is dropped."
+    s = summarize(load_dumps(head + "-A OUTPUT -d 172.30.0.41/32 -j REJECT\n-A OUTPUT -d 172.30.0.0/16 -j DROP\n"
+                                    "COMMIT\n"), POD)
+    assert s.text == "Outbound TCP and UDP to 172.30.0.0/16 are dropped, except to 172.30.0.41 (said on its own). " \
+                     "Outbound TCP to 172.30.0.41 is refused (REJECT), except to port 80 (unchanged). Outbound UDP " \
+                     "to 172.30.0.41 is refused (REJECT)."
+
+
 def test_ipv6_rules_beside_ipv4_ones_are_said_to_be_left_out():
     v4 = load_dumps("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j DROP\nCOMMIT\n")
     v6 = load_dumps("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s fd00::/8 -p tcp -m tcp --dport 22 -j DROP\nCOMMIT\n")

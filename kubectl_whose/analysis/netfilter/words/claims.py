@@ -233,7 +233,41 @@ def statements_of(root: Node, base: Baseline, direction: str, proto: str) -> Lis
         probes = [n.probe] + [c.probe for cs in groups.values() for c in cs]
         out.append(Statement([direction], [proto], n.point, condition_words(n.point, base), said, exceptions,
                              probes))
+    for statement_, n in zip(out, stated):
+        _finer_exceptions(statement_, n, order, stated, base)
     return out
+
+
+def _finer_exceptions(s: Statement, n: Node, order: List[Node], stated: List[Node], base: Baseline) -> None:
+    """Cases of this statement outside its part of the tree ("to 172.30.0.41" or "to 172.30.0.41 port 80" within
+    "to 172.30.0.0/16") that end otherwise are exceptions too: without them "to 172.30.0.0/16 are dropped" would
+    be wider than true. A case of another such case is left to that one."""
+    found = [m for m in order if m is not n and m not in n.children and not n.point <= m.point and
+             _case_of(m.point, n.point) and m.probe.effect != n.probe.effect]
+    found = [m for m in found if not any(o is not m and _case_of(m.point, o.point) for o in found)]
+    groups: Dict[str, List[Node]] = {}
+    for m in found:
+        groups.setdefault("said on its own" if m in stated else effect_words(m.probe.effect, base), []).append(m)
+    for words, ms in groups.items():
+        points = [m.point for m in ms]
+        if words == "said on its own" and len(points) > 1:
+            words = "each said on its own"
+        s.exceptions.append((conditions_joined(points, base), words))
+        s.probes += [m.probe for m in ms]
+
+
+def _case_of(b: Point, a: Point) -> bool:
+    """`b` is a case of `a`: each deviation of `a` has one of its own in `b`, equal or within it (10.180.0.2 within
+    10.0.0.0/8); `b` may name more."""
+    if a == b:
+        return False
+    rest = set(b)
+    for x in a:
+        y = next((y for y in rest if _within(y, x)), None)
+        if y is None:
+            return False
+        rest.discard(y)
+    return True
 
 
 def merged(statements: List[Statement], base: Baseline) -> List[Statement]:

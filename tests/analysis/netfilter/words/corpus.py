@@ -149,7 +149,9 @@ CORPUS = (
     Entry("kube-proxy-nftables", "writers/kube-proxy-nftables.nft", ("nftables",), (
         "Outbound TCP to 172.30.0.44 is refused (REJECT), except to port 80 (DNATed at random to 10.180.0.4:80 or "
         "10.180.0.5:80 (50% each))", "TCP and UDP to 172.30.0.46 are refused (REJECT)",
-        "DNATed to 10.180.0.3:80 and masqueraded to 10.77.1.2", "Outbound TCP and UDP to 172.30.0.0/16 are dropped",
+        "DNATed to 10.180.0.3:80 and masqueraded to 10.77.1.2",
+        "Outbound TCP and UDP to 172.30.0.0/16 are dropped, except to 172.30.0.41, 172.30.0.43, 172.30.0.44, "
+        "172.30.0.46 (each said on its own)",
         "Outbound TCP to 172.30.0.41 is refused (REJECT), except to port 80 (DNATed to 10.180.0.1:80)"), ENDPOINTS),
     # CNIs and Docker, on a node
     Entry("calico-node", "writers/calico-node.rules", ("legacy", "nft"), (
