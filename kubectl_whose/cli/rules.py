@@ -41,8 +41,7 @@ Examples:
 @click.option("--from-file", "from_files", multiple=True, metavar="DUMP",
               help="Read rules from a dump instead of the pod (repeatable; '-' for stdin).")
 @click.option("--local-ip", "--pod-ip", "pod_ips", multiple=True, type=EndpointType(), metavar="IP",
-              help="The addresses of this host (the pod's, or the node's), which the summary's probes use "
-                   "(repeatable; live: read from the pod or node).")
+              help="The addresses of this host (the pod's or node's), which the summary's probes use (repeatable).")
 @output_option()
 @debug_flags()
 @node_flags
@@ -58,7 +57,6 @@ def rules(kube, debug, node, pod, table, chain, save, diff, from_files, pod_ips,
     from kubectl_whose.analysis.netfilter.diff import diff_rules
     from kubectl_whose.analysis.netfilter.load import check_filters, read_dump_file, write_snapshot
     from kubectl_whose.analysis.netfilter.report import build_report
-    from kubectl_whose.analysis.netfilter.words.probes import device_routes
     from kubectl_whose.chatter import say
     from kubectl_whose.collect.netfilter import load_rules
     from kubectl_whose.render.diff_view import render_diff
@@ -74,6 +72,5 @@ def rules(kube, debug, node, pod, table, chain, save, diff, from_files, pod_ips,
     if diff:
         emit(diff_rules(read_dump_file(diff), rulesets), output, lambda d, wide: render_diff(d, diff))
         return
-    ips = tuple(e.ip for e in pod_ips) or tuple(live_ips)
-    emit(build_report(rulesets, findings, table, chain, ips, device_routes(routing)), output,
-         lambda r, wide: render_rules(r, wide))
+    report = build_report(rulesets, findings, table, chain, tuple(e.ip for e in pod_ips) or live_ips, routing)
+    emit(report, output, lambda r, wide: render_rules(r, wide))

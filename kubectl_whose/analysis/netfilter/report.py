@@ -10,6 +10,7 @@ from kubectl_whose.analysis.netfilter.model import Finding, IptablesRuleset
 from kubectl_whose.analysis.netfilter.nft_json import NftRuleset
 from kubectl_whose.analysis.netfilter.recognize import Recognition, recognize
 from kubectl_whose.analysis.netfilter.words import Summary, summarize
+from kubectl_whose.analysis.netfilter.words.probes import device_routes
 
 
 @dataclass
@@ -43,11 +44,11 @@ class RulesReport:
 
 
 def build_report(rulesets: Sequence, findings: Sequence[Finding] = (), table: Optional[str] = None,
-                 chain: Optional[str] = None, local_ips: Sequence[str] = (), routes: Sequence = ()) -> RulesReport:
-    """`local_ips`: the namespace's own addresses (read from the pod, or --local-ip), `routes` its (network,
-    device) routes, which the probes use."""
-    return RulesReport(list(rulesets), summarize(rulesets, local_ips, routes), recognize(rulesets), list(findings),
-                       table, chain)
+                 chain: Optional[str] = None, local_ips: Sequence[str] = (), routing=None) -> RulesReport:
+    """`local_ips`: the namespace's own addresses (read from the pod, or --local-ip), `routing` its routes
+    (`trace.routing.Routing`, or None), which the probes use."""
+    return RulesReport(list(rulesets), summarize(rulesets, local_ips, device_routes(routing)), recognize(rulesets),
+                       list(findings), table, chain)
 
 
 def _ruleset_dict(rs, table: Optional[str], chain: Optional[str]) -> dict:
