@@ -11,6 +11,11 @@ processes with peak RSS from os.wait4:
 
     sudo python3 bench/bench_rules.py                 # 5,000 Services x 3 endpoints (~45,000 rules)
     sudo python3 bench/bench_rules.py --services 500 --json
+    sudo python3 bench/bench_rules.py --compare /tmp/main-src --repeat 3   # another source tree, same run
+
+With --compare, `rules` and `trace` of this tree and of the other tree (e.g. `git archive main | tar -x -C
+/tmp/main-src`) run on the same dump, interleaved --repeat times; the fastest time and the largest peak RSS of
+each are kept (the machine is shared).
 """
 from __future__ import annotations
 
@@ -54,9 +59,11 @@ def generate(services: int, endpoints: int) -> str:
     return "\n".join(lines + rules + ["COMMIT", ""])
 
 
-def timed(argv, stdout=subprocess.DEVNULL):
+def timed(argv, stdout=subprocess.DEVNULL, tree=None):
+    """(seconds, peak RSS in MB) of one child; `tree`: the source tree whose kubectl_whose it runs."""
+    env = dict(os.environ, PYTHONPATH=tree) if tree else None
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE, cwd=tree, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
@@ -69,6 +76,8 @@ def main() -> None:
     ap.add_argument("--services", type=int, default=5000)
     ap.add_argument("--endpoints", type=int, default=3)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--compare", metavar="TREE", help="another source tree to time on the same dump")
+    ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root (a network namespace for the real iptables)")
@@ -83,10 +92,16 @@ def main() -> None:
         rules_count = sum(1 for line in open(dump) if line.startswith("[") or line.startswith("-A"))
         py = [sys.executable, "-m", "kubectl_whose"]
         last_vip = f"10.96.{(args.services - 1) // 250}.{(args.services - 1) % 250 + 1}:80"
-        rules_s, rules_rss = timed(py + ["rules", "--from-file", dump, "-o", "json"])
-        trace_s, trace_rss = timed(py + ["trace", "--from-file", dump, "--to", last_vip, "--pod-ip", "10.244.0.9",
-                                         "-o", "json"])
-        startup_s, startup_rss = timed(py + ["--version"])
+        trees = {"this": ROOT, **({"compared": os.path.abspath(args.compare)} if args.compare else {})}
+        runs = {name: {"rules": [], "trace": []} for name in trees}
+        for _ in range(max(1, args.repeat)):
+            for name, tree in trees.items():
+                runs[name]["rules"].append(timed(py + ["rules", "--from-file", dump, "-o", "json"], tree=tree))
+                runs[name]["trace"].append(timed(py + ["trace", "--from-file", dump, "--to", last_vip, "--pod-ip",
+                                                       "10.244.0.9", "-o", "json"], tree=tree))
+        best = {name: {k: (min(t for t, _ in v), max(m for _, m in v)) for k, v in r.items()} for name, r in runs.items()}
+        (rules_s, rules_rss), (trace_s, trace_rss) = best["this"]["rules"], best["this"]["trace"]
+        startup_s, startup_rss = timed(py + ["--version"], tree=ROOT)
     finally:
         subprocess.run(["ip", "netns", "del", NETNS], check=False)
     result = {
@@ -97,6 +112,12 @@ def main() -> None:
         "trace_last_service_s": round(trace_s, 3), "trace_peak_rss_mb": round(trace_rss, 1),
         "python_startup_s": round(startup_s, 3), "python_startup_peak_rss_mb": round(startup_rss, 1),
     }
+    if args.compare:
+        (c_rules_s, c_rules_rss), (c_trace_s, c_trace_rss) = best["compared"]["rules"], best["compared"]["trace"]
+        result.update({"compared_tree": os.path.abspath(args.compare), "repeat": args.repeat,
+                       "compared_rules_json_s": round(c_rules_s, 3), "compared_rules_peak_rss_mb": round(c_rules_rss, 1),
+                       "compared_trace_last_service_s": round(c_trace_s, 3),
+                       "compared_trace_peak_rss_mb": round(c_trace_rss, 1)})
     if args.json:
         print(json.dumps(result, indent=2))
     else:

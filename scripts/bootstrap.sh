@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(tshark tcpdump iproute2 iptables nftables iputils-ping iputils-arping curl util-linux libcap2-bin tmux
-              conntrack ethtool procps nginx-light apache2-utils socat time gcc libc6-dev)
+              conntrack ipset ethtool procps nginx-light apache2-utils socat time gcc libc6-dev)
 # The native analysis engine (kubectl_whose/analysis/streams/native/_engine.c) compiles against the headers of the
 # python3 that runs the tests: Debian's own python3 needs python3-dev for them, a pyenv build has them.
 python3 -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \

@@ -1,15 +1,15 @@
 """`kubectl whose rules POD`: the pod's netfilter rules (iptables legacy and nft, nftables), explained.
 
 Live: the recipes in `collect.netfilter` run in the debug container; offline: `--from-file DUMP`
-(iptables-save text, iptables -S text, `nft -j list ruleset` JSON, or a `--save` snapshot) goes
-through the same parsing, recognition and rendering.
+(iptables-save text, iptables -S text, `nft list ruleset` text or `-j` JSON, or a `--save` snapshot) goes
+through the same parsing, recognition, summary and rendering.
 """
 from __future__ import annotations
 
 import click
 
-from kubectl_whose.cli.options import (debug_flags, kube_flags, node_flags, output_option, pod_argument,
-                                       split_target)
+from kubectl_whose.cli.options import (EndpointType, debug_flags, kube_flags, node_flags, output_option,
+                                       pod_argument, split_target)
 
 
 def require_pod_or_files(pod, from_files) -> None:
@@ -40,11 +40,13 @@ Examples:
 @click.option("--diff", "diff", metavar="FILE", help="Compare the rules against a --save snapshot, chain by chain.")
 @click.option("--from-file", "from_files", multiple=True, metavar="DUMP",
               help="Read rules from a dump instead of the pod (repeatable; '-' for stdin).")
+@click.option("--local-ip", "--pod-ip", "pod_ips", multiple=True, type=EndpointType(), metavar="IP",
+              help="The addresses of this host (the pod's or node's), which the summary's probes use (repeatable).")
 @output_option()
 @debug_flags()
 @node_flags
 @kube_flags
-def rules(kube, debug, node, pod, table, chain, save, diff, from_files, output):
+def rules(kube, debug, node, pod, table, chain, save, diff, from_files, pod_ips, output):
     """Show a pod's netfilter rules (iptables legacy and nft, nftables), explained; with --node or node/NAME,
     the node's (kube-proxy, CNI).
 
@@ -63,11 +65,12 @@ def rules(kube, debug, node, pod, table, chain, save, diff, from_files, output):
 
     require_pod_or_files(pod, from_files)
     pod, node_name = split_target(pod)
-    rulesets, findings, _ = load_rules(kube, pod, from_files, table, debug, node, node_name)
+    rulesets, findings, live_ips, routing = load_rules(kube, pod, from_files, table, debug, node, node_name)
     check_filters(rulesets, table, chain)
     if save:
         say(f"saved {write_snapshot(save, rulesets)} rules to {save}")
     if diff:
         emit(diff_rules(read_dump_file(diff), rulesets), output, lambda d, wide: render_diff(d, diff))
         return
-    emit(build_report(rulesets, findings, table, chain), output, lambda r, wide: render_rules(r, wide))
+    report = build_report(rulesets, findings, table, chain, tuple(e.ip for e in pod_ips) or live_ips, routing)
+    emit(report, output, lambda r, wide: render_rules(r, wide))

@@ -50,6 +50,9 @@ Examples:
 @click.option("--ctstate", type=click.Choice(CTSTATES, case_sensitive=False),
               help="Conntrack state of the packet (default NEW, a new connection; NAT rules see only NEW).")
 @click.option("--mark", default="0", show_default=True, help="Packet mark before the first hook (e.g. 0x4000).")
+@click.option("--in-set", "in_sets", multiple=True, metavar="IPSET[:src|:dst]",
+              help="The packet's source or destination (both without a suffix) is in this ipset (repeatable): "
+                   "-m set matches it (a dump has no ipset members).")
 @click.option("--from-file", "from_files", multiple=True, metavar="DUMP",
               help="Read rules from a dump instead of the pod (repeatable, e.g. legacy and nft dumps); `ip -j addr`, "
                    "`ip -j route show table all` and `ip -j rule` dumps given here are the routing.")
@@ -57,7 +60,7 @@ Examples:
 @debug_flags()
 @node_flags
 @kube_flags
-def trace(kube, debug, node, pod, to, proto, src, uid, gid, inbound, iface, pod_ips, routes, ctstate, mark,
+def trace(kube, debug, node, pod, to, proto, src, uid, gid, inbound, iface, pod_ips, routes, ctstate, mark, in_sets,
           from_files, output):
     """Trace a packet through a pod's netfilter rules, rule by rule, to its verdict.
 
@@ -87,6 +90,6 @@ def trace(kube, debug, node, pod, to, proto, src, uid, gid, inbound, iface, pod_
     query = TraceQuery(dst=to.ip, dport=to.port, proto=proto, src=src.ip if src else None,
                        sport=src.port if src else None, uid=uid, gid=gid, inbound=inbound, iface=iface,
                        pod_ips=ips, ctstate=(ctstate or "NEW").upper(), mark=mark_value,
-                       ctstate_given=ctstate is not None, routing=routing)
+                       ctstate_given=ctstate is not None, routing=routing, in_sets=tuple(in_sets))
     result = run_trace(rulesets, query)
     emit(result, output, lambda r, wide: render_trace(r, wide))

@@ -5,6 +5,7 @@ The recipes only print; `analysis.netfilter.backends` decides which dumps hold t
 """
 from __future__ import annotations
 
+import gc
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from kubectl_whose.collect.recipe import Output, Recipe, run_all
@@ -58,18 +59,41 @@ def collect_rulesets(session, timeout: float) -> Tuple[list, list, List[str]]:
     return rulesets, findings, pod_addresses(addr.stdout) if addr.exit_code == 0 else []
 
 
+def _long_lived(parse):
+    """Parse rule dumps with the cyclic collector paused, then freeze what they built: a 55,000-rule dump is
+    ~400,000 objects that live until the command ends, and the collector walked them again and again while they
+    were made and while the report and JSON were. The model holds no reference cycles (a parsed 55,000-rule dump
+    leaves none to collect), so reference counting still frees it once the command lets go of it."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return parse()
+    finally:
+        if enabled:
+            gc.enable()
+        gc.freeze()
+
+
 def load_rules(kube, pod: Optional[str], from_files: Sequence[str], table: Optional[str], debug, node=None,
-               node_name: Optional[str] = None) -> Tuple[list, list, List[str]]:
+               node_name: Optional[str] = None) -> Tuple[list, list, List[str], object]:
     """The rules of `--from-file` dumps, else of the pod (`debug`: `cli.options.DebugFlags`), else of its node
-    (`node`: `cli.options.NodeFlags` with --node) or of `node_name` (`node/NAME`)."""
+    (`node`: `cli.options.NodeFlags` with --node) or of `node_name` (`node/NAME`); with the namespace's addresses
+    and its routing (`trace.routing.Routing`, None when unknown): `ip -j` dumps or a bundle among the files, or
+    read in the same session."""
     if from_files:
         from kubectl_whose.analysis.netfilter import read_dump_file
+        from kubectl_whose.analysis.netfilter.trace.routing import routing_from_files
+        from kubectl_whose.analysis.pod.netinfo import own_addresses
 
-        return [rs for path in from_files for rs in read_dump_file(path, table)], [], []
+        rule_files, routing = routing_from_files(from_files)
+        addresses = own_addresses(ip for _, ip, _ in routing.addresses) if routing is not None else []
+        return _long_lived(lambda: [rs for path in rule_files for rs in read_dump_file(path, table)]), [], \
+            addresses, routing
     from kubectl_whose.collect.node import debug_session
 
     with debug_session(kube, pod, debug, node, node_name) as (session, _target):
-        return collect_rulesets(session, kube.request_timeout)
+        rulesets, findings, addresses = collect_rulesets(session, kube.request_timeout)
+        return rulesets, findings, addresses, collect_routing(session)
 
 
 def collect_routing(session):
@@ -94,7 +118,7 @@ def load_trace_inputs(kube, pod: Optional[str], from_files: Sequence[str], debug
         rule_files, routing = routing_from_files(from_files)
         # an `ip -j addr` dump among the files (a bundle holds one) says the namespace's own addresses
         addresses = own_addresses(ip for _, ip, _ in routing.addresses) if routing is not None else []
-        return [rs for path in rule_files for rs in read_dump_file(path)], addresses, routing
+        return _long_lived(lambda: [rs for path in rule_files for rs in read_dump_file(path)]), addresses, routing
     from kubectl_whose.collect.node import debug_session
 
     with debug_session(kube, pod, debug, node, node_name) as (session, _target):

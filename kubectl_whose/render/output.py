@@ -68,6 +68,21 @@ def dump_json(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n"
 
 
+def write_json(data: Any, out: TextIO) -> None:
+    """`dump_json`, written as it is encoded: the joined string of a 55,000-rule dump (and the millions of pieces
+    json.dumps joins) was the peak of `rules -o json`'s memory. The pieces are taken 16,384 at a time by islice
+    and joined in C: a Python step per piece cost as much as the encoding."""
+    from itertools import islice
+
+    pieces = json.JSONEncoder(indent=2, sort_keys=False, default=_json_default).iterencode(data)
+    while True:
+        block = "".join(islice(pieces, 16384))
+        if not block:
+            break
+        out.write(block)
+    out.write("\n")
+
+
 def dump_yaml(data: Any) -> str:
     import yaml
 
@@ -80,7 +95,10 @@ def emit(data: Any, output: str, table: Callable[[Any, bool], None], out: Option
     `table(data, wide)`."""
     if output in ("json", "yaml"):
         payload = data.to_dict() if hasattr(data, "to_dict") else data
-        (out or sys.stdout).write(dump_json(payload) if output == "json" else dump_yaml(payload))
+        if output == "json":
+            write_json(payload, out or sys.stdout)
+        else:
+            (out or sys.stdout).write(dump_yaml(payload))
     elif output in ("table", "wide"):
         table(data, output == "wide")
     else:  # click.Choice guards this; kept for callers that bypass click

@@ -1,4 +1,4 @@
-"""`kubectl whose rules` as text: the summary first, then each table's built-in chains with policy
+"""`kubectl whose rules` as text: the summary first (a claim per line, then what the probes assumed), then each table's built-in chains with policy
 and counters, each custom chain nested under the first rule that jumps to it (later jumps point
 back to it), so a reader follows a path without searching for names."""
 from __future__ import annotations
@@ -17,7 +17,10 @@ def render_rules(report: RulesReport, wide: bool, console=None) -> None:
 
     console = console or make_console()
     # one line each in a pipe (what people grep and paste); wrapped at spaces on a terminal
-    say_line(console, report.summary, style="bold")
+    for claim in report.words.claims:
+        say_line(console, claim.text, style="bold")
+    for note in report.words.notes:
+        say_line(console, note)
     for r in report.recognized:
         say_line(console, f"recognised: {r.name}" + (f"  ({', '.join(r.evidence[:4])})" if r.evidence else ""),
                  indent=2)

@@ -3,6 +3,7 @@ JSON contract."""
 from __future__ import annotations
 
 import os
+import shlex
 
 import pytest
 
@@ -17,10 +18,14 @@ CALICO = os.path.join(FIXTURES, "calico-issue-3835.txt")
 
 
 def test_rules_summary_first_and_custom_chains_nested_under_their_jump():
-    r = run("rules", "--from-file", ISTIO)
+    r = run("rules", "--from-file", ISTIO, "--pod-ip", "10.1.2.3")
     assert r.code == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0].startswith("Outbound TCP is redirected to 127.0.0.1:15001 except from uid/gid 1337")
+    # a claim per line, then what the probes assumed
+    assert lines[0] == ("Outbound TCP is redirected to 127.0.0.1:15001, except from uid or gid 1337, to 127.0.0.1 or "
+                        "to its own address 10.1.2.3 (unchanged).")
+    assert lines[2] == "Inbound TCP is redirected to 10.1.2.3:15006, except to ports 15008, 15020, 15021, 15090 " \
+                       "(unchanged)."
     assert "recognised: Istio sidecar" in r.stdout
     jump = next(i for i, ln in enumerate(lines) if ln.rstrip().endswith("-j ISTIO_REDIRECT"))
     chain = lines[jump + 1]
@@ -44,12 +49,35 @@ def test_rules_json_and_filters():
                                             "unsupported": None}]
     y = run("rules", "--from-file", ISTIO, "-o", "yaml")
     assert y.code == 0 and y.stdout.startswith("summary: Outbound TCP")
+    claim = d["claims"][0]
+    assert claim["text"].startswith("Outbound TCP is redirected to 127.0.0.1:15001")
+    probe = claim["probes"][0]
+    assert probe["trace"] == "--to 203.0.113.10:8080 --proto tcp --uid 1000 --gid 1000 --local-ip 192.168.77.2 " \
+                             "--route 'default dev eth0'"
+    assert probe["outcomes"][0]["destination"] == "127.0.0.1:15001"
+    # the flags ask `trace` the very question: it answers what the claim says
+    t = run("trace", "--from-file", ISTIO, *shlex.split(probe["trace"]), "-o", "json")
+    assert t.code == 0, t.stderr
+    assert [(o["verdict"], o["destination"], o["sender_sees"]) for o in t.json["outcomes"]] == \
+        [(o["verdict"], o["destination"], o["sender_sees"]) for o in probe["outcomes"]]
+    assert d["notes"] == ["The probes took 192.168.77.2 as this host's own address (pass --local-ip)."]
+
+
+def test_rules_plain_nft_listing(tmp_path):
+    """What users paste: `nft list ruleset` text, read into the same model as `-j`."""
+    dump = tmp_path / "listing.nft"
+    dump.write_text(open(os.path.join(FIXTURES, "writers/kube-proxy-nftables.nft")).read())
+    r = run("rules", "--from-file", str(dump), "--pod-ip", "10.77.1.2", "-o", "json")
+    assert r.code == 0, r.stderr
+    assert r.json["recognized"][0]["name"] == "kube-proxy (nftables mode)"
+    assert "Outbound TCP to 172.30.0.44 is refused (REJECT), except to port 80 (DNATed at random to 10.180.0.4:80 " \
+           "or 10.180.0.5:80 (50% each))" in r.json["summary"]
 
 
 def test_rules_nft_json_dump():
     r = run("rules", "--from-file", KUBE_PROXY_NFT, "--chain", "nat-output")
     assert r.code == 0, r.stderr
-    assert "recognised: kube-proxy (nftables mode, ip)" in r.stdout
+    assert "recognised: kube-proxy (nftables mode)" in r.stdout
     assert "numgen random mod 2 vmap" in r.stdout and "dnat to 10.180.0.5:80" in r.stdout
 
 
@@ -103,8 +131,11 @@ def test_save_several_dumps_is_a_snapshot_that_reads_back(tmp_path):
 @pytest.mark.parametrize("content, message", [
     ("just one line of nonsense\n", "not an iptables-save, iptables -S or nft -j dump (first line: "
                                     "'just one line of nonsense')"),
-    ("table inet filter {\n}\n", "this is nft text (`nft list ruleset` or an nft -f script); send `nft -j list "
-                                 "ruleset` output instead"),
+    ("add table inet filter\nadd chain inet filter input\n", "this is an nft -f script (`add rule ...`), not what "
+                                                             "`nft list ruleset` prints; load it and send `nft list "
+                                                             "ruleset` (or `nft -j list ruleset`) output instead"),
+    ("table inet filter {\n  chain input {\n    tcp dport 22 frobnicate\n  }\n}\n",
+     "not `nft list ruleset` text as nft prints it (unknown expression 'frobnicate')"),
     ('{"nftables": [', "not `nft -j list ruleset` JSON"),
 ])
 @pytest.mark.parametrize("command", [("rules",), ("trace", "--to", "10.0.0.1:80")])
@@ -165,10 +196,13 @@ def test_trace_names_assumptions_and_unmodelled_matches(tmp_path):
     d = run("trace", "--from-file", str(dump), "--to", "10.0.0.1:80", "-o", "json").json
     assert d["verdict"] == "ACCEPT"
     text = "\n".join(d["assumptions"])
-    assert "-m set --match-set: ipset contents are not in the dump; taken as not matching" in text
+    assert "ipset blocked: its members are not in the dump; taken as not holding this packet's addresses (pass " \
+           "--in-set blocked otherwise)" in text
     assert "match -m quota --quota is not modelled; rules using it are taken as not matching" in text
     assert "target WEIRDTARGET is not a chain in this table and not modelled; assumed to continue" in text
     assert "sender uid unknown" not in text  # no owner match was evaluated
+    given = run("trace", "--from-file", str(dump), "--to", "10.0.0.1:80", "--in-set", "blocked", "-o", "json").json
+    assert given["verdict"] == "DROP" and given["packet"]["in_sets"] == ["blocked"]
 
 
 def test_trace_table_output_shows_verdict_path_and_assumptions():
@@ -206,3 +240,33 @@ def test_rules_wide_shows_rule_counters():
     r = run("rules", "--from-file", CALICO, "-o", "wide")
     assert r.code == 0 and "[4946241:436171944] -m comment --comment \"cali:SElIeFT_TuDlXqwG\"" in r.stdout
     assert "[4946241:436171944]" not in run("rules", "--from-file", CALICO).stdout
+
+
+DOCKER_HOST_ADDR = [  # `ip -j addr` of a Docker host, trimmed to what the routing reads
+    {"ifindex": 1, "ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8}]},
+    {"ifindex": 2, "ifname": "eth0", "addr_info": [{"family": "inet", "local": "10.0.5.7", "prefixlen": 24}]},
+    {"ifindex": 3, "ifname": "docker0", "addr_info": [{"family": "inet", "local": "172.17.0.1", "prefixlen": 16}]}]
+DOCKER_HOST_ROUTES = [  # `ip -j route show table all`
+    {"dst": "default", "gateway": "10.0.5.1", "dev": "eth0", "flags": []},
+    {"dst": "10.0.5.0/24", "dev": "eth0", "scope": "link", "flags": []},
+    {"dst": "172.17.0.0/16", "dev": "docker0", "scope": "link", "flags": []},
+    {"type": "local", "dst": "10.0.5.7", "table": "local", "dev": "eth0", "flags": []},
+    {"type": "local", "dst": "172.17.0.1", "table": "local", "dev": "docker0", "flags": []},
+    {"type": "local", "dst": "127.0.0.0/8", "table": "local", "dev": "lo", "flags": []}]
+
+
+def test_rules_summary_takes_addresses_and_routes_from_ip_dumps(tmp_path):
+    """`ip -j addr` and `ip -j route` dumps beside the rules: the probes use the host's own addresses and routes
+    (a Docker host: MASQUERADE takes eth0's address, the bridge network is routed to docker0), no assumption."""
+    import json
+
+    addr, route = tmp_path / "addr.json", tmp_path / "route.json"
+    addr.write_text(json.dumps(DOCKER_HOST_ADDR))
+    route.write_text(json.dumps(DOCKER_HOST_ROUTES))
+    r = run("rules", "--from-file", os.path.join(FIXTURES, "writers/docker-bridge.rules"), "--from-file", str(addr),
+            "--from-file", str(route), "-o", "json")
+    assert r.code == 0, r.stderr
+    assert "Outbound TCP from 172.17.0.0/16 is masqueraded to 10.0.5.7, except to 172.17.0.2 or leaving via " \
+           "docker0 (unchanged)" in r.json["summary"]
+    assert "Inbound TCP to port 8080 is DNATed to 172.17.0.2:80" in r.json["summary"]
+    assert r.json["notes"] == []

@@ -28,7 +28,7 @@ def test_rules_live_reads_the_backend_that_holds_the_rules(lab):
         assert r.code == 0, r.stderr
         d = r.json
         assert d["recognized"][0]["name"] == "Istio sidecar", d["recognized"]
-        assert d["summary"].startswith("Outbound TCP is redirected to 127.0.0.1:15001")
+        assert d["summary"].startswith("Outbound TCP is redirected to 127.0.0.1:15001, except from uid or gid 1337")
         ipv4 = [rs for rs in d["rulesets"] if rs.get("family") == "ipv4"]
         assert [rs["backend"] for rs in ipv4] == [backend]
         assert _seen(ipv4[0])["nat"] == _direct(lab, pod, tool)["nat"]

@@ -7,6 +7,10 @@
         (IP_PKTINFO), which is what a REDIRECT rewrote it to.
     python3 nflab_agent.py connect tcp|udp IP PORT [--count N] [--timeout S] [--mark 0x539]
         prints one JSON list: per attempt {"result": "ok", "reply": {...}} or {"result": "timeout"|"refused"|...}
+    python3 nflab_agent.py probes < [{"proto", "ip", "port", "src", "sport", "mark", "count", "timeout"}, ...]
+        the same for several destinations at once (bound to src:sport when given): a JSON list of such lists
+    python3 nflab_agent.py invalid SRC DST PORT TIMEOUT
+        sends a lone TCP ACK from SRC (a raw socket) and prints {"result": "rst"} when DST answers with a RST
 
 Test code only; standalone (no imports from the project) so it runs under `setpriv --reuid`.
 """
@@ -81,7 +85,7 @@ def serve(name, tcp_ports, udp_ports, transparent=False):
                 key.fileobj.sendmsg([(json.dumps(reply) + "\n").encode()], anc_out, 0, peer)
 
 
-def connect(proto, ip, port, count, timeout, mark=0):
+def connect(proto, ip, port, count, timeout, mark=0, src=None, sport=None, out=True):
     results = []
     for _ in range(count):
         family = socket.AF_INET6 if ":" in ip else socket.AF_INET
@@ -90,9 +94,15 @@ def connect(proto, ip, port, count, timeout, mark=0):
             s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)  # as ztunnel marks its own sockets
         s.settimeout(timeout)
         try:
+            if src or sport:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind((src or ("::" if family == socket.AF_INET6 else "0.0.0.0"), sport or 0))
             s.connect((ip, port))
             if proto == "udp":
-                s.send(b"q")
+                try:
+                    s.send(b"q")
+                except PermissionError:
+                    pass  # netfilter dropped it in OUTPUT; a REJECT's ICMP error still reaches recv() below
             data = b""
             while not data.endswith(b"\n"):
                 chunk = s.recv(4096)
@@ -110,10 +120,60 @@ def connect(proto, ip, port, count, timeout, mark=0):
         except ConnectionResetError:  # connected, then a RST (e.g. REJECT --reject-with tcp-reset of later packets)
             results.append({"result": "reset"})
         except OSError as e:
-            results.append({"result": f"error: {e}"})
+            import errno
+
+            unreachable = e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EACCES)
+            results.append({"result": "unreachable" if unreachable else f"error: {e}"})
         finally:
             s.close()
-    print(json.dumps(results), flush=True)
+    if out:
+        print(json.dumps(results), flush=True)
+    return results
+
+
+def probes(batch):
+    """Several connects in one process: [{"proto", "ip", "port", "src", "sport", "mark", "count", "timeout"}]."""
+    return [connect(p["proto"], p["ip"], p["port"], p.get("count", 1), p.get("timeout", 1.0), p.get("mark", 0),
+                    p.get("src"), p.get("sport"), out=False) for p in batch]
+
+
+def _checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def invalid(src, dst, port, timeout):
+    """A lone TCP ACK (no connection: conntrack calls it INVALID when nf_conntrack_tcp_loose is 0); the
+    destination's stack answers it with a RST unless a rule drops it. Prints {"result": "rst"|"timeout"}."""
+    import os
+    import time
+
+    sport = 40000 + os.getpid() % 20000
+    seq, ack = 0x12345678, 0x9ABCDEF0
+    header = struct.pack("!HHIIBBHHH", sport, port, seq, ack, 5 << 4, 0x10, 1024, 0, 0)
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(header))
+    header = header[:16] + struct.pack("!H", _checksum(pseudo + header)) + header[18:]
+    rx = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+    rx.settimeout(0.1)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+    tx.bind((src, 0))
+    tx.sendto(header, (dst, 0))
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            packet = rx.recv(4096)
+        except socket.timeout:
+            continue
+        ihl = (packet[0] & 0x0F) * 4
+        psrc, pdst, flags = struct.unpack("!HH", packet[ihl:ihl + 4]) + (packet[ihl + 13],)
+        if socket.inet_ntoa(packet[12:16]) == dst and psrc == port and pdst == sport and flags & 0x04:
+            print(json.dumps({"result": "rst"}), flush=True)
+            return
+    print(json.dumps({"result": "timeout"}), flush=True)
 
 
 def _ports(text):
@@ -132,6 +192,10 @@ def main(argv):
         timeout = float(args[args.index("--timeout") + 1]) if "--timeout" in args else 2.0
         mark = int(args[args.index("--mark") + 1], 0) if "--mark" in args else 0
         connect(proto, ip, port, count, timeout, mark)
+    elif argv[0] == "probes":
+        print(json.dumps(probes(json.loads(sys.stdin.read()))), flush=True)
+    elif argv[0] == "invalid":
+        invalid(argv[1], argv[2], int(argv[3]), float(argv[4]))
 
 
 if __name__ == "__main__":

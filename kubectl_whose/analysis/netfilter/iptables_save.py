@@ -57,9 +57,10 @@ def parse_iptables(text: str, source: str = "", default_table: Optional[str] = N
                    family: Optional[str] = None) -> IptablesRuleset:
     """Parse a whole dump. Unknown lines become findings; text with no rule syntax raises WhoseError."""
     if not looks_like_iptables(text):
-        if re.search(r"^\s*(add |table |chain |map |set )", text, re.M):
-            raise WhoseError(f"{source or 'input'}: this is nft text (`nft list ruleset` or an nft -f script); "
-                             f"send `nft -j list ruleset` output instead", ExitCode.BAD_INPUT)
+        if re.search(r"^\s*(add |insert |flush |table |chain |map |set )", text, re.M):
+            raise WhoseError(f"{source or 'input'}: this is an nft -f script (`add rule ...`), not what `nft list "
+                             f"ruleset` prints; load it and send `nft list ruleset` (or `nft -j list ruleset`) output "
+                             f"instead", ExitCode.BAD_INPUT)
         first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
         raise WhoseError(f"{source or 'input'}: not an iptables-save, iptables -S or nft -j dump "
                          f"(first line: {first[:60]!r})", ExitCode.BAD_INPUT)
@@ -71,6 +72,9 @@ def parse_iptables(text: str, source: str = "", default_table: Optional[str] = N
     for no, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line:
+            continue
+        if table is not None and line[0] in "-[":  # the rules, nearly every line of a large dump: straight on
+            _command(rs, table, line, no)
             continue
         if line.startswith("#"):
             _comment_line(rs, line, no)
@@ -332,7 +336,7 @@ def parse_rule_tokens(chain: str, tokens: List[str], counters=None, line: int = 
 
 
 def _is_option(tok: str) -> bool:
-    return tok == "!" or (tok.startswith("-") and len(tok) > 1 and not re.match(r"^-\d", tok)) or tok == UNSUPPORTED \
+    return tok == "!" or (tok[:1] == "-" and len(tok) > 1 and not tok[1].isdigit()) or tok == UNSUPPORTED \
         or tok == "[unsupported"
 
 

@@ -1,5 +1,6 @@
-"""What `kubectl whose rules` shows, as data: the summary, what was recognised, findings, and the
-rule sets (filtered by --table/--chain). `to_dict()` is the `-o json|yaml` form."""
+"""What `kubectl whose rules` shows, as data: the summary (its claims, each with the traced probes that back
+it), what was recognised, findings, and the rule sets (filtered by --table/--chain). `to_dict()` is the
+`-o json|yaml` form."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -7,21 +8,29 @@ from typing import List, Optional, Sequence
 
 from kubectl_whose.analysis.netfilter.model import Finding, IptablesRuleset
 from kubectl_whose.analysis.netfilter.nft_json import NftRuleset
-from kubectl_whose.analysis.netfilter.recognize import Recognition, recognize, summarize
+from kubectl_whose.analysis.netfilter.recognize import Recognition, recognize
+from kubectl_whose.analysis.netfilter.words import Summary, summarize
+from kubectl_whose.analysis.netfilter.words.probes import device_routes
 
 
 @dataclass
 class RulesReport:
     rulesets: List[object]
-    summary: str
+    words: Summary
     recognized: List[Recognition]
     findings: List[Finding] = field(default_factory=list)
     table: Optional[str] = None
     chain: Optional[str] = None
 
+    @property
+    def summary(self) -> str:
+        return self.words.text
+
     def to_dict(self) -> dict:
         return {
             "summary": self.summary,
+            "claims": [c.to_dict() for c in self.words.claims],
+            "notes": self.words.notes,
             "recognized": [r.to_dict() for r in self.recognized],
             "findings": [f.to_dict() for f in self.all_findings()],
             "rulesets": [_ruleset_dict(rs, self.table, self.chain) for rs in self.rulesets],
@@ -35,8 +44,11 @@ class RulesReport:
 
 
 def build_report(rulesets: Sequence, findings: Sequence[Finding] = (), table: Optional[str] = None,
-                 chain: Optional[str] = None) -> RulesReport:
-    return RulesReport(list(rulesets), summarize(rulesets), recognize(rulesets), list(findings), table, chain)
+                 chain: Optional[str] = None, local_ips: Sequence[str] = (), routing=None) -> RulesReport:
+    """`local_ips`: the namespace's own addresses (read from the pod, or --local-ip), `routing` its routes
+    (`trace.routing.Routing`, or None), which the probes use."""
+    return RulesReport(list(rulesets), summarize(rulesets, local_ips, device_routes(routing)), recognize(rulesets),
+                       list(findings), table, chain)
 
 
 def _ruleset_dict(rs, table: Optional[str], chain: Optional[str]) -> dict:

@@ -13,7 +13,7 @@ probability.
   {"verdict": "ACCEPT"|"DROP"|"REJECT"|"REDIRECT"|"DNAT"|"TPROXY"|"SNAT"|"MASQUERADE"|"MIXED",
    "outcomes": [{"probability": float, "destination": "ip:port"|null, "verdict": str,
                  "sender_sees": "delivered"|"timeout"|"refused"|"reset"|"unreachable",
-                 "source": "ip:port"|null, "mark": "0x..", "nat": [str], "steps": [...]}],
+                 "source": "ip:port"|null, "mark": "0x..", "nat": [str], "untracked": bool, "steps": [...]}],
    "steps": [{"hook", "table", "chain", "rule", "matched": bool, "note"}],   # path of outcomes[0]
    "assumptions": [str], "packet": {...}}
 `verdict` is the verdict shared by every outcome, or "MIXED" when they differ. `sender_sees` is what the
@@ -23,7 +23,8 @@ for TCP, the sender's later packets (conntrack ESTABLISHED, the first packet's N
 the kernel sends through OUTPUT/POSTROUTING - is dropped too), "refused" (port-unreachable, or tcp-reset of
 the first packet), "reset" (tcp-reset of a later packet) or "unreachable" (other ICMP errors). `destination` is
 where the packet is delivered after NAT (for REDIRECT the redirect port on 127.0.0.1 when the
-packet was locally generated, or on the pod's own address when it came in), null when dropped.
+packet was locally generated, or on the pod's own address when it came in), null when dropped. `untracked`:
+the packet was exempted from connection tracking (NOTRACK), so conntrack keeps no entry for it.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from kubectl_whose.analysis.netfilter.model import IptablesRuleset
 from kubectl_whose.analysis.netfilter.nft_json import NftRuleset
 from kubectl_whose.analysis.netfilter.trace.packet import TraceQuery, endpoint
 from kubectl_whose.analysis.netfilter.trace.connection import later_packets, reject_answer, reply
-from kubectl_whose.analysis.netfilter.trace.context import Step
+from kubectl_whose.analysis.netfilter.trace.context import QUIET, Step
 from kubectl_whose.analysis.netfilter.trace.walk import walk
 
 Ruleset = Union[IptablesRuleset, NftRuleset]
@@ -51,11 +52,13 @@ class Outcome:
     nat: List[str] = field(default_factory=list)
     steps: List[Step] = field(default_factory=list)
     sender_sees: str = "delivered"  # delivered | timeout | refused | reset | unreachable
+    untracked: bool = False  # NOTRACK / CT --notrack / nft notrack: conntrack keeps no entry (and no NAT applies)
 
     def to_dict(self) -> dict:
         return {"probability": round(self.probability, 12), "destination": self.destination,
                 "verdict": self.verdict, "sender_sees": self.sender_sees, "source": self.source,
-                "mark": f"{self.mark:#x}", "nat": self.nat, "steps": [s.to_dict() for s in self.steps]}
+                "mark": f"{self.mark:#x}", "nat": self.nat, "untracked": self.untracked,
+                "steps": [s.to_dict() for s in self.steps]}
 
 
 @dataclass
@@ -83,7 +86,8 @@ class TraceResult:
             "assumptions": self.assumptions,
             "packet": {"proto": q.proto, "from": endpoint(q.src, q.sport), "to": endpoint(q.dst, q.dport),
                        "direction": "inbound" if q.inbound else "outbound", "uid": q.uid, "gid": q.gid,
-                       "iface": q.iface, "pod_ips": list(q.pod_ips), "ctstate": q.ctstate},
+                       "iface": q.iface, "pod_ips": list(q.pod_ips), "ctstate": q.ctstate, "mark": f"{q.mark:#x}",
+                       "in_sets": list(q.in_sets)},
             "hooks": self.hooks,
         }
 
@@ -101,8 +105,17 @@ def _family_notes(rulesets: Sequence[Ruleset], query: TraceQuery) -> List[str]:
             f"(add the {tool} output with --from-file)"]
 
 
-def trace(rulesets: Sequence[Ruleset], query: TraceQuery) -> TraceResult:
-    """Every end the packet can reach, with probabilities, steps and the assumptions made."""
+def trace(rulesets: Sequence[Ruleset], query: TraceQuery, quiet: bool = False) -> TraceResult:
+    """Every end the packet can reach, with probabilities, steps and the assumptions made (`quiet`: only the
+    rules that matched are in the steps, which makes a walk past thousands of rules cheap)."""
+    token = QUIET.set(quiet)
+    try:
+        return _trace(rulesets, query)
+    finally:
+        QUIET.reset(token)
+
+
+def _trace(rulesets: Sequence[Ruleset], query: TraceQuery) -> TraceResult:
     outcomes: Dict[tuple, Outcome] = {}
     assumptions: List[str] = _family_notes(rulesets, query)
     choices: List[int] = []
@@ -141,7 +154,7 @@ def trace(rulesets: Sequence[Ruleset], query: TraceQuery) -> TraceResult:
                 outcomes[key].probability += ctx.probability
             else:
                 outcomes[key] = Outcome(ctx.probability, kind, dest, endpoint(pkt.src, pkt.sport), pkt.mark,
-                                        list(pkt.nat), ctx.steps + extra_steps, sees)
+                                        list(pkt.nat), ctx.steps + extra_steps, sees, pkt.ctstate == "UNTRACKED")
         for s in ctx.steps:
             if s.hook not in hooks:
                 hooks.append(s.hook)

@@ -21,7 +21,7 @@ def later_packets(rulesets: Sequence[Ruleset], query: TraceQuery, pkt: Packet) -
     replayed, the same hooks. Rules that let only NEW through drop them: the handshake never completes."""
     lq = replace(query, ctstate="ESTABLISHED", ctstate_given=True, replay_nat=tuple(pkt.nat_log))
     ctx, verdict = walk(rulesets, lq, [])
-    steps = [Step(f"{s.hook} (later packets)", s.table, s.chain, s.rule, s.matched, s.note) for s in ctx.steps]
+    steps = [s.relabel(f"{s.hook} (later packets)") for s in ctx.steps]
     if verdict == "DROP":
         return "timeout", steps, ["the connection's later packets (ESTABLISHED) are dropped: the handshake never "
                                   "completes and the sender sees a timeout"]
@@ -52,16 +52,24 @@ def reject_answer(rulesets: Sequence[Ruleset], query: TraceQuery, pkt: Packet) -
         answer_src = pkt.src if local(pkt.src) else (query.pod_ips[0] if query.pod_ips else pkt.dst)
     q = TraceQuery(dst=pkt.src, dport=(pkt.sport or 40000) if rst else None, proto="tcp" if rst else "icmp",
                    src=answer_src, sport=pkt.dport if rst else None, pod_ips=query.pod_ips,
-                   ctstate="RELATED", ctstate_given=True, kernel_generated=True, routing=routing)
+                   ctstate="RELATED", ctstate_given=True, kernel_generated=True, routing=routing,
+                   in_sets=_swapped(query.in_sets))
     ctx, verdict = walk(rulesets, q, [])
     what = "TCP RST" if rst else f"ICMP error ({pkt.reject_with})"
-    steps = [Step(f"{s.hook} ({what})", s.table, s.chain, s.rule, s.matched, s.note) for s in ctx.steps]
+    steps = [s.relabel(f"{s.hook} ({what})") for s in ctx.steps]
     if verdict in ("DROP", "REJECT"):
         return "timeout", steps, [f"the {what} this REJECT sends is itself dropped in OUTPUT/POSTROUTING: the "
                                   f"sender sees a timeout, as for DROP"]
     notes = [] if rst else ["the kernel rate-limits ICMP errors per destination (net.ipv4.icmp_ratelimit, 1 s by "
                             "default): a sender rejected many times in a row may see timeouts instead"]
     return seen, steps, notes
+
+
+def _swapped(in_sets):
+    """The answer's source is the first packet's destination: `NAME:dst` membership becomes `NAME:src`."""
+    swap = {"src": "dst", "dst": "src"}
+    return tuple(f"{s.rsplit(':', 1)[0]}:{swap[s.rsplit(':', 1)[1]]}" if s.rsplit(":", 1)[-1] in swap else s
+                 for s in in_sets)
 
 
 def reply(rulesets: Sequence[Ruleset], query: TraceQuery, pkt: Packet) -> Tuple[str, List[Step], List[str]]:
@@ -76,27 +84,32 @@ def reply(rulesets: Sequence[Ruleset], query: TraceQuery, pkt: Packet) -> Tuple[
         delivered_here = pkt.delivered_to is not None or (query.inbound and pkt.iif is not None and (
             pkt.dst in query.pod_ips or not query.pod_ips or is_loopback(pkt.dst))) or \
             (not query.inbound and (is_loopback(pkt.dst) or pkt.dst in query.pod_ips))
-    if query.inbound and not delivered_here:
-        if query.routing is None:
-            return "delivered", [], []  # forwarded: without routes, the reply's path is not known here
-        # forwarded: the answer comes back through this host's FORWARD, from the device the packet left by;
-        # conntrack has undone the source NAT by then (PREROUTING), the destination NAT only in POSTROUTING
-        rq = TraceQuery(dst=query.src or pkt.src, dport=query.sport or pkt.sport or 40000, proto=pkt.proto,
-                        src=pkt.dst, sport=pkt.dport, inbound=True, iface=pkt.oif, pod_ips=query.pod_ips,
-                        ctstate="ESTABLISHED", ctstate_given=True, reply=True, routing=query.routing)
-        return _reply_walk(rulesets, rq)
     sport = pkt.delivered_to.rsplit(":", 1)[1] if pkt.delivered_to else pkt.dport
-    rq = TraceQuery(dst=pkt.src, dport=pkt.sport or 40000, proto=pkt.proto, src=pkt.dst,
-                    sport=int(sport) if sport is not None else None, inbound=not delivered_here,
-                    iface=(pkt.oif if not delivered_here else (query.iface if query.inbound else None)),
-                    pod_ips=query.pod_ips or ((pkt.src,) if not query.inbound else ()), ctstate="ESTABLISHED",
-                    ctstate_given=True, reply=True, routing=query.routing)
-    return _reply_walk(rulesets, rq)
-
-
-def _reply_walk(rulesets: Sequence[Ruleset], rq: TraceQuery) -> Tuple[str, List[Step], List[str]]:
+    # the answer to an untracked packet finds no connection: a SYN-ACK without one is INVALID to conntrack, a UDP
+    # answer a new flow (unless the raw table exempts the answer too)
+    state = "ESTABLISHED" if pkt.ctstate != "UNTRACKED" else ("INVALID" if pkt.proto == "tcp" else "NEW")
+    if query.inbound and not delivered_here:
+        # forwarded: the reply comes back through this namespace, in by the device the packet left by; conntrack
+        # has undone the source NAT before routing (PREROUTING) and undoes the destination NAT after (POSTROUTING),
+        # so FORWARD sees it from the new destination to the original sender
+        rq = TraceQuery(dst=query.src or pkt.src, dport=query.sport or 40000, proto=pkt.proto, src=pkt.dst,
+                        sport=int(sport) if sport is not None else None, inbound=True, iface=pkt.oif,
+                        pod_ips=query.pod_ips, ctstate=state, ctstate_given=True, reply=True,
+                        routing=query.routing, in_sets=_swapped(query.in_sets))
+    else:
+        rq = TraceQuery(dst=pkt.src, dport=pkt.sport or 40000, proto=pkt.proto, src=pkt.dst,
+                        sport=int(sport) if sport is not None else None, inbound=not delivered_here,
+                        iface=(pkt.oif if not delivered_here else (query.iface if query.inbound else None)),
+                        pod_ips=query.pod_ips or ((pkt.src,) if not query.inbound else ()), ctstate=state,
+                        ctstate_given=True, reply=True, routing=query.routing, in_sets=_swapped(query.in_sets))
     ctx, verdict = walk(rulesets, rq, [])
-    steps = [Step(f"{s.hook} (reply)", s.table, s.chain, s.rule, s.matched, s.note) for s in ctx.steps]
+    steps = [s.relabel(f"{s.hook} (reply)") for s in ctx.steps]
+    if ctx.packet.ctzone != pkt.ctzone and pkt.nat:
+        # conntrack looks the reply up in the zone the raw table put it in: another zone holds no such connection,
+        # so the NAT of the first packet is not undone and the sender does not recognise the answer
+        return "timeout", steps, [f"the reply is in conntrack zone {ctx.packet.ctzone}, the connection in zone "
+                                  f"{pkt.ctzone}: its NAT is not undone and the sender sees a timeout"] + \
+            [a for a in ctx.assumptions if "answering socket" in a]
     if verdict in ("DROP", "REJECT"):
         return "timeout", steps, ["the reply (SYN-ACK or UDP answer) is dropped on its way back: the sender sees "
                                   "a timeout although the packet itself got through"] + \

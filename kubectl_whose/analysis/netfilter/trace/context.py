@@ -7,24 +7,55 @@ rule they call `choose()` and get the branch this walk follows.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextvars import ContextVar
 from typing import List, Optional, Sequence
 
-from kubectl_whose.analysis.netfilter.trace.packet import Packet, TraceQuery
+from kubectl_whose.analysis.netfilter.model import Rule, rule_text
+from kubectl_whose.analysis.netfilter.nft_text import rule_text as nft_rule_text
+from kubectl_whose.analysis.netfilter.trace.packet import Packet, TraceQuery, is_loopback
 
 
-@dataclass
 class Step:
-    hook: str
-    table: str
-    chain: str
-    rule: str
-    matched: bool
-    note: str = ""
+    """One rule (or policy, or note) the packet met. `rule` is the rule's text, rendered only when read: a walk
+    past 5,000 kube-proxy rules records 5,000 steps, and rendering each one was most of a trace's time."""
+
+    __slots__ = ("hook", "table", "chain", "_rule", "matched", "note")
+
+    def __init__(self, hook: str, table: str, chain: str, rule, matched: bool, note: str = ""):
+        self.hook, self.table, self.chain, self._rule, self.matched, self.note = hook, table, chain, rule, matched, \
+            note
+
+    @property
+    def rule(self) -> str:
+        if not isinstance(self._rule, str):
+            self._rule = rendered(self._rule)
+        return self._rule
+
+    def relabel(self, hook: str) -> "Step":
+        """The same step under another hook label (the reply, later packets, a REJECT's answer); its text is
+        this step's, rendered once for both."""
+        return Step(hook, self.table, self.chain, self._rule if isinstance(self._rule, str) else self, self.matched,
+                    self.note)
 
     def to_dict(self) -> dict:
         return {"hook": self.hook, "table": self.table, "chain": self.chain, "rule": self.rule,
                 "matched": self.matched, "note": self.note}
+
+    def __repr__(self) -> str:
+        return f"Step({self.hook!r}, {self.table!r}, {self.chain!r}, {self.rule!r}, {self.matched!r}, {self.note!r})"
+
+
+def rendered(rule) -> str:
+    if isinstance(rule, Step):
+        return rule.rule
+    if isinstance(rule, Rule):
+        return rule_text(rule, counters=False)
+    return nft_rule_text(rule, counters=False)
+
+
+# Set by `trace(..., quiet=True)`: the caller wants the ends, not the path (the summary's probes). Rules that do not
+# match are then not recorded, and long chains are entered at the next rule that can match the destination.
+QUIET: ContextVar[bool] = ContextVar("quiet", default=False)
 
 
 class WalkContext:
@@ -41,6 +72,7 @@ class WalkContext:
         self.local_ips = list(local_ips)
         self.hook = ""
         self.branch_notes: List[str] = []
+        self.quiet = QUIET.get()
 
     def choose(self, probabilities: Sequence[float], label: str, labels: Sequence[str]) -> int:
         pos = len(self.alternatives)
@@ -57,6 +89,8 @@ class WalkContext:
             self.assumptions.append(text)
 
     def step(self, table: str, chain: str, rule: str, matched: bool, note: str = "") -> None:
+        if self.quiet and not matched:
+            return
         if len(self.steps) > self.MAX_STEPS:
             raise RecursionError("more than 20000 rule evaluations: the chains jump in a loop")
         self.steps.append(Step(self.hook, table, chain, rule, matched, note))
@@ -93,8 +127,6 @@ class WalkContext:
         return self.packet.src
 
     def is_local(self, ip: Optional[str]) -> bool:
-        from kubectl_whose.analysis.netfilter.trace.packet import is_loopback
-
         if ip is None:
             return False
         routing = self.query.routing
@@ -128,6 +160,18 @@ class WalkContext:
             if decision.dev:
                 return decision.dev
         return "lo" if self.is_local(dst) else (self.query.iface or "eth0")
+
+    def loopback_masquerade_source(self) -> str:
+        """MASQUERADE through lo: IPv4 takes inet_select_addr(lo, universe scope), and lo has only host-scope
+        addresses, so the first global address of the host's devices in their order (its own address, never
+        127.0.0.1); IPv6's source selection prefers the destination itself when it is local."""
+        dst = self.packet.dst
+        if ":" in dst:
+            return dst if self.is_local(dst) else "::1"
+        routing = self.query.routing
+        ordered = [ip for _, ip, _ in routing.addresses] if routing is not None else []
+        ordered += list(self.local_ips)
+        return next((ip for ip in ordered if ":" not in ip and not is_loopback(ip)), "127.0.0.1")
 
     def source_address(self, oif: Optional[str], family: str) -> Optional[str]:
         """The address MASQUERADE takes: the output device's primary address, when the routing is known."""

@@ -8,10 +8,11 @@ modelled here is named in the step and in the assumptions, with the choice made.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from bisect import bisect_left
+from collections import OrderedDict
+from typing import Dict, List, Optional, Tuple
 
 from kubectl_whose.analysis.netfilter.trace import nat_effects
-from kubectl_whose.analysis.netfilter.model import rule_text
 from kubectl_whose.analysis.netfilter.model import Match, NON_TERMINAL_TARGETS, Rule, Table
 from kubectl_whose.analysis.netfilter.trace.packet import iface_matches, in_network
 from kubectl_whose.analysis.netfilter.trace.context import WalkContext
@@ -37,10 +38,14 @@ def walk_table(ctx: WalkContext, table: Table, hook: str, label: str) -> str:
                 continue
             ctx.step(label, chain.name, f"policy {chain.policy}", True, "end of built-in chain")
             return chain.policy or "ACCEPT"
+        if ctx.quiet:
+            index = next_candidate(chain.rules, index, ctx.packet.dst)
+            if index >= len(chain.rules):
+                continue
         rule = chain.rules[index]
         index += 1
         ok, why = rule_matches(ctx, rule, hook)
-        text = rule_text(rule, counters=False)
+        text = rule  # rendered by Step when read
         if not ok:
             ctx.step(label, chain.name, text, False, why)
             continue
@@ -66,6 +71,38 @@ def walk_table(ctx: WalkContext, table: Table, hook: str, label: str) -> str:
         ctx.step(label, chain.name, text, True, _join(why, note))
         if verdict is not None:
             return verdict
+
+
+INDEXED = 64  # chains longer than this get a destination index for quiet walks
+_INDEX: "OrderedDict[int, tuple]" = OrderedDict()
+
+
+def next_candidate(rules: List[Rule], start: int, dst: Optional[str]) -> int:
+    """The first rule at or after `start` that can match destination `dst`: kube-proxy's KUBE-SERVICES is 5,000
+    rules of `-d VIP/32 ...`, all but a few of which fail on the destination alone."""
+    if len(rules) <= INDEXED:
+        return start
+    entry = _INDEX.get(id(rules))
+    if entry is None or entry[0] is not rules or entry[1] != len(rules):
+        by_dst: Dict[str, List[int]] = {}
+        others: List[int] = []
+        for i, r in enumerate(rules):
+            d = r.get_core("-d")
+            if d is not None and not d.negated and "," not in d.value and d.value.endswith(("/32", "/128")):
+                by_dst.setdefault(d.value.rsplit("/", 1)[0], []).append(i)
+            else:
+                others.append(i)
+        entry = (rules, len(rules), by_dst, others)
+        _INDEX[id(rules)] = entry
+        while len(_INDEX) > 32:
+            _INDEX.popitem(last=False)
+    _, n, by_dst, others = entry
+    best = n
+    for seq in (others, by_dst.get(dst or "", ())):
+        k = bisect_left(seq, start)
+        if k < len(seq):
+            best = min(best, seq[k])
+    return best
 
 
 def _join(a: str, b: str) -> str:

@@ -44,6 +44,8 @@ def _owner(ctx: WalkContext, m: Match, o: Option, hook: str) -> Result:
         return False, "no local socket in this hook"
     if ctx.query.kernel_generated:
         return False, "sent by the kernel, no socket"
+    if ctx.query.inbound:
+        return False, "a forwarded packet has no local socket"
     if o.name == "--uid-owner":
         uid = ctx.uid()
         return _in_id_range(o.value, uid), f"uid {uid}"
@@ -140,6 +142,20 @@ def _recent(ctx: WalkContext, m: Match, o: Option, hook: str) -> Result:
     return True, ""
 
 
+def _set(ctx: WalkContext, m: Match, o: Option, hook: str) -> Result:
+    """`-m set --match-set NAME dst`: an ipset's members are not in a dump; the query says which sets the packet's
+    addresses are in (--in-set), and every other set is taken as not holding them."""
+    if o.name != "--match-set" or not o.values:
+        return None, ""
+    name = o.values[0]
+    side = o.values[1].split(",")[0] if len(o.values) > 1 else "dst"
+    if name in ctx.query.in_sets or f"{name}:{side}" in ctx.query.in_sets:
+        return True, f"{side} in ipset {name} (given)"
+    ctx.assume(f"ipset {name}: its members are not in the dump; taken as not holding this packet's addresses "
+               f"(pass --in-set {name} otherwise)")
+    return False, f"not in ipset {name} (assumed)"
+
+
 def _icmp(ctx: WalkContext, m: Match, o: Option, hook: str) -> Result:
     return ctx.packet.proto in ("icmp", "ipv6-icmp"), f"protocol {ctx.packet.proto}"
 
@@ -149,7 +165,7 @@ MODULES: Dict[str, Callable[..., Result]] = {
     "owner": _owner, "comment": _comment, "mark": _mark, "connmark": _mark,
     "conntrack": _conntrack, "state": _conntrack, "addrtype": _addrtype, "statistic": _statistic,
     "icmp": _icmp, "icmp6": _icmp, "recent": _recent,
-    "set": _not_matching("ipset contents are not in the dump; taken as not matching"),
+    "set": _set,
     "socket": _not_matching("no established transparent socket is known; taken as not matching"),
     "physdev": _not_matching("bridge ports are not known in a pod; taken as not matching"),
     "mac": _not_matching("source MAC not known; taken as not matching"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from kubectl_whose.analysis.netfilter.trace.packet import endpoint, parse_nat_to
+from kubectl_whose.analysis.netfilter.trace.packet import endpoint, is_loopback, parse_nat_to
 from kubectl_whose.analysis.netfilter.trace.context import WalkContext
 
 
@@ -54,6 +54,12 @@ def dnat(ctx: WalkContext, hook: str, to: Optional[str]) -> str:
         p.dport = port
     if hook == "OUTPUT":
         p.reroute_oif = ctx.output_device(p.dst)
+        if p.reroute_oif != "lo" and p.src and is_loopback(p.src):
+            # ip_route_me_harder refuses a loopback source toward another host (route_localnet is 0 by default):
+            # the packet is dropped before POSTROUTING could masquerade it
+            p.unroutable = True
+            ctx.assume("a packet from a loopback address DNATed to another host is dropped by the kernel's reroute "
+                       "(net.ipv4.conf.*.route_localnet=0, the default)")
     p.verdict_kind = "DNAT"
     p.dnat_hooks.append(hook)
     p.nat_log.append((hook, "dst", p.dst, p.dport, p.reroute_oif))
@@ -84,7 +90,7 @@ def masquerade(ctx: WalkContext) -> str:
     before = p.src
     routed_src = ctx.source_address(p.oif, "ipv6" if ":" in p.dst else "ipv4")
     if p.oif == "lo":
-        p.src = "::1" if ":" in p.dst else "127.0.0.1"
+        p.src = ctx.loopback_masquerade_source()
     elif routed_src:
         p.src = routed_src
     elif ctx.query.pod_ips:

@@ -13,7 +13,7 @@ from typing import Any, List, Optional, Tuple
 
 from kubectl_whose.analysis.netfilter.trace import nat_effects
 from kubectl_whose.analysis.netfilter.nft_json import NftChain, NftRule, NftTable
-from kubectl_whose.analysis.netfilter.nft_text import expr_text, rule_text
+from kubectl_whose.analysis.netfilter.nft_text import expr_text
 from kubectl_whose.analysis.netfilter.trace.packet import endpoint, iface_matches
 from kubectl_whose.analysis.netfilter.trace.context import WalkContext
 
@@ -43,7 +43,7 @@ def walk_chain(ctx: WalkContext, table: NftTable, base: NftChain) -> str:
             return (base.policy or "accept").upper()
         rule = chain.rules[index]
         index += 1
-        text = rule_text(rule, counters=False)
+        text = rule  # rendered by Step when read
         try:
             ok, why = _run_rule(ctx, table, rule, hook)
         except Verdict as v:
@@ -98,7 +98,10 @@ def _run_rule(ctx: WalkContext, table: NftTable, rule: NftRule, hook: str) -> Tu
             vkind, vbody = next(iter(hit.items()))
             target = vbody.get("target") if isinstance(vbody, dict) else None
             raise Verdict(vkind, target, _join(notes, f"{_show(key)} -> {vkind}{' ' + target if target else ''}"))
-        elif kind in ("dnat", "snat", "redirect", "masquerade", "tproxy"):
+        elif kind == "tproxy":
+            # not a verdict (nft_tproxy assigns the socket and goes on): Istio's rules set the mark and accept after
+            notes.append(_nat(ctx, table, kind, body or {}, hook))
+        elif kind in ("dnat", "snat", "redirect", "masquerade"):
             raise Verdict("accept", note=_join(notes, _nat(ctx, table, kind, body or {}, hook)))
         elif kind == "mangle":
             notes.append(_mangle(ctx, table, body, hook))
@@ -177,7 +180,7 @@ def _value(ctx: WalkContext, table: NftTable, e: Any, hook: str) -> Any:
                   "iifname": p.iif if hook in ("PREROUTING", "INPUT", "FORWARD") else None,
                   "oifname": p.oif if hook in ("OUTPUT", "FORWARD", "POSTROUTING") else None}
         if key in ("skuid", "skgid"):
-            if hook not in ("OUTPUT", "POSTROUTING") or ctx.query.kernel_generated:
+            if hook not in ("OUTPUT", "POSTROUTING") or ctx.query.kernel_generated or ctx.query.inbound:
                 return UNKNOWN
             return ctx.uid() if key == "skuid" else ctx.gid()
         if key in ("iif", "oif"):

@@ -38,6 +38,7 @@ class TraceQuery:
     kernel_generated: bool = False  # an ICMP error or RST the kernel sends for a REJECT: no socket, no owner
     reply: bool = False  # the connection's reply direction (the answer to the traced packet)
     replay_nat: Tuple[tuple, ...] = ()  # later packets of a connection: the NAT its first packet set up
+    in_sets: Tuple[str, ...] = ()  # ipsets the packet's addresses are in (an ipset's members are not in a dump)
     # the namespace's addresses, routes and policy rules (`routing.Routing`); None: not known, see `assume`
     routing: Optional[object] = field(default=None, compare=False)
 
@@ -70,6 +71,7 @@ class Packet:
     destination_unknown: bool = False  # a NAT target whose parameters the reader lost ([unsupported revision])
     reroute_oif: Optional[str] = None  # output device after a destination NAT in OUTPUT, from POSTROUTING on
     nat_log: List[tuple] = field(default_factory=list)  # (hook, "dst"|"src", ip, port, oif): replayed for later packets
+    unroutable: bool = False  # the kernel cannot route it after a NAT (loopback source toward another host)
     no_route: Optional[str] = None  # the routing decision that ended the walk (unreachable, prohibit, no route)
 
     def copy(self) -> "Packet":
@@ -86,10 +88,28 @@ def endpoint(ip: Optional[str], port: Optional[int]) -> Optional[str]:
 
 @functools.lru_cache(maxsize=65536)
 def in_network(ip: str, network: str) -> bool:
+    address, net = _address(ip), _network(network)
+    return address is not None and net is not None and address[0] == net[0] and address[1] & net[2] == net[1]
+
+
+# Parsed once each: a walk past a kube-proxy KUBE-SERVICES chain compares one address with 5,000 networks, and
+# parsing the pair each time (ipaddress is pure Python) was most of the walk.
+@functools.lru_cache(maxsize=65536)
+def _network(text: str):
     try:
-        return ipaddress.ip_address(ip) in ipaddress.ip_network(network, strict=False)
+        n = ipaddress.ip_network(text, strict=False)
     except ValueError:
-        return False
+        return None
+    return n.version, int(n.network_address), int(n.netmask)
+
+
+@functools.lru_cache(maxsize=4096)
+def _address(text: str):
+    try:
+        a = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    return a.version, int(a)
 
 
 def is_loopback(ip: str) -> bool:

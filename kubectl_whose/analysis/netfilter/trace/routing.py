@@ -62,7 +62,9 @@ class Routing:
         """`--local-ip IP` and `--route "DST [via GW] dev DEV"` (ip-route syntax, repeatable)."""
         from kubectl_whose.analysis.pod.netinfo import Route
 
-        parsed = []
+        # the kernel's local table holds a route for each of the host's addresses and for loopback
+        parsed = [Route(dst=ip, table="local", type="local", dev="lo" if ip.startswith("127.") or ip == "::1" else
+                        None, family="inet6" if ":" in ip else "inet") for ip in ("127.0.0.0/8", "::1", *local_ips)]
         for text in routes:
             words = text.split()
             dst, rest = words[0], dict(zip(words[1::2], words[2::2]))
@@ -106,8 +108,9 @@ class Routing:
             name = TABLE_NAMES.get(str(table), str(table))
             rule_text = "" if name == "main" and priority == 32766 else f" (rule {priority}: lookup {name})"
             if found.type in ("local", "broadcast", "anycast"):
-                return RouteDecision("local", found.dev, None, name, f"route {found.type} {found.dst} dev "
-                                                                      f"{found.dev} table {name}{rule_text}")
+                dev = f" dev {found.dev}" if found.dev else ""
+                return RouteDecision("local", found.dev, None, name, f"route {found.type} {found.dst}{dev} "
+                                                                      f"table {name}{rule_text}")
             if found.type in ("blackhole", "unreachable", "prohibit"):
                 return RouteDecision(found.type, None, None, name, f"route {found.type} {found.dst} table "
                                                                    f"{name}{rule_text}")

@@ -119,7 +119,12 @@ def walk(rulesets: Sequence[Ruleset], q: TraceQuery, choices: List[int]) -> Tupl
                                "another address")
             else:
                 ctx.assume(f"{pkt.dst} is not a local address: the packet is forwarded")
+                pkt.oif = "eth0"
+                ctx.assume(f"the forwarded packet leaves through eth0 (pass --route '{pkt.dst} dev IF' otherwise)")
                 hooks += ["FORWARD", "POSTROUTING"]
+        if hook == "OUTPUT" and pkt.unroutable:
+            ctx.step("(routing)", hook, "(reroute after NAT)", True, "no route from a loopback source: dropped")
+            return ctx, "DROP"
         if hook == "OUTPUT" and pkt.reroute_oif:
             pkt.oif = pkt.reroute_oif  # the rerouted device, seen from POSTROUTING on
         elif hook == "POSTROUTING" and not q.inbound and not looped and ctx.is_local(pkt.dst):

@@ -8,12 +8,15 @@ iptables-nft-restore; and a kube-proxy nftables-mode Service (numgen vmap) loade
 from __future__ import annotations
 
 import collections
+import json
 import math
+import os
+import sys
 
 import pytest
 
 from tests.helpers.netns import NetLab, requires_netns, requires_tools, sweep_stale
-from tests.helpers.nflab import ENDPOINTS, PEER_IP, POD_IP, RulesLab, assert_trace_matches_kernel
+from tests.helpers.nflab import AGENT, ENDPOINTS, PEER_IP, POD_IP, RulesLab, assert_trace_matches_kernel
 from tests.helpers.paths import FIXTURES
 
 pytestmark = [requires_netns, requires_tools("iptables-legacy-restore", "iptables-nft-restore", "nft", "setpriv")]
@@ -467,3 +470,32 @@ def test_istio_ambient_in_pod_marks(rules_lab):
         assert (result["reply"]["name"], result["reply"]["local"]) == (who, local), (args, result)
         extra = () if "--inbound" in args else ("--uid", "0", "--gid", "0")
         _check(lab, dump, result, *args, *extra)
+
+
+@pytest.mark.parametrize("rules_lab", BACKENDS, indirect=True)
+def test_masquerade_through_lo_takes_the_first_global_address(rules_lab):
+    """Docker's `-s 172.17.0.0/16 ! -o docker0 -j MASQUERADE` on a connection from the bridge's own address to
+    another local address: it leaves through lo, where MASQUERADE takes the host's first global address (lo has
+    only host-scope ones), not 127.0.0.1; trace says the same from --pod-ip and from an `ip -j addr` dump."""
+    lab = rules_lab
+    side = lab.lab.ns("side")
+    lab.lab.link(lab.pod, "docker0", "172.17.0.1/16", side, "eth0", "172.17.0.2/16")
+    lab.load("*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+             "-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE\nCOMMIT\n")
+    lab.serve(lab.pod, "pod", tcp=[8080])
+    dump = lab.dump()
+    out = lab.pod.run([sys.executable, AGENT, "probes"], input=json.dumps(
+        [{"proto": "tcp", "ip": POD_IP, "port": 8080, "src": "172.17.0.1"}])).stdout
+    [[result]] = json.loads(out)
+    assert result["result"] == "ok", result
+    assert result["reply"]["peer"].rsplit(":", 1)[0] == POD_IP, result  # the kernel's fact
+    addr = os.path.join(lab.workdir, "addr.json")
+    with open(addr, "w") as f:
+        f.write(lab.pod.run(["ip", "-j", "addr"]).stdout)
+    route = os.path.join(lab.workdir, "route.json")
+    with open(route, "w") as f:
+        f.write(lab.pod.run(["ip", "-j", "route", "show", "table", "all"]).stdout)
+    for extra in (("--pod-ip", POD_IP, "--pod-ip", "172.17.0.1"), ("--from-file", addr, "--from-file", route)):
+        t = lab.trace(dump, "--from", "172.17.0.1", "--to", f"{POD_IP}:8080", *extra)
+        assert_trace_matches_kernel(t, result)
+        assert t["outcomes"][0]["source"].rsplit(":", 1)[0] == POD_IP, t["outcomes"]
