@@ -84,20 +84,7 @@ def analyze_capture(file: str, stream: Optional[int], proto: str, local_ips, out
 
 def analyze_pods(file: str, proto: str, output: str) -> None:
     """A merged capture of several pods: each pod's view and the connections between them, as capture showed."""
-    from kubectl_whose.analysis.pod.connections import connections_json
-    from kubectl_whose.analysis.pod.inbound import join_inbound
-    from kubectl_whose.analysis.pod.pod_to_pod import PodCapture, join_pods_of_file
-    from kubectl_whose.analysis.streams.analyzer import analyze_per_pod
-    from kubectl_whose.cluster.targets import PodTarget
-    from kubectl_whose.collect.multi_capture import ManyCaptured, PodRun
+    from kubectl_whose.collect.multi_capture import captured_from_file
     from kubectl_whose.render.multi_view import print_many
 
-    runs = []
-    for info, summary in analyze_per_pod(file, proto):
-        target = PodTarget(info.namespace, info.pod, info.node, info.ips[0] if info.ips else None, "Running", file)
-        runs.append(PodRun(target, None, summary=summary, connections=connections_json(summary),
-                           inbound=[i.to_dict() for i in join_inbound(summary, info.ips)],
-                           interface=",".join(info.interfaces), node=info.node, pod_ips=tuple(info.ips)))
-    links = join_pods_of_file([PodCapture(r.label, r.node, r.pod_ips, list(r.summary.iter_streams()),
-                                          r.connections, r.inbound) for r in runs], file)
-    print_many(ManyCaptured(runs, False, links), output)
+    print_many(captured_from_file(file, proto), output)

@@ -1,66 +1,18 @@
 """`kubectl whose capture POD`: tcpdump in an ephemeral debug container, streamed, saved and summarised.
 
-The flags become one `CaptureOptions` (by name), completed and validated here; `collect.capture.run_capture`
-does the work and `render.capture_summary.print_summary` prints what `analyze FILE` prints for the saved file.
+The flags become one `collect.capture_options.CaptureOptions` (by name), completed and checked here;
+`collect.capture.run_capture` does the work and `render.capture_summary.print_summary` prints what
+`analyze FILE` prints for the saved file.
 """
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass
 from typing import Optional
 
 import click
 
 from kubectl_whose.analysis.streams.summary import PROTOS
-from kubectl_whose.cli.options import (DebugFlags, DurationType, NodeFlags, complete_pods, debug_flags, kube_flags,
-                                       node_flags, output_option)
-
-
-@dataclass
-class CaptureOptions:
-    pod: str
-    interface: Optional[str]  # None: any in the pod; with --node, the pod's host-side interface
-    bpf: Optional[str]
-    duration: Optional[float]
-    count: Optional[int]
-    snaplen: Optional[int]
-    write: Optional[str]
-    stream: Optional[int]
-    proto: str
-    output: str
-    owners: bool  # name owners and the redirect rule of joined connections
-    debug: DebugFlags
-    node_flags: NodeFlags
-    ttl: float = 0.0  # the debug container's lifetime, from --ttl and --duration (complete())
-
-    def complete(self) -> "CaptureOptions":
-        if self.interface is None and not self.node:
-            self.interface = "any"
-        self.ttl = self.debug.ttl
-        if self.duration and self.duration + 15 > self.ttl:
-            self.ttl = self.duration + 60  # a capture must fit in the container's lifetime
-        return self
-
-    def validate(self) -> None:
-        if self.write == "-" and self.output in ("json", "yaml"):
-            raise click.UsageError("-w - sends the pcap to stdout; it cannot be combined with -o json/yaml")
-        if self.debug.ttl < 60:
-            raise click.UsageError("--ttl must be at least 60s (the debug container idles that long)")
-        if self.node and self.debug.container:
-            raise click.UsageError("-c shares a container's processes with the debug container in the pod; "
-                                   "--node works from the node, where it has no meaning: drop one of them")
-
-    @property
-    def node(self) -> bool:
-        return self.node_flags.node
-
-    @property
-    def node_namespace(self) -> Optional[str]:
-        return self.node_flags.namespace
-
-    @property
-    def detail_proto(self) -> str:
-        return "udp" if self.proto == "udp" else "tcp"
+from kubectl_whose.cli.options import DurationType, complete_pods, debug_flags, kube_flags, node_flags, output_option
+from kubectl_whose.collect.capture_options import CaptureOptions
 
 
 @click.command("capture")
@@ -106,67 +58,38 @@ def capture(kube, node, targets, selector, all_namespaces, bundle=None, **flags)
     """
     from kubectl_whose.render.live import LiveView
 
+    from kubectl_whose.cluster.targets import single_pod
+
     one = None if bundle else single_pod(targets, selector, all_namespaces)
     opts = CaptureOptions(pod=one or "", **flags, node_flags=node).complete()
-    opts.validate()
+    if opts.problem():
+        raise click.UsageError(opts.problem())
     if one is None:
         return capture_many(kube, opts, targets, selector, all_namespaces, bundle)
     from kubectl_whose.collect.capture import conclude, run_capture
-    from kubectl_whose.render.capture_summary import print_summary
+    from kubectl_whose.render.capture_summary import print_captured
 
     done = run_capture(kube, opts, LiveView)
-    if done.summary is not None:
-        if opts.write == "-":  # stdout is the pcap: the summary goes to stderr, as a table
-            print_summary(done.summary, done.connections, "wide" if opts.output == "wide" else "table",
-                          opts.stream is not None, out=sys.stderr, inbound=done.inbound)
-        else:
-            print_summary(done.summary, done.connections, opts.output, opts.stream is not None,
-                          capture_point=done.capture_point, inbound=done.inbound)
+    print_captured(done, opts.output, opts.stream is not None, to_stdout=opts.write != "-")
     conclude(done)
 
 
-def single_pod(targets, selector, all_namespaces) -> Optional[str]:
-    """The pod of a one-pod capture (`POD` or `pod/NAME`), or None for several targets."""
-    if selector or all_namespaces or len(targets) != 1:
-        return None
-    kind, _, name = targets[0].partition("/") if "/" in targets[0] else ("pod", "", targets[0])
-    return name if kind in ("po", "pod", "pods") else None
-
-
 def capture_many(kube, opts: CaptureOptions, targets, selector, all_namespaces, bundle: Optional[str]) -> None:
-    import tempfile
-
     from kubectl_whose.cluster.client import connect
     from kubectl_whose.cluster.targets import resolve
-    from kubectl_whose.collect.bundle import write_bundle
-    from kubectl_whose.collect.multi_capture import conclude_many, output_paths, run_many
+    from kubectl_whose.collect.bundle import run_many_with_bundle
+    from kubectl_whose.collect.multi_capture import conclude_many
     from kubectl_whose.render.live import MultiLiveView
     from kubectl_whose.render.multi_view import many_to_dict, print_many
     from kubectl_whose.render.output import dump_json
 
-    if opts.write == "-":
-        raise click.UsageError("-w - writes one pod's pcap to stdout; with several pods or --bundle use "
-                               "-w FILE.pcapng or -w DIR/")
-    if bundle and opts.write and output_paths(opts.write)[0] is None:
-        raise click.UsageError("--bundle holds one merged capture: use -w FILE.pcapng with it, or no -w")
-    if opts.stream is not None:
-        raise click.UsageError("--stream N names one stream of one pod; capture with -w FILE.pcapng, then "
-                               "`kubectl whose analyze FILE --stream N`")
+    if opts.problem_many(bundle):
+        raise click.UsageError(opts.problem_many(bundle))
     pods = resolve(connect(kube), targets, selector, all_namespaces)
-    scratch = tempfile.TemporaryDirectory(prefix="kubectl-whose-") if bundle and not opts.write else None
-    written = opts.write
-    if scratch is not None:
-        opts.write = scratch.name + "/capture.pcapng"
-    try:
-        captured = run_many(kube, opts, pods, MultiLiveView)
-        print_many(captured, opts.output)
-        if bundle:
-            write_bundle(bundle, kube, opts, captured, opts.write, dump_json(many_to_dict(captured)),
-                         ["kubectl", "whose", *((click.get_current_context().obj or {}).get("argv") or [])])
-    finally:
-        if scratch is not None:
-            scratch.cleanup()
-    conclude_many(captured, written)
+    command = ["kubectl", "whose", *((click.get_current_context().obj or {}).get("argv") or [])]
+    captured = run_many_with_bundle(kube, opts, pods, MultiLiveView, bundle, lambda c: print_many(c, opts.output),
+                                    lambda c: dump_json(many_to_dict(c)), command)
+    conclude_many(captured, opts.write)
 
 
 def _bundle_param(param):

@@ -35,5 +35,5 @@ def doctor(kube, debug, node, pod, output):
     failed = [c for c in report.checks if c.result == "fail"]
     if failed:
         names = ", ".join(c.name for c in failed)
-        raise WhoseError(f"{len(failed)} of {len(report.checks)} checks failed ({names}); the FIX of each says what to do",
-                         ExitCode(failed[0].code or ExitCode.ERROR))
+        raise WhoseError(f"{len(failed)} of {len(report.checks)} checks failed ({names}); the FIX of each says "
+                         "what to do", ExitCode(failed[0].code or ExitCode.ERROR))

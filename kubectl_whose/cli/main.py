@@ -116,8 +116,8 @@ def main(argv=None) -> None:
     except Exception as e:  # noqa: BLE001 - the last line of defence against tracebacks
         if traceback:
             raise
-        _print_error(f"kubectl-whose failed unexpectedly ({str(e) or type(e).__name__}); please report it at {ISSUES_URL} "
-                     f"with the output of the same command rerun with --traceback")
+        _print_error(f"kubectl-whose failed unexpectedly ({str(e) or type(e).__name__}); please report it at "
+                     f"{ISSUES_URL} with the output of the same command rerun with --traceback")
         code = ExitCode.ERROR
     try:
         sys.stdout.flush()

@@ -6,34 +6,12 @@ through the same parser. `--save DIR` writes a live run's raw outputs in that la
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
-
 import click
 
-from kubectl_whose.cli.options import (DebugFlags, NodeFlags, debug_flags, kube_flags, node_flags, output_option,
-                                       pod_argument, split_target)
+from kubectl_whose.cli.options import debug_flags, kube_flags, node_flags, output_option, pod_argument, split_target
 from kubectl_whose.collect.netinfo import RECIPES
 
 _FILES = "\n".join(f"  {r.file:<11} {' '.join(r.argv)}" for r in RECIPES.values())
-
-
-@dataclass
-class NetOptions:
-    pod: Optional[str]
-    from_dir: Optional[str]
-    save_dir: Optional[str]
-    output: str
-    debug: DebugFlags
-    node: NodeFlags
-
-    def validate(self) -> None:
-        if self.pod and self.from_dir:
-            raise click.UsageError("give a POD or --from-file DIR, not both")
-        if not self.pod and not self.from_dir:
-            raise click.UsageError("give a POD, or --from-file DIR with saved outputs (see --help)")
-        if self.save_dir and self.from_dir:
-            raise click.UsageError("--save writes a live run's outputs; it cannot be combined with --from-file")
 
 
 @click.command("net", epilog=f"""\b
@@ -55,7 +33,7 @@ Examples:
 @debug_flags(lifetime=False, ptrace=True)
 @node_flags
 @kube_flags
-def net(kube, **flags):
+def net(kube, debug, node, pod, from_dir, save_dir, output):
     """Interfaces, routes, rules, neighbours and sockets of POD (or of its node, or node/NAME), and who owns
     each socket.
 
@@ -67,15 +45,18 @@ def net(kube, **flags):
     from kubectl_whose.render.net_view import render_net
     from kubectl_whose.render.output import emit
 
-    opts = NetOptions(**flags)
-    opts.validate()
-    pod, node_name = split_target(opts.pod)
+    if bool(pod) == bool(from_dir):
+        raise click.UsageError("give a POD or --from-file DIR, not both" if pod else
+                               "give a POD, or --from-file DIR with saved outputs (see --help)")
+    if save_dir and from_dir:
+        raise click.UsageError("--save writes a live run's outputs; it cannot be combined with --from-file")
+    pod, node_name = split_target(pod)
     seen_from = None
-    if opts.from_dir:
-        collected = netinfo.read_saved(opts.from_dir)
+    if from_dir:
+        collected = netinfo.read_saved(from_dir)
     else:
-        collected, seen_from = netinfo.collect_live(kube, pod, opts.debug, opts.save_dir, opts.node, node_name)
-    info = build_netinfo(collected.outputs, container=opts.debug.container, missing=collected.missing,
+        collected, seen_from = netinfo.collect_live(kube, pod, debug, save_dir, node, node_name)
+    info = build_netinfo(collected.outputs, container=debug.container, missing=collected.missing,
                          sources=collected.sources, view=collected.view)
     info.seen_from = seen_from
-    emit(info, opts.output, lambda data, wide: render_net(data, wide))
+    emit(info, output, lambda data, wide: render_net(data, wide))

@@ -7,19 +7,16 @@ kubectl does.
 from __future__ import annotations
 
 import functools
-import ipaddress
 import re
-from dataclasses import dataclass
 from typing import Optional
 
 import click
 
+from kubectl_whose.cluster.debug_choice import DebugFlags, NodeFlags  # noqa: F401 - commands import them here
 from kubectl_whose.cluster.image import DEFAULT_IMAGE, IMAGE_ENV
 from kubectl_whose.cluster.kubeconfig import DEFAULT_REQUEST_TIMEOUT, KubeFlags  # noqa: F401 - callers import them here
 
 OUTPUT_FORMATS = ("table", "wide", "json", "yaml")
-
-
 
 
 class RequestTimeoutType(click.ParamType):
@@ -67,9 +64,7 @@ def _kube_options(f):
     return f
 
 
-def global_options(f):
-    """The group's copy of kubectl's global flags (`kubectl whose -n NS capture POD`)."""
-    return _kube_options(f)
+global_options = _kube_options  # the group's copy of kubectl's global flags (`kubectl whose -n NS capture POD`)
 
 
 def kube_from_context(ctx: Optional[click.Context], **given) -> KubeFlags:
@@ -94,17 +89,6 @@ def kube_flags(f):
         return f(*args, **kwargs)
 
     return wrapper
-
-
-@dataclass(frozen=True)
-class DebugFlags:
-    """How the debug container is chosen or added: `-c`, `--image`, `--ttl`, `--start-timeout`."""
-
-    container: Optional[str] = None  # share this container's process namespace (targetContainerName)
-    image: Optional[str] = None  # None: $KUBECTL_WHOSE_IMAGE, the config file, DEFAULT_IMAGE
-    ttl: Optional[float] = None  # seconds the idle process lives; None: the default (10 minutes)
-    start_timeout: float = 120.0
-    ptrace: bool = False  # --ptrace: add SYS_PTRACE, so ss names the processes of other uids
 
 
 _CONTAINER_HELP = "Share this container's process namespace (targetContainerName), so its sockets show processes."
@@ -147,14 +131,6 @@ def debug_flags(container: bool = True, lifetime: bool = True, container_help: s
         return wrapper
 
     return decorate
-
-
-@dataclass(frozen=True)
-class NodeFlags:
-    """`--node` (work from a node debug pod on the pod's node) and `--node-namespace` (where that pod goes)."""
-
-    node: bool = False
-    namespace: Optional[str] = None  # None: node_namespace: in the config file, else the command's namespace
 
 
 NODE_HELP = ("Work from the pod's node instead of inside the pod, for namespaces whose PodSecurity forbids NET_RAW: "
@@ -214,17 +190,6 @@ class DurationType(click.ParamType):
         return seconds
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    ip: str
-    port: Optional[int]
-
-    def __str__(self) -> str:
-        if self.port is None:
-            return self.ip
-        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
-
-
 class EndpointType(click.ParamType):
     """`IP:PORT`, `[IPv6]:PORT` or `IP` (port optional unless the command needs it)."""
 
@@ -234,26 +199,14 @@ class EndpointType(click.ParamType):
         self.port_required = port_required
 
     def convert(self, value, param, ctx):
+        from kubectl_whose.analysis.ip_port import Endpoint, parse_ip_port
+
         if isinstance(value, Endpoint):
             return value
-        text = str(value).strip()
-        ip, port = text, None
-        m = re.match(r"^\[([0-9a-fA-F:.]+)\](?::(\d+))?$", text)
-        if m:
-            ip, port = m.group(1), m.group(2)
-        elif text.count(":") == 1:
-            ip, port = text.split(":")
         try:
-            ip = str(ipaddress.ip_address(ip))
-        except ValueError:
-            self.fail(f"{text!r} is not IP[:PORT] (examples: 10.96.0.10:53, [fd00::1]:80)", param, ctx)
-        if port is not None:
-            if not port.isdigit() or not 0 < int(port) < 65536:
-                self.fail(f"{text!r}: port must be 1-65535", param, ctx)
-            port = int(port)
-        elif self.port_required:
-            self.fail(f"{text!r} has no port; use IP:PORT (example: 10.96.0.10:53)", param, ctx)
-        return Endpoint(ip, port)
+            return parse_ip_port(str(value), self.port_required)
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
 
 
 def _names(what: str):

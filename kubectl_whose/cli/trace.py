@@ -67,6 +67,8 @@ def trace(kube, debug, node, pod, to, proto, src, uid, gid, inbound, iface, pod_
     Prints every possible end (ACCEPT, DROP, REJECT, REDIRECT to a port, DNAT to each endpoint with
     its probability, SNAT/MASQUERADE), the path through the chains, and the assumptions made.
     """
+    from dataclasses import replace
+
     from kubectl_whose.analysis.netfilter.trace import trace as run_trace
     from kubectl_whose.analysis.netfilter.trace.packet import TraceQuery
     from kubectl_whose.analysis.netfilter.trace.routing import Routing
@@ -74,22 +76,15 @@ def trace(kube, debug, node, pod, to, proto, src, uid, gid, inbound, iface, pod_
     from kubectl_whose.render.output import emit
     from kubectl_whose.render.trace_view import render_trace
 
-    if (uid is not None or gid is not None) and inbound:
-        raise click.UsageError("--uid/--gid describe the sending process of an outbound packet; "
-                               "drop them or --inbound")
     try:
-        mark_value = int(mark, 0)
-    except ValueError:
-        raise click.BadParameter(f"{mark!r} is not a number (examples: 0x4000, 16384)", param_hint="--mark")
+        query = TraceQuery.from_flags(to, src, mark, ctstate, proto=proto, uid=uid, gid=gid, inbound=inbound,
+                                      iface=iface, in_sets=tuple(in_sets))
+    except ValueError as e:
+        raise click.UsageError(str(e))
     require_pod_or_files(pod, from_files)
     pod, node_name = split_target(pod)
     rulesets, live_ips, routing = load_trace_inputs(kube, pod, from_files, debug, node, node_name)
     ips = tuple(e.ip for e in pod_ips) or tuple(live_ips)
-    if routes:
-        routing = Routing.from_flags(ips, routes)
-    query = TraceQuery(dst=to.ip, dport=to.port, proto=proto, src=src.ip if src else None,
-                       sport=src.port if src else None, uid=uid, gid=gid, inbound=inbound, iface=iface,
-                       pod_ips=ips, ctstate=(ctstate or "NEW").upper(), mark=mark_value,
-                       ctstate_given=ctstate is not None, routing=routing, in_sets=tuple(in_sets))
-    result = run_trace(rulesets, query)
+    routing = Routing.from_flags(ips, routes) if routes else routing
+    result = run_trace(rulesets, replace(query, pod_ips=ips, routing=routing))
     emit(result, output, lambda r, wide: render_trace(r, wide))

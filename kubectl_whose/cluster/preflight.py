@@ -19,7 +19,7 @@ from kubectl_whose.errors import ExitCode, WhoseError
 
 def run_checks(kube, pod: str, container: Optional[str], image: Optional[str], node=None,
                ptrace: bool = False) -> Report:
-    """`node`: `cli.options.NodeFlags` (--node checks the node path only; without it, the node path is checked
+    """`node`: `cluster.debug_choice.NodeFlags` (--node checks the node path only; without it, the node path is checked
     too when PodSecurity or a webhook refuses the ephemeral container)."""
     from kubectl_whose.cluster.client import connect
 

@@ -132,3 +132,11 @@ def _service_pods(cluster, name: str) -> List[dict]:
         raise WhoseError(f"svc/{name} has no endpoints behind it (no ready pods selected)", ExitCode.NOT_FOUND)
     return [_get(cluster, f"/api/v1/namespaces/{quote(ns)}/pods/{quote(n)}", f'pod "{n}"')
             for n in dict.fromkeys(names)]
+
+
+def single_pod(targets, selector, all_namespaces) -> Optional[str]:
+    """The pod of a one-pod capture (`POD` or `pod/NAME`), or None for several targets."""
+    if selector or all_namespaces or len(targets) != 1:
+        return None
+    kind, _, name = targets[0].partition("/") if "/" in targets[0] else ("pod", "", targets[0])
+    return name if kind in ("po", "pod", "pods") else None

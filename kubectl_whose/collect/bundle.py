@@ -18,8 +18,9 @@ import io
 import json
 import platform
 import tarfile
+import tempfile
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from kubectl_whose.chatter import say
 from kubectl_whose.errors import ExitCode, WhoseError
@@ -64,6 +65,27 @@ def pod_extras(kube, opts, run) -> Dict[str, bytes]:
         notes.append(f"{t.label}: {e.message}")
     files[base + "notes.json"] = json.dumps(notes).encode()
     return files
+
+
+def run_many_with_bundle(kube, opts, pods, live_view, bundle: Optional[str], show, summary_json, command: List[str]):
+    """`multi_capture.run_many`, then `show(captured)`, then the bundle when one is asked for: its capture is the
+    -w FILE.pcapng, or a scratch file removed after."""
+    from kubectl_whose.collect.multi_capture import run_many
+
+    written = opts.write
+    scratch = tempfile.TemporaryDirectory(prefix="kubectl-whose-") if bundle and not written else None
+    if scratch is not None:
+        opts.write = scratch.name + "/capture.pcapng"
+    try:
+        captured = run_many(kube, opts, pods, live_view)
+        show(captured)
+        if bundle:
+            write_bundle(bundle, kube, opts, captured, opts.write, summary_json(captured), command)
+    finally:
+        opts.write = written
+        if scratch is not None:
+            scratch.cleanup()
+    return captured
 
 
 def write_bundle(path: str, kube, opts, captured, capture_file: str, summary_json: str, command: List[str]) -> None:

@@ -210,7 +210,7 @@ class Captured:
 
 
 def run_capture(kube, opts, live_view) -> Captured:
-    """`opts` is `cli.capture.CaptureOptions`; `live_view(snapshot, byte_count, where)` the context manager that
+    """`opts` is `collect.capture_options.CaptureOptions`; `live_view(snapshot, byte_count, where)` the context manager that
     shows the capture while it runs (`render.live.LiveView`). Raises only when nothing at all was captured."""
     from kubectl_whose.analysis.streams import CaptureAnalyzer, check_stream_index
     from kubectl_whose.collect import tcpdump

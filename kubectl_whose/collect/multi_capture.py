@@ -111,6 +111,23 @@ def run_many(kube, opts, targets, live_view) -> ManyCaptured:
     return ManyCaptured(runs, interrupted, _links(runs, merged_path))
 
 
+def captured_from_file(path: str, proto: str = "all") -> ManyCaptured:
+    """A merged capture read back (`analyze FILE.pcapng`): each pod's summary and joins, and the links, as the
+    capture that wrote it showed them (the pods' addresses and nodes ride in the file's interface blocks)."""
+    from kubectl_whose.analysis.pod.connections import connections_json
+    from kubectl_whose.analysis.pod.inbound import join_inbound
+    from kubectl_whose.analysis.streams.analyzer import analyze_per_pod
+    from kubectl_whose.cluster.targets import PodTarget
+
+    runs = []
+    for info, summary in analyze_per_pod(path, proto):
+        target = PodTarget(info.namespace, info.pod, info.node, info.ips[0] if info.ips else None, "Running", path)
+        runs.append(PodRun(target, None, summary=summary, connections=connections_json(summary),
+                           inbound=[i.to_dict() for i in join_inbound(summary, info.ips)],
+                           interface=",".join(info.interfaces), node=info.node, pod_ips=tuple(info.ips)))
+    return ManyCaptured(runs, False, _links(runs, path))
+
+
 def _links(runs: List[PodRun], merged_path: Optional[str]) -> List[dict]:
     from kubectl_whose.analysis.pod.pod_to_pod import PodCapture, join_pods_of_file
 

@@ -118,8 +118,8 @@ def save(directory: str, got: Collected) -> None:
 
 def collect_live(kube, pod: Optional[str], debug, save_dir: Optional[str] = None, node=None,
                  node_name: Optional[str] = None):
-    """Run every recipe in the pod's debug container (`debug`: `cli.options.DebugFlags`), or on its node with
-    --node (`node`: `cli.options.NodeFlags`) or on `node_name`, saving them if asked. Returns (Collected,
+    """Run every recipe in the pod's debug container (`debug`: `cluster.debug_choice.DebugFlags`), or on its node with
+    --node (`node`: `cluster.debug_choice.NodeFlags`) or on `node_name`, saving them if asked. Returns (Collected,
     where it was seen from: None in the pod, else {"where": "node", "node", and the pod's host interface})."""
     from kubectl_whose.collect.node import debug_session, find_pod_interface
 

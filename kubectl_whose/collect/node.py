@@ -66,7 +66,7 @@ def bridge_of(route_get: str) -> Optional[str]:
 def debug_session(kube, pod: Optional[str], debug, node=None, node_name: Optional[str] = None,
                   ttl: Optional[float] = None, min_remaining: float = 60.0, say=None):
     """(session, None) in the pod's own debug container, or (session, `cluster.session.NodeTarget`) on its node
-    with --node (`node`: `cli.options.NodeFlags`) or on `node_name` (a `node/NAME` target)."""
+    with --node (`node`: `cluster.debug_choice.NodeFlags`) or on `node_name` (a `node/NAME` target)."""
     from kubectl_whose.chatter import say as stderr_say
     from kubectl_whose.cluster.session import open_debug_session, open_node_session
 

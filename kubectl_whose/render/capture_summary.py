@@ -6,6 +6,7 @@ from the same dict, `table`/`wide` with rich.
 """
 from __future__ import annotations
 
+import sys
 from typing import Any, List, Optional, TextIO
 
 
@@ -29,6 +30,19 @@ def print_summary(summary: Any, connections: List[dict], output: str, detail: bo
         write_yaml(summary, out, extra=extra)
     else:
         emit(summary, output, lambda data, wide: _table(data, connections, inbound or [], wide, detail, out))
+
+
+def print_captured(done: Any, output: str, detail: bool, to_stdout: bool = True) -> None:
+    """What `capture` prints at the end for one pod (`done`: `collect.capture.Captured`). With `-w -`
+    (`to_stdout` False) stdout is the pcap, so the summary goes to stderr as a table."""
+    if done.summary is None:
+        return
+    if not to_stdout:
+        print_summary(done.summary, done.connections, "wide" if output == "wide" else "table", detail,
+                      out=sys.stderr, inbound=done.inbound)
+    else:
+        print_summary(done.summary, done.connections, output, detail, capture_point=done.capture_point,
+                      inbound=done.inbound)
 
 
 def _table(summary: Any, connections: List[dict], inbound: List[dict], wide: bool, detail: bool,

@@ -52,12 +52,12 @@ def test_closing_the_pipe_early_ends_quietly_with_exit_zero(tmp_path):
 
 def test_an_unexpected_failure_says_how_to_report_it(monkeypatch):
     """The last line of defence: one line, exit 1, no class name when the error has words, where to report."""
-    import kubectl_whose.cli.version as version
+    import kubectl_whose.analysis.streams.engine as engine
 
     def broken():
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(version, "analysis_engine", broken)
+    monkeypatch.setattr(engine, "analysis_engine", broken)
     r = run("version")
     assert r.code == ExitCode.ERROR
     assert r.stderr == ("kubectl-whose: error: kubectl-whose failed unexpectedly (boom); please report it at "

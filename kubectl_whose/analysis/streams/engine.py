@@ -110,3 +110,19 @@ def make_engine(name: str, want_tcp: bool, want_udp: bool, detail_tcp: int, deta
     from kubectl_whose.analysis.streams.python.engine import PythonEngine
 
     return PythonEngine(want_tcp, want_udp, detail_tcp, detail_udp)
+
+
+def analysis_engine() -> Tuple[str, Optional[str]]:
+    """The engine `analyze`/`capture` will use and, when it is the Python one, why.
+
+    Raises the same WhoseError those commands would (a bad or unsatisfiable KUBECTL_WHOSE_ENGINE),
+    so `version` never claims an engine the analysis would refuse to run.
+    """
+    engine = choose()
+    if engine == "native":
+        return engine, None
+    built = native_engine() is not None
+    if (os.environ.get(ENV) or "").strip().lower() == "python":
+        return engine, f"forced by {ENV}=python; the native engine is {'' if built else 'not '}built"
+    # an ImportError other than "no such module" (a foreign libc, a damaged file) lands here too
+    return engine, "the native engine is not built in this install (a pure-Python archive, or no C compiler)"

@@ -46,6 +46,19 @@ class TraceQuery:
     def family(self) -> str:
         return "ipv6" if ":" in self.dst else "ipv4"
 
+    @classmethod
+    def from_flags(cls, to, src, mark: str, ctstate: Optional[str], **given) -> "TraceQuery":
+        """The query `trace`'s flags ask: `to`/`src` are `analysis.ip_port.Endpoint`s (src may be None),
+        `mark` as typed (0x4000 or 16384). A ValueError says which flags disagree."""
+        if (given.get("uid") is not None or given.get("gid") is not None) and given.get("inbound"):
+            raise ValueError("--uid/--gid describe the sending process of an outbound packet; drop them or --inbound")
+        try:
+            mark_value = int(mark, 0)
+        except ValueError:
+            raise ValueError(f"--mark {mark!r} is not a number (examples: 0x4000, 16384)") from None
+        return cls(dst=to.ip, dport=to.port, src=src.ip if src else None, sport=src.port if src else None,
+                   ctstate=(ctstate or "NEW").upper(), ctstate_given=ctstate is not None, mark=mark_value, **given)
+
 
 @dataclass
 class Packet:
