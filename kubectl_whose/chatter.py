@@ -19,6 +19,12 @@ def say(message: str) -> None:
     print(fit(PREFIX + message, sys.stderr), file=sys.stderr, flush=True)
 
 
+def warning(text: str) -> None:
+    """An API server's `Warning:` header (a PodSecurity `warn` level, a deprecated API), printed as kubectl's
+    default warning handler prints it."""
+    print(fit(f"Warning: {text}", sys.stderr), file=sys.stderr, flush=True)
+
+
 def fit(line: str, stream) -> str:
     """`line` wrapped at spaces to the width of the terminal `stream` shows (unchanged when it is no terminal)."""
     try:

@@ -91,10 +91,15 @@ def build_debug_container(pod: dict, spec: DebugSpec, suffix: str) -> dict:
     return container
 
 
-def build_patch(container: dict) -> dict:
+def build_patch(container: dict, resource_version: Optional[str] = None) -> dict:
     """Strategic merge patch: the list merges by name, so only the new container is sent (a JSON merge patch would
-    replace the list and the server would answer 'existing ephemeral containers may not be removed')."""
-    return {"spec": {"ephemeralContainers": [container]}}
+    replace the list and the server would answer 'existing ephemeral containers may not be removed').
+    `resource_version`, the pod's as read, makes the write conditional: a run that added a container since then
+    turns ours into a 409, so concurrent runs add one container, not one each."""
+    patch: dict = {"spec": {"ephemeralContainers": [container]}}
+    if resource_version:
+        patch["metadata"] = {"resourceVersion": resource_version}
+    return patch
 
 
 def container_names(pod: dict) -> List[str]:
@@ -184,6 +189,16 @@ def find_reusable(pod: dict, spec: DebugSpec, now: float, min_remaining: float) 
             if best is None or left > best.remaining(now):
                 best = view
     return best
+
+
+def find_starting(pod: dict, spec: DebugSpec, min_remaining: float) -> Optional[DebugContainerView]:
+    """A container of ours with this spec that another run has just added and that has not started yet (no
+    status, or waiting for its image): waiting for it beats adding a second one, which could never be removed."""
+    for view in reversed(debug_containers(pod)):
+        if (view.matches(spec) and view.state in ("waiting", "unknown") and view.started_at is None
+                and (view.ttl_seconds or 0) >= min_remaining):
+            return view
+    return None
 
 
 def container_status(pod: dict, name: str) -> Optional[dict]:

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from kubectl_whose.cluster.client import Cluster, translate_api_error
 from kubectl_whose.cluster.debug_container import (
     DebugSpec, build_debug_container, build_patch, check_container_start, check_pod_running, debug_containers,
-    find_reusable, random_suffix, validate_target)
+    find_reusable, find_starting, random_suffix, validate_target)
 from kubectl_whose.errors import ExitCode, WhoseError
 
 Say = Callable[[str], None]
@@ -52,12 +52,20 @@ def _namespace_missing(cluster: Cluster, ns: str) -> bool:
     return False
 
 
-def patch_debug_container(cluster: Cluster, pod: str, container: dict, dry_run: bool = False) -> dict:
+class PodChanged(Exception):
+    """409: the pod changed since it was read (another run may just have added its container)."""
+
+
+def patch_debug_container(cluster: Cluster, pod: str, container: dict, dry_run: bool = False,
+                          resource_version: Optional[str] = None) -> dict:
     query = {"dryRun": "All"} if dry_run else None
     try:
-        return cluster.rest.patch(pod_path(cluster.namespace, pod) + "/ephemeralcontainers", build_patch(container),
-                                  "application/strategic-merge-patch+json", query)
+        return cluster.rest.patch(pod_path(cluster.namespace, pod) + "/ephemeralcontainers",
+                                  build_patch(container, resource_version), "application/strategic-merge-patch+json",
+                                  query)
     except Exception as e:  # noqa: BLE001
+        if resource_version and getattr(e, "status", None) == 409:
+            raise PodChanged() from None
         raise translate_api_error(e, action="add the debug container", namespace=cluster.namespace, pod=pod,
                                   subresource="ephemeralcontainers", verb="patch") from None
 
@@ -65,19 +73,39 @@ def patch_debug_container(cluster: Cluster, pod: str, container: dict, dry_run: 
 def ensure_debug_container(cluster: Cluster, pod: str, spec: DebugSpec, *, min_remaining: float = 60.0,
                            timeout: float = 120.0, suffix_fn: Callable[[], str] = random_suffix,
                            say: Optional[Say] = None, pod_obj: Optional[dict] = None) -> DebugContainer:
-    """Reuse a running debug container of ours (same image, capabilities, target, enough lifetime left) or add one
-    and wait until it runs. Ephemeral containers can never be removed, hence the reuse."""
+    """Reuse a running debug container of ours (same image, capabilities, target, enough lifetime left), or one
+    another run has just added, or add one and wait until it runs. Ephemeral containers can never be removed,
+    hence the reuse; the add is conditional on the pod as read, so runs started together add one container."""
     obj = pod_obj if pod_obj is not None else read_pod(cluster, pod)
-    check_pod_running(obj)
-    validate_target(obj, spec.target)
-    now = time.time()
-    found = find_reusable(obj, spec, now, min_remaining)
-    if found is not None:
-        cluster.log(1, f"reusing debug container {found.name} of pod {pod} (image {found.image}, "
-                       f"{'+'.join(found.capabilities)}, target {found.target or 'none'}, "
-                       f"{found.remaining(now):.0f} s of its lifetime left)")
-        return DebugContainer(found.name, found.image, True, found.started_at + found.ttl_seconds,
-                              found.capabilities, *_process_facts(obj))
+    for _ in range(20):
+        check_pod_running(obj)
+        validate_target(obj, spec.target)
+        now = time.time()
+        found = find_reusable(obj, spec, now, min_remaining)
+        if found is not None:
+            cluster.log(1, f"reusing debug container {found.name} of pod {pod} (image {found.image}, "
+                           f"{'+'.join(found.capabilities)}, target {found.target or 'none'}, "
+                           f"{found.remaining(now):.0f} s of its lifetime left)")
+            return DebugContainer(found.name, found.image, True, found.started_at + found.ttl_seconds,
+                                  found.capabilities, *_process_facts(obj))
+        starting = find_starting(obj, spec, min_remaining)
+        if starting is not None:
+            if say:
+                say(f"waiting for debug container {starting.name}, which another run just added to pod {pod}")
+            started = wait_for_running(cluster, pod, starting.name, spec.image, timeout, say, obj)
+            return DebugContainer(starting.name, spec.image, True, started + (starting.ttl_seconds or 0),
+                                  starting.capabilities, *_process_facts(obj))
+        try:
+            return _add(cluster, pod, obj, spec, timeout, suffix_fn, say)
+        except PodChanged:
+            cluster.log(1, f"pod {pod} changed while adding the debug container; reading it again")
+            obj = read_pod(cluster, pod)
+    raise WhoseError(f"pod {pod} kept changing while the debug container was being added (20 tries); run the "
+                     f"command again", ExitCode.ERROR)
+
+
+def _add(cluster: Cluster, pod: str, obj: dict, spec: DebugSpec, timeout: float, suffix_fn: Callable[[], str],
+         say: Optional[Say]) -> DebugContainer:
     container = None
     for _ in range(10):  # a name collision is rare enough; retry with a new suffix, as kubectl does not
         try:
@@ -91,7 +119,8 @@ def ensure_debug_container(cluster: Cluster, pod: str, spec: DebugSpec, *, min_r
     if say:
         say(f"adding debug container {container['name']} (image {spec.image}, {'+'.join(spec.capabilities)}, "
             f"idle for {spec.ttl_seconds}s) to pod {pod}")
-    patched = patch_debug_container(cluster, pod, container)
+    patched = patch_debug_container(cluster, pod, container,
+                                    resource_version=(obj.get("metadata") or {}).get("resourceVersion"))
     started = wait_for_running(cluster, pod, container["name"], spec.image, timeout, say, patched)
     return DebugContainer(container["name"], spec.image, False, started + spec.ttl_seconds, spec.capabilities,
                           *_process_facts(obj))

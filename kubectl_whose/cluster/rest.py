@@ -13,12 +13,13 @@ import atexit
 import base64
 import json
 import os
+import re
 import shutil
 import ssl
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 from urllib.parse import urlencode, urlsplit
 
 from kubectl_whose.cluster.kubeconfig import ResolvedConfig
@@ -165,13 +166,20 @@ def _delegated_transport(resolved: ResolvedConfig) -> Transport:
 class Rest:
     """JSON over HTTPS with one connection pool; every non-2xx answer raises `ApiError`."""
 
-    def __init__(self, transport: Transport, timeout: Optional[float], log: Optional[Callable[[str], None]] = None):
-        """`timeout`: seconds for each answer (None: no limit); `log`: told every request and its status (-v=6)."""
+    def __init__(self, transport: Transport, timeout: Optional[float], log: Optional[Callable[[str], None]] = None,
+                 warn: Optional[Callable[[str], None]] = None):
+        """`timeout`: seconds for each answer (None: no limit); `log`: told every request and its status (-v=6);
+        `warn`: told the text of each distinct `Warning:` header (RFC 7234 code 299), once per process, as
+        client-go's default handler does (default: `chatter.warning`)."""
         import urllib3
+
+        from kubectl_whose import chatter
 
         self.t = transport
         self.timeout = timeout
         self.log = log
+        self.warn = warn or chatter.warning
+        self.warned: set = set()
         kw = {"ssl_context": transport.ssl_context} if transport.ssl_context is not None else {}
         if transport.server_hostname:
             kw["server_hostname"] = transport.server_hostname
@@ -209,6 +217,10 @@ class Rest:
         if self.log:
             self.log(f"{method} {url} {resp.status} {resp.reason or ''} in "
                      f"{(time.monotonic() - started) * 1000:.0f} milliseconds".replace("  ", " "))
+        for text in warning_texts(resp.headers.getlist("Warning")):
+            if text not in self.warned:
+                self.warned.add(text)
+                self.warn(text)
         if resp.status >= 300:
             raw = resp.data if not stream else resp.read()
             raise ApiError(resp.status, raw, resp.reason or "")
@@ -299,3 +311,22 @@ def _connect_tunnel(sock, host: str, port: int) -> None:
     status = line.split()
     if len(status) < 2 or not status[1].startswith(b"2"):
         raise ConnectionError(f"the proxy refused CONNECT ({line.decode('latin-1')})")
+
+
+def warning_texts(values) -> List[str]:
+    """The texts of `Warning: 299 - "text"` headers (client-go's `ParseWarningHeaders`: code 299 only, the text a
+    quoted string with backslash escapes, several warnings per header separated by commas)."""
+    out: List[str] = []
+    for value in values:
+        i = 0
+        while i < len(value):
+            m = _WARNING.match(value, i)
+            if m is None:
+                break
+            if m.group(1) == "299":
+                out.append(re.sub(r"\\(.)", r"\1", m.group(2)))
+            i = m.end()
+    return out
+
+
+_WARNING = re.compile(r'\s*(\d{3})\s+\S+\s+"((?:[^"\\]|\\.)*)"(?:\s+"[^"]*")?\s*,?')

@@ -24,19 +24,35 @@ def ephemeral_containers(req: Request):
         return 200, api.store.get("pods", ns, name)
     verb = "patch" if req.method == "PATCH" else "update"
     req.authorize(verb, "pods", "ephemeralcontainers", namespace=ns, name=name)
+    body = req.body()
+    # The registry's GuaranteedUpdate: read, apply, write if nothing changed meanwhile, else apply again to the
+    # newer object. A resourceVersion the client sent (in a PUT, or in the patch itself: the patcher's
+    # optimistic lock) is a precondition instead: a stale one is the client's 409, never retried.
+    while True:
+        try:
+            return _write_ephemeral(req, ns, name, body)
+        except _Raced:
+            continue
+
+
+class _Raced(Exception):
+    """Another write landed between our read and our write (no precondition of the client's was involved)."""
+
+
+def _write_ephemeral(req: Request, ns: str, name: str, body: bytes):
+    api = req.api
     store = api.store
     cur = store.get("pods", ns, name)
     if req.method == "PATCH":
-        new = apply_patch(req.content_type, cur, req.body())
-        expect_rv = None
+        new = apply_patch(req.content_type, cur, body)
     else:
         new = req.json()
         if (new.get("metadata") or {}).get("name") not in (None, name):
             raise bad_request(f"the name of the object ({new['metadata']['name']}) does not match the name on the "
                               f"URL ({name})")
-        expect_rv = (new.get("metadata") or {}).get("resourceVersion") or None
-        if expect_rv and expect_rv != cur["metadata"]["resourceVersion"]:
-            raise conflict("pods", name)
+    expect_rv = (new.get("metadata") or {}).get("resourceVersion") or None
+    if expect_rv and expect_rv != cur["metadata"]["resourceVersion"]:
+        raise conflict("pods", name)
     result = ephemeral.merge_update(cur, new)
     ephemeral.validate_update(cur, result)
     if (result["spec"].get("ephemeralContainers") or []) == (cur["spec"].get("ephemeralContainers") or []):
@@ -52,7 +68,12 @@ def ephemeral_containers(req: Request):
         else:
             o["spec"].pop("ephemeralContainers", None)
         o["metadata"]["generation"] = o["metadata"].get("generation", 1) + 1
-    stored = store.update("pods", ns, name, mutate, expect_rv=expect_rv)
+    try:
+        stored = store.update("pods", ns, name, mutate, expect_rv=cur["metadata"]["resourceVersion"])
+    except ApiError as e:
+        if e.code == 409 and not expect_rv:
+            raise _Raced() from None
+        raise
     api.kubelet.sync_ephemeral(ns, name)
     return 200, stored, headers
 
