@@ -29,6 +29,7 @@ class ExitCode(IntEnum):
     CONFIG = 16  # kubeconfig missing or invalid
     PARTIAL = 17  # several pods: some could not be captured (their errors are listed; the others' results shown)
     UNSUPPORTED_LINK = 18  # a readable capture none of whose frames has a link type we decode
+    WRITE_FAILED = 19  # -w: the file could not take more (disk full, quota); it is cut at the last whole packet
     INTERRUPTED = 130  # 128 + SIGINT: Ctrl-C (a capture still prints what it collected)
 
 

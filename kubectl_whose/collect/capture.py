@@ -25,10 +25,16 @@ NODE_BLIND_SPOTS = ("the pod's lo (app <-> sidecar proxy)", "traffic between the
 
 
 class Tee:
-    """Writes the stream unchanged to a file or stdout, and feeds the analysis engine."""
+    """Writes the stream unchanged to a file or stdout, and feeds the analysis engine.
+
+    A file that can take no more (`collect.capture_file`) sets `write_error`; the engine goes on being fed, so the
+    summary still covers everything that arrived."""
 
     def __init__(self, path: Optional[str], analyzer, out=None):
-        """`out`: a writer to use instead of opening `path` (one pod's stream of a merged pcapng)."""
+        """`out`: a writer to use instead of opening `path` (one pod's stream of a merged pcapng); its
+        `error`, when it has one, is this Tee's `write_error`."""
+        from kubectl_whose.collect.capture_file import CaptureFile
+
         self.path = path
         self.analyzer = analyzer
         self.lock = threading.Lock()
@@ -39,11 +45,15 @@ class Tee:
         if out is None and path == "-":
             self._file = sys.stdout.buffer
         elif out is None and path:
-            try:
-                self._file = open(path, "wb")
-            except OSError as e:
-                raise WhoseError(f"cannot write {path} ({e.strerror}); pick another -w path",
-                                 ExitCode.BAD_INPUT) from None
+            self._file = CaptureFile(path)
+
+    @property
+    def write_error(self):
+        return getattr(self._file, "error", None)
+
+    @property
+    def written(self) -> int:
+        return getattr(self._file, "written", self.bytes)
 
     def write(self, chunk: bytes) -> None:
         with self.lock:
@@ -69,12 +79,12 @@ class Tee:
         if self._file is None:
             return
         try:
-            self._file.flush()
-            if self.path != "-":
+            if self.path == "-":
+                self._file.flush()
+            else:
                 self._file.close()
         except BrokenPipeError:
             self.broken_pipe = True
-        self._file = None
         if self.path not in (None, "-") and self.bytes == 0:
             try:  # tcpdump never started: an empty file is not data
                 os.unlink(self.path)
@@ -116,8 +126,8 @@ class RemoteCapture:
 
     def _on_stdout(self, chunk: bytes) -> None:
         self.sink.write(chunk)
-        if self.sink.broken_pipe:
-            self.reader_gone.set()
+        if self.sink.broken_pipe or self.sink.write_error is not None:
+            self.reader_gone.set()  # nowhere to put more: stop the remote tcpdump
 
     def _work(self) -> None:
         try:
@@ -199,7 +209,8 @@ class Captured:
 
     summary: Any = None
     connections: List[dict] = field(default_factory=list)
-    bytes: int = 0
+    bytes: int = 0  # that arrived (all of them went to the analysis)
+    written: int = 0  # that the file holds
     path: Optional[str] = None  # -w
     broken_pipe: bool = False
     interrupted: bool = False
@@ -256,9 +267,12 @@ def run_capture(kube, opts, live_view) -> Captured:
     except WhoseError as e:
         pending = e
     finally:
+        failed_mid_capture = sink.write_error
         sink.close()
-    done = Captured(bytes=sink.bytes, path=opts.write, broken_pipe=sink.broken_pipe, interrupted=interrupted,
-                    error=pending, feed_error=sink.feed_error, capture_point=point)
+    # the file's failure first when it is what stopped the capture; a failure to close it never hides another
+    pending = failed_mid_capture or pending or sink.write_error
+    done = Captured(bytes=sink.bytes, written=sink.written, path=opts.write, broken_pipe=sink.broken_pipe,
+                    interrupted=interrupted, error=pending, feed_error=sink.feed_error, capture_point=point)
     if sink.broken_pipe:
         return done  # the reader went away (wireshark closed): end quietly
     if pending is not None and sink.bytes == 0:
@@ -281,12 +295,13 @@ def conclude(done: Captured) -> None:
         again = f"; `kubectl whose analyze {done.path}` reads it again" if saved and done.bytes else ""
         say(f"the summary covers only the start of the capture: the analysis stopped ({done.feed_error}); the raw "
             f"capture is complete{again}")
-    saved = done.path not in (None, "-")
-    if saved and done.bytes:
-        say(f"wrote {done.bytes} bytes to {done.path}")
+    if saved and done.written:
+        say(f"wrote {done.written} bytes to {done.path}")
+    if done.error is not None and done.error.code == ExitCode.WRITE_FAILED:
+        raise done.error  # it says what the file holds
     if done.error is not None:
         if saved:
-            raise WhoseError(f"{done.error.message}; the {done.bytes} bytes captured so far are in {done.path}",
+            raise WhoseError(f"{done.error.message}; the {done.written} bytes captured so far are in {done.path}",
                              done.error.code)
         raise done.error
     if done.interrupted:

@@ -174,7 +174,7 @@ def _capture_one(kube, opts, run: PodRun, merged, directory: Optional[str], stop
             runner.start()
             runner.wait(opts.duration, stop_all)
             runner.finish()
-            run.error = runner.failure()
+            run.error = run.sink.write_error or runner.failure()
             if node_target is not None:  # the node's rules name the kube-proxy rule behind each Service hop
                 run.node_rules = _node_rules(session, kube.request_timeout, tell)
     except WhoseError as e:
@@ -184,7 +184,8 @@ def _capture_one(kube, opts, run: PodRun, merged, directory: Optional[str], stop
     finally:
         if run.sink is not None:
             run.sink.close()
-            run.bytes_written = run.sink.bytes
+            run.bytes_written = run.sink.written
+            run.error = run.error or run.sink.write_error
         run.state = "failed" if run.error is not None else "done"
 
 
@@ -201,10 +202,13 @@ def _node_rules(session, timeout: float, tell) -> list:
 def conclude_many(captured: ManyCaptured, write: Optional[str]) -> None:
     """After the output: what was written, then the exit: PARTIAL when some pods failed, the failure itself when
     all did, 130 after Ctrl-C."""
+    failed = captured.failed
+    full = next((r.error for r in failed if r.error.code == ExitCode.WRITE_FAILED), None)
+    if full is not None:
+        raise full  # the file (or a pod's file in -w DIR/) could take no more: it says what it holds
     total = sum(r.bytes_written for r in captured.runs)
     if write and total:
         say(f"wrote {total} bytes of {sum(1 for r in captured.runs if r.bytes_written)} pods to {write}")
-    failed = captured.failed
     if failed and len(failed) == len(captured.runs):
         first = failed[0].error
         raise WhoseError(f"no pod could be captured; {failed[0].label}: {first.message}", first.code)

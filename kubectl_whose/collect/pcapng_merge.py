@@ -12,9 +12,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 import threading
-from typing import BinaryIO, Optional, Sequence
-
-from kubectl_whose.errors import ExitCode, WhoseError
+from typing import Optional, Sequence
 
 _SHB = struct.pack("<IIIHHq", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1) + struct.pack("<I", 28)
 OPT_IF_NAME, OPT_IF_DESCRIPTION, OPT_IF_IPV4ADDR, OPT_IF_IPV6ADDR, OPT_IF_TSRESOL, OPT_END = 2, 3, 4, 5, 9, 0
@@ -50,14 +48,19 @@ class MergedPcapng:
     """The file; `interface(name)` gives one pod's writer, fed the bytes of its tcpdump's classic pcap stream."""
 
     def __init__(self, path: str):
+        from kubectl_whose.collect.capture_file import CaptureFile
+
         self.path = path
         self.lock = threading.Lock()
         self.next_id = 0
-        try:
-            self.file: Optional[BinaryIO] = open(path, "wb")
-        except OSError as e:
-            raise WhoseError(f"cannot write {path} ({e.strerror}); pick another -w path", ExitCode.BAD_INPUT) from None
+        self.closed_error = None  # the file's failure, kept once it is closed
+        self.file: Optional[CaptureFile] = CaptureFile(path)  # cut at the last whole block if the disk fills
         self.file.write(_SHB)
+
+    @property
+    def error(self):
+        return self.file.error if self.file is not None else self.closed_error
+
 
     def interface(self, name: str, ips: Sequence[str] = (), node: str = "") -> "PodStream":
         return PodStream(self, name, ips, node)
@@ -66,6 +69,7 @@ class MergedPcapng:
         with self.lock:
             if self.file is not None:
                 self.file.close()
+                self.closed_error = self.file.error
                 self.file = None
 
 
@@ -111,10 +115,13 @@ class PodStream:
                 if self.merged.file is not None:
                     self.merged.file.write(b"".join(out))
 
+    @property
+    def error(self):
+        """The merged file's failure (disk full): every pod's capture stops on it."""
+        return self.merged.error
+
     def flush(self) -> None:
-        with self.merged.lock:
-            if self.merged.file is not None:
-                self.merged.file.flush()
+        pass  # the file is written unbuffered
 
     def close(self) -> None:
         self.flush()
