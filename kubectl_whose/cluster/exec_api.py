@@ -18,6 +18,10 @@ from urllib.parse import quote, urlencode
 from kubectl_whose.errors import ExitCode, WhoseError
 
 POLL_SECONDS = 0.1  # how often a blocked read looks at `stop` and the deadline
+# A quiet interface sends nothing, so silence alone proves nothing: a ping does. client-go pings every 5 s; a
+# server that answers neither data nor a ping for SILENCE_LIMIT has stopped answering without closing.
+PING_PERIOD = 5.0
+SILENCE_LIMIT = 15.0
 MISSING_BINARY_EXIT = 127
 WEBSOCKET, SPDY = "WebSocket", "SPDY/3.1"
 
@@ -108,6 +112,12 @@ def handshake_error(code: int, body, namespace: str, pod: str, container: str, t
 def connection_lost(label: str, cause) -> WhoseError:
     return WhoseError(f"the API connection was lost while {label} ran in the debug container ({cause})",
                       ExitCode.CONNECTION_LOST)
+
+
+def went_silent(label: str, seconds: float) -> WhoseError:
+    return WhoseError(f"the API server sent nothing for {seconds:g} s, not even an answer to a ping, while {label} ran "
+                      f"in the debug container; it stopped answering without closing the connection; check it "
+                      f"(kubectl get --raw /readyz) and run again", ExitCode.CONNECTION_LOST)
 
 
 def not_finished(label: str, timeout: float) -> WhoseError:

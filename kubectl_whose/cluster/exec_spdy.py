@@ -20,8 +20,9 @@ from typing import Callable, Dict, List, Optional, Sequence
 from urllib.parse import urlsplit
 
 from kubectl_whose.cluster import spdy
-from kubectl_whose.cluster.exec_api import (POLL_SECONDS, SPDY, ExecResult, UpgradeRefused, connection_lost,
-                                            exec_path, handshake_error, not_finished, parse_status)
+from kubectl_whose.cluster.exec_api import (PING_PERIOD, POLL_SECONDS, SILENCE_LIMIT, SPDY, ExecResult,
+                                            UpgradeRefused, connection_lost, exec_path, handshake_error, not_finished,
+                                            parse_status, went_silent)
 
 PROTOCOL = "v4.channel.k8s.io"
 STREAMS = ("error", "stdout", "stderr")
@@ -139,6 +140,8 @@ class _Exec:
         self.gone_away = False
         self.peer_counts_windows = False  # see _grant
         self.pending = extra
+        self.heard = self.pinged = time.monotonic()
+        self.next_ping_id = 1  # a client's pings are odd (SPDY/3.1 §2.6.5); the server echoes them
         for name in STREAMS:
             sid, frame = self.codec.syn_stream({"streamtype": name})
             self.ids[sid] = name
@@ -147,6 +150,16 @@ class _Exec:
     @property
     def finished(self) -> bool:
         return "error" in self.ended and (self.gone_away or {"stdout", "stderr"} <= self.ended)
+
+    def heartbeat(self) -> None:
+        """Ping after PING_PERIOD of silence; a server silent past SILENCE_LIMIT has stopped answering."""
+        now = time.monotonic()
+        if now - self.heard > SILENCE_LIMIT:
+            raise went_silent(self.label, SILENCE_LIMIT)
+        if now - max(self.heard, self.pinged) >= PING_PERIOD:
+            self.pinged = now
+            self._send_control(self.codec.ping(self.next_ping_id))
+            self.next_ping_id += 2
 
     def pump(self) -> bool:
         """Handle what arrived within POLL_SECONDS; False when the connection has ended."""
@@ -163,6 +176,7 @@ class _Exec:
                 raise connection_lost(self.label, e) from None
             if not data:
                 return False
+        self.heard = time.monotonic()
         try:
             for frame in self.codec.feed(data):
                 self._handle(frame)
@@ -180,8 +194,9 @@ class _Exec:
                 self.ended.add(name)
         elif frame.type == spdy.RST_STREAM and name is not None:
             self.ended.add(name)
-        elif frame.type == spdy.PING:
-            self._send_control(self.codec.ping(frame.value))  # never ours: we send none
+        elif frame.type == spdy.PING and frame.value % 2 == 0:
+            self._send_control(self.codec.ping(frame.value))  # the server's own ping (even): echo it
+        # an odd PING is the answer to ours: hearing it is all it is for
         elif frame.type == spdy.GOAWAY:
             self.gone_away = True
         elif frame.type in (spdy.SETTINGS, spdy.WINDOW_UPDATE):
@@ -258,6 +273,7 @@ def exchange(sock, extra: bytes, on_stdout: Callable[[bytes], None],
                                   True, SPDY)
             if deadline is not None and time.monotonic() > deadline:
                 raise not_finished(label, timeout)
+            session.heartbeat()
             if not session.pump():
                 if session.finished:
                     break

@@ -19,7 +19,11 @@ from kubectl_whose.chatter import say
 from kubectl_whose.collect.tcpdump import CaptureRecipe
 from kubectl_whose.errors import ExitCode, WhoseError
 
-STOP_GRACE = 2.0  # seconds tcpdump gets to flush after SIGINT before we abandon the stream
+# --duration and Ctrl-C are honoured within 2 s whatever the API server does: the remote tcpdump gets STOP_GRACE
+# to flush and end its stream after it was signalled (or after its own `timeout`, DEADLINE_SLACK after the local
+# clock's --duration); then the stream is abandoned and what arrived is kept.
+STOP_GRACE = 1.5
+DEADLINE_SLACK = 0.3
 # what a capture on the pod's host-side interface misses: it only sees what leaves or enters the pod
 NODE_BLIND_SPOTS = ("the pod's lo (app <-> sidecar proxy)", "traffic between the pod's containers")
 
@@ -108,6 +112,9 @@ class RemoteCapture:
         self.result = None
         self.error: Optional[WhoseError] = None
         self.running_said = False
+        self.listening_at: Optional[float] = None  # monotonic time tcpdump said it listens
+        self.last_heard = time.monotonic()  # when the stream last brought bytes
+        self.abandoned = False  # the stream did not end by itself in time and was dropped
         # Thread.join() interrupted by Ctrl-C marks a live thread as stopped (CPython 3.11 _wait_for_tstate_lock),
         # so the main thread waits on this event instead.
         self.done = threading.Event()
@@ -116,15 +123,18 @@ class RemoteCapture:
         from kubectl_whose.collect.tcpdump import parse_pid
 
         self.stderr += chunk
+        self.last_heard = time.monotonic()
         if self.pid is None and b"\n" in self.stderr:
             self.pid = parse_pid(bytes(self.stderr.split(b"\n", 1)[0]))
         if not self.running_said and b"listening on" in self.stderr:
             self.running_said = True
+            self.listening_at = time.monotonic()
             how = "reused" if self.session.reused else "new"
             self.tell(f"capture running in {self.session.container_name} ({how} debug container) after "
                       f"{time.monotonic() - self.t0:.2f} s")
 
     def _on_stdout(self, chunk: bytes) -> None:
+        self.last_heard = time.monotonic()
         self.sink.write(chunk)
         if self.sink.broken_pipe or self.sink.write_error is not None:
             self.reader_gone.set()  # nowhere to put more: stop the remote tcpdump
@@ -146,23 +156,38 @@ class RemoteCapture:
         threading.Thread(target=self._work, name="whose-capture", daemon=True).start()
 
     def wait(self, duration: Optional[float], stop_all: Optional[threading.Event] = None) -> None:
-        """Until the stream ends, the reader goes, `stop_all` is set, or the local deadline passes (the remote
-        `timeout` ends the capture on time; the local deadline only guards a remote that hangs)."""
-        deadline = time.monotonic() + duration + 10 if duration else None
+        """Until the stream ends, the reader goes, `stop_all` is set, or the local deadline passes: --duration
+        after tcpdump began to listen (the remote `timeout` ends the capture on time; the local deadline guards
+        a server that stops answering)."""
+        started = time.monotonic()
         while not self.done.wait(0.1):
-            if self.reader_gone.is_set() or (deadline and time.monotonic() > deadline) or \
+            since = self.listening_at or started
+            if self.reader_gone.is_set() or (duration and time.monotonic() > since + duration + DEADLINE_SLACK) or \
                     (stop_all is not None and stop_all.is_set()):
                 return
 
-    def finish(self) -> None:
-        """Stop the remote tcpdump if it still runs, and give it STOP_GRACE to flush what it holds."""
+    def finish(self, user_stopped: bool = False) -> None:
+        """Stop the remote tcpdump if it still runs, and give its stream STOP_GRACE to end with what it holds; then
+        abandon it. A stream that had to be abandoned though nobody pressed Ctrl-C is a server that stopped
+        answering: that is said (CONNECTION_LOST), and what arrived is kept."""
         if self.error is not None and self.error.code == ExitCode.CONNECTION_LOST and self.pid is not None:
-            self._stop_remote()  # best effort: the API may be back; else the remote `timeout` ends it
+            self._stop_in_background()  # best effort: the API may be back; else the remote `timeout` ends it
         if not self.done.is_set():
-            self._stop_remote()
+            self._stop_in_background()
             if not self.done.wait(STOP_GRACE):
                 self.stop.set()
-                self.done.wait(1.0)
+                self.done.wait(0.2)
+                self.abandoned = True
+                if self.error is None and not user_stopped and not self.reader_gone.is_set():
+                    self.error = WhoseError(
+                        f"the capture stream did not end when tcpdump was stopped: the API server stopped answering "
+                        f"(the last bytes arrived {time.monotonic() - self.last_heard:.0f} s ago); what arrived is "
+                        f"kept; check the API server (kubectl get --raw /readyz) and capture again",
+                        ExitCode.CONNECTION_LOST)
+
+    def _stop_in_background(self) -> None:
+        """The stop is an exec of its own: on a server that hangs it would hang too, so nobody waits for it."""
+        threading.Thread(target=self._stop_remote, name="whose-stop", daemon=True).start()
 
     def run(self, duration: Optional[float]) -> bool:
         """Start, wait, finish; returns True when interrupted by Ctrl-C."""
@@ -172,7 +197,11 @@ class RemoteCapture:
             self.wait(duration)
         except KeyboardInterrupt:
             interrupted = True
-        self.finish()
+        try:
+            self.finish(user_stopped=interrupted)
+        except KeyboardInterrupt:
+            interrupted = True
+            self.stop.set()  # a second Ctrl-C: do not wait for the stream at all
         return interrupted
 
     def _stop_remote(self) -> None:
@@ -282,7 +311,9 @@ def run_capture(kube, opts, live_view) -> Captured:
     done.summary = analyzer.finish()
     if opts.stream is not None:
         check_stream_index(opts.detail_proto, opts.stream, done.summary.stream_count(opts.detail_proto))
-    done.connections, done.inbound = name_connections(kube, opts, done.summary, interrupted, pod_ips)
+    # after a failure the API may not answer: the owners are not asked for, the joins stand on the capture alone
+    done.connections, done.inbound = name_connections(kube, opts, done.summary, interrupted or pending is not None,
+                                                      pod_ips)
     return done
 
 

@@ -107,7 +107,7 @@ def run_many(kube, opts, targets, live_view) -> ManyCaptured:
             run.summary = run.analyzer.finish()
             run.connections, run.inbound = name_connections(
                 replace(kube, namespace=run.target.namespace), replace(opts, pod=run.target.name), run.summary,
-                interrupted, run.pod_ips)
+                interrupted or run.error is not None, run.pod_ips)
     return ManyCaptured(runs, interrupted, _links(runs, merged_path))
 
 
@@ -173,7 +173,7 @@ def _capture_one(kube, opts, run: PodRun, merged, directory: Optional[str], stop
             run.state = "capturing"
             runner.start()
             runner.wait(opts.duration, stop_all)
-            runner.finish()
+            runner.finish(user_stopped=stop_all.is_set())
             run.error = run.sink.write_error or runner.failure()
             if node_target is not None:  # the node's rules name the kube-proxy rule behind each Service hop
                 run.node_rules = _node_rules(session, kube.request_timeout, tell)
