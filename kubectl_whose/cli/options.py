@@ -12,7 +12,7 @@ from typing import Optional
 
 import click
 
-from kubectl_whose.cluster.debug_choice import DebugFlags, NodeFlags  # noqa: F401 - commands import them here
+from kubectl_whose.cluster.debug_choice import NODE_ENTER_HELP, NODE_HELP, DebugFlags, NodeFlags
 from kubectl_whose.cluster.image import DEFAULT_IMAGE, IMAGE_ENV
 from kubectl_whose.cluster.kubeconfig import DEFAULT_REQUEST_TIMEOUT, KubeFlags  # noqa: F401 - callers import them here
 
@@ -133,14 +133,9 @@ def debug_flags(container: bool = True, lifetime: bool = True, container_help: s
     return decorate
 
 
-NODE_HELP = ("Work from the pod's node instead of inside the pod, for namespaces whose PodSecurity forbids NET_RAW: "
-             "creates a short-lived node debug pod (hostNetwork, NET_ADMIN+NET_RAW, never privileged, pinned to the "
-             "pod's node, deleted when done) and finds the pod's host-side interface. The node cannot see the "
-             "pod's lo (app <-> sidecar).")
-
-
 def node_flags(f):
-    """Add --node and --node-namespace; the command receives them as one `node: NodeFlags`."""
+    """Add --node, --node-namespace and --node-nsenter; the command receives them as one `node: NodeFlags`."""
+    f = click.option("--node-nsenter", "node_enter", is_flag=True, help=NODE_ENTER_HELP)(f)
     f = click.option("--node-namespace", metavar="NS",
                      help="Namespace for the node debug pod of --node; it must allow hostNetwork and "
                           "NET_ADMIN/NET_RAW (default: node_namespace: in ~/.config/kubectl-whose/config.yaml, "
@@ -148,8 +143,10 @@ def node_flags(f):
     f = click.option("--node", "on_node", is_flag=True, help=NODE_HELP)(f)
 
     @functools.wraps(f)
-    def wrapper(*args, on_node, node_namespace, **kwargs):
-        kwargs["node"] = NodeFlags(on_node, node_namespace)
+    def wrapper(*args, on_node, node_namespace, node_enter, **kwargs):
+        if node_enter and not on_node:
+            raise click.UsageError("--node-nsenter enters the pod's network namespace from its node: add --node")
+        kwargs["node"] = NodeFlags(on_node, node_namespace, node_enter)
         return f(*args, **kwargs)
 
     return wrapper

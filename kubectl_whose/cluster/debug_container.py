@@ -230,8 +230,9 @@ def check_container_start(pod: dict, name: str, image: str) -> bool:
         raise WhoseError(f'debug container {name} in pod "{pod_name}" exited ({reason or "terminated"}){words}; '
                          f"run again to add a fresh one", ExitCode.POD_NOT_RUNNING)
     if reason in IMAGE_PULL_REASONS:
-        raise WhoseError(f"the debug image {image} cannot be pulled: {reason}{words}; pass --image with an image "
-                         f"the nodes can pull (or set KUBECTL_WHOSE_IMAGE)", ExitCode.IMAGE_PULL)
+        raise WhoseError(f"the debug image {image} cannot be pulled: {reason}{words}; the debug container {name} stays "
+                         f"in pod {pod_name}, never started (ephemeral containers cannot be removed); pass --image "
+                         f"with an image the nodes can pull (or set KUBECTL_WHOSE_IMAGE)", ExitCode.IMAGE_PULL)
     if reason in START_FAILURE_REASONS:
         raise WhoseError(f"the debug container {name} cannot start: {reason}{words}; `kubectl describe pod {pod_name}` "
                          f"shows the kubelet's events", ExitCode.POD_NOT_RUNNING)

@@ -26,10 +26,15 @@ TARGET_NAMESPACE = "kubectl-whose.io/target-namespace"
 TARGET_POD = "kubectl-whose.io/target-pod"
 
 
-def build_node_pod(node: str, spec: DebugSpec, target_namespace: str, target_pod: str, suffix: str) -> dict:
+def build_node_pod(node: str, spec: DebugSpec, target_namespace: str, target_pod: str, suffix: str,
+                   enter: bool = False) -> dict:
+    """`enter` (--node-nsenter): also hostPID and SYS_ADMIN+SYS_PTRACE, what `nsenter -t PID -n` needs to enter the
+    pod's network namespace from the node."""
+    from kubectl_whose.cluster.debug_choice import ENTER_CAPABILITIES
+
     container = {"name": CONTAINER, "image": spec.image, "command": ["sleep", str(int(spec.ttl_seconds))],
                  "terminationMessagePolicy": "File", "resources": {}}
-    for cap in CAPABILITIES:
+    for cap in CAPABILITIES + (ENTER_CAPABILITIES if enter else ()):
         add_capability(container, cap)
     run_as_root(container)
     labels = {MANAGED_BY: "kubectl-whose", TARGET_NAMESPACE: target_namespace[:63]}
@@ -45,6 +50,7 @@ def build_node_pod(node: str, spec: DebugSpec, target_namespace: str, target_pod
             "automountServiceAccountToken": False, "enableServiceLinks": False,
             "tolerations": [{"operator": "Exists"}],
             "containers": [container],
+            **({"hostPID": True} if enter else {}),
         },
     }
 

@@ -44,7 +44,7 @@ def run_checks(kube, pod: str, container: Optional[str], image: Optional[str], n
     pod_check, pod_obj = _check_pod(cluster, pod)
     if on_node:
         checks.append(pod_check)
-        node_checks = node_path_checks(cluster, pod_obj, image, node_ns, chosen=True)
+        node_checks = node_path_checks(cluster, pod_obj, image, node_ns, chosen=True, enter=node.enter)
         return Report(pod, cfg.namespace, cfg.context, checks + node_checks,
                       path_check([], node_checks, True, node_ns))
     from kubectl_whose.cluster.debug_container import CAPABILITIES, PTRACE

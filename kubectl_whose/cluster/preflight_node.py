@@ -46,8 +46,9 @@ def _exec_check(where, bad: str) -> Check:
 
 
 def node_path_checks(cluster, pod_obj: Optional[dict], image: Optional[str], node_namespace: Optional[str],
-                     chosen: bool) -> List[Check]:
-    """Checks of the node path; their failures are `fail` when --node was asked for, else `warn` (another way)."""
+                     chosen: bool, enter: bool = False) -> List[Check]:
+    """Checks of the node path; their failures are `fail` when --node was asked for, else `warn` (another way).
+    `enter`: --node-nsenter, whose extra grants are listed and included in the dry run."""
     from kubectl_whose.cluster.client import role_command
     from kubectl_whose.cluster.config_file import config_value
     from kubectl_whose.cluster.debug_container import DebugSpec, random_suffix
@@ -70,6 +71,10 @@ def node_path_checks(cluster, pod_obj: Optional[dict], image: Optional[str], nod
             out.append(Check(name, bad, f"denied in namespace {ns}{': ' + reason if reason else ''}; needed to {why}",
                              role_command(ns, verb, full, None), ExitCode.FORBIDDEN))
     out.append(_exec_check(where, bad))
+    if enter:
+        out.append(Check("node: --node-nsenter grants", "pass", "the node debug pod also gets hostPID and "
+                         "SYS_ADMIN+SYS_PTRACE: it sees every process on the node and may enter the namespaces of any "
+                         "of them, to capture in the pod's own network namespace (lo included); never privileged"))
     try:
         labels = (where.rest.get(f"/api/v1/namespaces/{ns}").get("metadata") or {}).get("labels") or {}
         level = labels.get(PSA_LABEL) or "privileged"
@@ -97,7 +102,7 @@ def node_path_checks(cluster, pod_obj: Optional[dict], image: Optional[str], nod
         out.append(Check("node: node Ready", "warn", f"cannot read node {node} (HTTP {getattr(e, 'status', '?')})"))
     meta = pod_obj.get("metadata") or {}
     body = build_node_pod(node, DebugSpec(image=resolve_image(image)), meta.get("namespace", cluster.namespace),
-                          meta.get("name", "?"), random_suffix())
+                          meta.get("name", "?"), random_suffix(), enter=enter)
     try:
         create_node_pod(where, body, dry_run=True)
     except WhoseError as e:

@@ -34,6 +34,19 @@ class DebugSession:
         self.image = image
         self.channel = channel  # exec_transport.ExecChannel
         self.pod_ips = tuple(pod_ips)  # the pod's addresses (status.podIPs) when the session was opened
+        self.netns_pid: Optional[int] = None  # --node-nsenter: every command runs in this process's network ns
+
+    def entered(self, pid: int) -> "DebugSession":
+        """The same node debug pod, with every command run in the network namespace of host process `pid` (the
+        pod's): `nsenter -t PID -n -- argv` (hostPID and SYS_ADMIN+SYS_PTRACE, --node-nsenter)."""
+        inner = DebugSession(self.cluster, self.pod, self.container, self.image, self.channel, self.pod_ips)
+        inner.netns_pid = pid
+        return inner
+
+    def _argv(self, argv: Sequence[str]) -> List[str]:
+        if self.netns_pid is None:
+            return list(argv)
+        return ["nsenter", "-t", str(self.netns_pid), "-n", "--", *argv]
 
     @property
     def transport(self) -> str:
@@ -61,7 +74,7 @@ class DebugSession:
     def run(self, argv: Sequence[str], timeout: float = 30) -> ExecResult:
         """Run to completion and collect stdout (for small outputs: rule dumps, `ip -j`, `ss`)."""
         chunks: List[bytes] = []
-        result = self.channel.run(self.namespace, self.pod, self.container.name, list(argv), chunks.append,
+        result = self.channel.run(self.namespace, self.pod, self.container.name, self._argv(argv), chunks.append,
                                   timeout=timeout)
         result.stdout = b"".join(chunks)
         return result
@@ -71,8 +84,8 @@ class DebugSession:
                timeout: Optional[float] = None, label: Optional[str] = None) -> ExecResult:
         """Binary-safe streaming: stdout chunks go to `on_stdout` as they arrive and are not kept here. Setting
         `stop` abandons the stream (the remote process keeps running: stop it yourself first)."""
-        return self.channel.run(self.namespace, self.pod, self.container.name, list(argv), on_stdout, on_stderr,
-                                stop, timeout, label)
+        return self.channel.run(self.namespace, self.pod, self.container.name, self._argv(argv), on_stdout,
+                                on_stderr, stop, timeout, label)
 
 
 @contextmanager
@@ -119,7 +132,7 @@ class NodeTarget:
 @contextmanager
 def open_node_session(kube, pod: Optional[str], image: Optional[str] = None, ttl: Optional[float] = None,
                       node_namespace: Optional[str] = None, *, node: Optional[str] = None,
-                      start_timeout: float = 120.0,
+                      start_timeout: float = 120.0, enter: bool = False,
                       say: Optional[Callable[[str], None]] = stderr_say) -> Iterator[Tuple[DebugSession, NodeTarget]]:
     """A short-lived node debug pod on POD's node, or on `node` (`rules node/NAME`) (`cluster.node_pod`),
     deleted when the block ends, also on Ctrl-C and on errors. Yields the session (commands run in the node's
@@ -144,14 +157,16 @@ def open_node_session(kube, pod: Optional[str], image: Optional[str] = None, ttl
     where = cluster.in_namespace(node_namespace or config_value("node_namespace") or cluster.namespace)
     img = resolve_image(image)
     spec = DebugSpec(image=img, ttl_seconds=int(ttl) if ttl else DEFAULT_TTL)
-    body = build_node_pod(node, spec, cluster.namespace if pod else "node", pod or node, random_suffix())
+    body = build_node_pod(node, spec, cluster.namespace if pod else "node", pod or node, random_suffix(), enter=enter)
     name = body["metadata"]["name"]
     plan = plan_exec(where, name)
     if plan.refused:  # before the node debug pod is made: nothing could run in it
         raise plan.refusal(where.namespace, whoami(where))
     if say:
-        say(f"creating node debug pod {where.namespace}/{name} on node {node} (hostNetwork, NET_ADMIN+NET_RAW, "
-            f"image {img}, at most {spec.ttl_seconds}s; removed when done)")
+        grants = "hostNetwork, hostPID, NET_ADMIN+NET_RAW+SYS_ADMIN+SYS_PTRACE" if enter else \
+            "hostNetwork, NET_ADMIN+NET_RAW"
+        say(f"creating node debug pod {where.namespace}/{name} on node {node} ({grants}, image {img}, at most "
+            f"{spec.ttl_seconds}s; removed when done)")
     created = False
     try:
         create_node_pod(where, body)

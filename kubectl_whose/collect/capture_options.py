@@ -27,7 +27,7 @@ class CaptureOptions:
     ttl: float = 0.0  # the debug container's lifetime, from --ttl and --duration (complete())
 
     def complete(self) -> "CaptureOptions":
-        if self.interface is None and not self.node:
+        if self.interface is None and (not self.node or self.node_flags.enter):
             self.interface = "any"
         self.ttl = self.debug.ttl
         if self.duration and self.duration + 15 > self.ttl:

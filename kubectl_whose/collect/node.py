@@ -73,10 +73,52 @@ def debug_session(kube, pod: Optional[str], debug, node=None, node_name: Optiona
     say = stderr_say if say is None else say
     ttl = ttl if ttl is not None else debug.ttl
     if node_name or (node and node.node):
+        enter = bool(node and node.enter and not node_name)
         with open_node_session(kube, None if node_name else pod, debug.image, ttl, node.namespace if node else None,
-                               node=node_name, start_timeout=debug.start_timeout, say=say) as (session, target):
-            yield session, target
+                               node=node_name, start_timeout=debug.start_timeout, say=say,
+                               enter=enter) as (session, target):
+            if enter:  # from here on, as inside the pod: its own interfaces, lo included
+                pid, why = find_pod_netns(session, target)
+                say(f"entered the network namespace of pod {target.pod} from node {target.node}: {why}")
+                yield session.entered(pid), None
+            else:
+                yield session, target
         return
     with open_debug_session(kube, pod, debug.container, debug.image, ttl, min_remaining=min_remaining,
                             start_timeout=debug.start_timeout, say=say, ptrace=debug.ptrace) as session:
         yield session, None
+
+
+# A fixed script, the pod's address its only argument: one process per network namespace of the node, and the
+# namespace whose interfaces hold that address.
+_FIND_NETNS = (
+    'want="$1"; seen=" "; n=0; '
+    'for d in /proc/[0-9]*; do '
+    'ns=$(ls -l "$d/ns/net" 2>/dev/null) || continue; ns=${ns##* }; '
+    'case "$seen" in *" $ns "*) continue;; esac; seen="$seen$ns "; n=$((n+1)); p=${d#/proc/}; '
+    'if nsenter -t "$p" -n ip -o addr show 2>/dev/null | grep -qF " $want/"; then echo "$p $ns"; fi; '
+    'done; echo "namespaces $n"'
+)
+
+
+def find_pod_netns(session, target) -> tuple:
+    """(host PID of a process in the pod's network namespace, why): the namespace whose interfaces carry the pod's
+    address, found among every network namespace of the node (hostPID shows all their processes)."""
+    from kubectl_whose.errors import ExitCode, WhoseError
+
+    r = session.run(["sh", "-c", _FIND_NETNS, "sh", target.ip], timeout=60)
+    lines = r.stdout.decode("utf-8", "replace").split("\n")
+    found = [ln.split() for ln in lines if ln and not ln.startswith("namespaces ")]
+    looked = next((ln.split()[1] for ln in lines if ln.startswith("namespaces ")), "0")
+    if r.exit_code == 127 or (r.error and "not found" in r.error):
+        raise WhoseError(f"the debug image {session.image} lacks sh, ls, grep, nsenter or ip, which --node-nsenter "
+                         f"needs; pass --image with one that has them (default nicolaka/netshoot:v0.13)",
+                         ExitCode.TOOL_MISSING)
+    if len(found) != 1:
+        many = ", ".join(f"process {f[0]} ({f[1]})" for f in found)
+        raise WhoseError(f"{'no' if not found else len(found)} network namespaces of node {target.node} carry pod "
+                         f"{target.pod}'s address {target.ip} (looked at {looked}{': ' + many if many else ''}); "
+                         f"drop --node-nsenter to capture on the pod's host-side interface", ExitCode.NOT_FOUND)
+    pid, ns = found[0]
+    return int(pid), (f"process {pid} is in {ns}, the namespace whose interfaces carry {target.ip} (of {looked} "
+                      f"namespaces)")

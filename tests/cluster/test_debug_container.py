@@ -143,8 +143,9 @@ def test_debug_containers_view_of_a_running_one():
     (None, False),
     ({"waiting": {"reason": "ErrImagePull", "message": "pull access denied for nope"}},
      (ExitCode.IMAGE_PULL, "the debug image nicolaka/netshoot:v0.13 cannot be pulled: ErrImagePull (pull access "
-                           "denied for nope); pass --image with an image the nodes can pull (or set "
-                           "KUBECTL_WHOSE_IMAGE)")),
+                           "denied for nope); the debug container whose-aaaaa stays in pod web, never started "
+                           "(ephemeral containers cannot be removed); pass --image with an image the nodes can pull "
+                           "(or set KUBECTL_WHOSE_IMAGE)")),
     ({"waiting": {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "x"'}}, (ExitCode.IMAGE_PULL, None)),
     ({"waiting": {"reason": "CreateContainerConfigError", "message": "container has runAsNonRoot and image will run "
                   "as root"}},

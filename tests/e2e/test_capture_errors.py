@@ -115,6 +115,8 @@ def test_image_pull_failure(lab):
     assert r.code == ExitCode.IMAGE_PULL
     line = one_line(r)
     assert line.startswith("the debug image registry.invalid/nope:1 cannot be pulled: ")
+    assert re.search(r"; the debug container whose-\w{5} stays in pod client, never started \(ephemeral containers "
+                     r"cannot be removed\); ", line), line
     assert line.endswith("pass --image with an image the nodes can pull (or set KUBECTL_WHOSE_IMAGE)")
 
 

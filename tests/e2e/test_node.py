@@ -148,6 +148,11 @@ def test_doctor_says_which_path_works(lab):
         restricted_web(lab, ns, "web", "bridge")
         plain = lab.whose("doctor", "web", "-n", ns, "--node-namespace", debug_ns, "-o", "json")
         node = lab.whose("doctor", "web", "-n", ns, "--node", "--node-namespace", debug_ns, "-o", "json")
+        entered = lab.whose("doctor", "web", "-n", ns, "--node", "--node-nsenter", "--node-namespace", debug_ns,
+                            "-o", "json")
+    grants = {c["name"]: c for c in entered.json["checks"]}["node: --node-nsenter grants"]
+    assert entered.code == 0 and "hostPID and SYS_ADMIN+SYS_PTRACE: it sees every process" in grants["detail"]
+    assert "node: --node-nsenter grants" not in {c["name"] for c in node.json["checks"]}
     rows = {c["name"]: c for c in plain.json["checks"]}
     assert plain.code == ExitCode.ADMISSION_REJECTED and rows["PodSecurity"]["result"] == "fail"
     assert plain.json["path"]["result"] == "warn" and "--node works" in plain.json["path"]["detail"]
@@ -206,3 +211,46 @@ def test_trace_through_the_node_forwards_a_service_packet_to_its_endpoints(lab):
         assert [s["chain"] for s in o["steps"] if s["hook"] == "routing"] == ["forward"]
     assert "FORWARD" in r.json["hooks"] and "INPUT" not in r.json["hooks"]
     assert not any("routing not evaluated" in a for a in r.json["assumptions"])
+
+
+def test_node_nsenter_captures_the_pods_own_lo_frame_for_frame(lab, tmp_path):
+    """--node-nsenter: the node debug pod (hostPID, SYS_ADMIN+SYS_PTRACE) finds the pod's network namespace by its
+    address and captures inside it: the app <-> sidecar traffic on lo that the node's interfaces never carry.
+    Oracle: tcpdump on lo in the pod's namespace, run directly, frame for frame."""
+    with lab.isolated_namespace(labels=RESTRICTED, prefix="ne") as ns, \
+            lab.isolated_namespace(labels=PRIVILEGED, prefix="nd") as debug_ns:
+        pod = restricted_web(lab, ns, "web", "routed")
+        ip = pod["status"]["podIP"]
+        inside = tmp_path / "lo.pcap"
+        tap = subprocess.Popen(["ip", "netns", "exec", lab.pod_info("web", ns).netns, "tcpdump", "-i", "lo", "-U",
+                                "-w", str(inside), "tcp port 8080"], stderr=subprocess.PIPE)
+        time.sleep(1)
+        stop = threading.Event()
+        gen = threading.Thread(target=traffic, args=(lab, ns, "web", ip, stop), daemon=True)
+        gen.start()
+        try:
+            r = lab.whose("capture", "web", "-n", ns, "--node", "--node-nsenter", "--node-namespace", debug_ns,
+                          "-i", "lo", "--duration", "4s", "-f", "tcp port 8080", "-w", str(tmp_path / "entered.pcap"),
+                          "-o", "json")
+        finally:
+            stop.set()
+            gen.join()
+            time.sleep(0.5)
+            tap.send_signal(signal.SIGINT)
+            tap.wait(10)
+        assert r.code == 0, r.stderr
+        assert "hostNetwork, hostPID, NET_ADMIN+NET_RAW+SYS_ADMIN+SYS_PTRACE" in r.stderr
+        sandbox = lab.pod_info("web", ns).init_pid
+        netns = subprocess.run(["readlink", f"/proc/{sandbox}/ns/net"], capture_output=True, text=True).stdout.strip()
+        assert "entered the network namespace of pod web from node lab-node: process " in r.stderr
+        assert f"is in {netns}, the namespace whose interfaces carry {ip}" in r.stderr
+        assert node_pods(lab, debug_ns) == []
+        ours, truth = packets(tmp_path / "entered.pcap"), packets(inside)
+        assert len(ours) > 20 and all(p[0] == "127.0.0.1" for p in ours)
+        start = truth.index(ours[0])
+        assert truth[start:start + len(ours)] == ours
+
+
+def test_node_nsenter_needs_node(lab):
+    r = lab.whose("capture", "web", "--node-nsenter", "--duration", "1s")
+    assert r.code == 2 and "--node-nsenter enters the pod's network namespace from its node: add --node" in r.stderr

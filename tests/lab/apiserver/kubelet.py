@@ -6,6 +6,7 @@ or `ErrImagePull` / `ImagePullBackOff` forever for an image no registry has. Eph
 """
 from __future__ import annotations
 
+import os
 import hashlib
 import shutil
 import subprocess
@@ -79,6 +80,7 @@ class PodRuntime:
     deleted: bool = False
     share_pid_ns: bool = False
     host_network: bool = False  # runs in the node's network namespace: nothing of it to remove
+    host_pid: bool = False  # sees every process of the node (the lab's machine)
 
 
 # The lab's stand-in for a CNI's choice: which plumbing a pod gets (network.CNI_STYLES).
@@ -139,7 +141,8 @@ class Kubelet:
                                    f"ip6-localhost ip6-loopback\n{ip}\t{name}\n")
         sandbox = Sandbox(netns.name, name, etc)
         rt = PodRuntime(ns_name, name, meta["uid"], short, netns.name, ip, sandbox,
-                        share_pid_ns=bool(pod["spec"].get("shareProcessNamespace")), host_network=host_network)
+                        share_pid_ns=bool(pod["spec"].get("shareProcessNamespace")), host_network=host_network,
+                        host_pid=bool(pod["spec"].get("hostPID")))
         with self._lock:
             self.pods[(ns_name, name)] = rt
         statuses = [self._start(rt, c, pod) for c in pod["spec"].get("containers") or []]
@@ -286,7 +289,10 @@ class Kubelet:
 
     def _pid_ns(self, rt: PodRuntime, c: Container):
         """Kubernetes' process-namespace rules: own by default, the pod's with shareProcessNamespace, the
-        target's for an ephemeral container with targetContainerName."""
+        target's for an ephemeral container with targetContainerName, the host's with hostPID (here: the lab's own,
+        where the lab's pods are processes, so a hostPID container sees them all as on a node)."""
+        if rt.host_pid:
+            return os.getpid()
         if rt.share_pid_ns:
             return "pod"
         target = rt.containers.get(c.spec.get("targetContainerName") or "")
