@@ -146,8 +146,9 @@ class RemoteCapture:
         except WhoseError as e:
             self.error = e
         except Exception as e:  # noqa: BLE001 - surfaced in the main thread as one line
-            self.error = WhoseError(f"the capture stream stopped on an unexpected error ({str(e) or type(e).__name__}); "
-                                    f"what arrived is kept; please report it with the output of --traceback",
+            self.error = WhoseError(f"the capture stream stopped on an unexpected error "
+                                    f"({str(e) or type(e).__name__}); what arrived is kept; please report it with the "
+                                    f"output of --traceback",
                                     ExitCode.ERROR)
         finally:
             self.done.set()
@@ -250,8 +251,9 @@ class Captured:
 
 
 def run_capture(kube, opts, live_view) -> Captured:
-    """`opts` is `collect.capture_options.CaptureOptions`; `live_view(snapshot, byte_count, where)` the context manager that
-    shows the capture while it runs (`render.live.LiveView`). Raises only when nothing at all was captured."""
+    """`opts` is `collect.capture_options.CaptureOptions`; `live_view(snapshot, byte_count, where)` the context
+    manager that shows the capture while it runs (`render.live.LiveView`). Raises only when nothing at all was
+    captured."""
     from kubectl_whose.analysis.streams import CaptureAnalyzer, check_stream_index
     from kubectl_whose.collect import tcpdump
     from kubectl_whose.collect.node import debug_session

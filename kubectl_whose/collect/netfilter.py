@@ -76,10 +76,10 @@ def _long_lived(parse):
 
 def load_rules(kube, pod: Optional[str], from_files: Sequence[str], table: Optional[str], debug, node=None,
                node_name: Optional[str] = None) -> Tuple[list, list, List[str], object]:
-    """The rules of `--from-file` dumps, else of the pod (`debug`: `cluster.debug_choice.DebugFlags`), else of its node
-    (`node`: `cluster.debug_choice.NodeFlags` with --node) or of `node_name` (`node/NAME`); with the namespace's addresses
-    and its routing (`trace.routing.Routing`, None when unknown): `ip -j` dumps or a bundle among the files, or
-    read in the same session."""
+    """The rules of `--from-file` dumps, else of the pod (`debug`: `cluster.debug_choice.DebugFlags`), else of its
+    node (`node`: `cluster.debug_choice.NodeFlags` with --node) or of `node_name` (`node/NAME`); with the namespace's
+    addresses and its routing (`trace.routing.Routing`, None when unknown): `ip -j` dumps or a bundle among the
+    files, or read in the same session."""
     if from_files:
         from kubectl_whose.analysis.netfilter import read_dump_file
         from kubectl_whose.analysis.netfilter.trace.routing import routing_from_files

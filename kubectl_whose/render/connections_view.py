@@ -80,8 +80,8 @@ def render_inbound(links: Iterable[Any], wide: bool = False, out=None) -> None:
     rows = []
     for x in links:
         how = "timing only" if x["by_timing_only"] else ("time order decides" if x["candidates"] > 1 else "evidence")
-        rows.append([x["text"], " + ".join(map(str, x["streams"])), f"{x['local_client']} (+{x['delay'] * 1000:.1f} ms)",
-                     how])
+        leg = f"{x['local_client']} (+{x['delay'] * 1000:.1f} ms)"
+        rows.append([x["text"], " + ".join(map(str, x["streams"])), leg, how])
     write_table([Column("INBOUND", wrap=True), Column("STREAMS"), Column("LOCAL LEG", wrap=True, below=True),
                  Column("LINK", wrap=True, below=True)], rows, wide=wide, out=out,
                 title="Inbound through the sidecar (linked by evidence, not proved: a proxy starts a new TCP "

@@ -1,6 +1,6 @@
-"""`kubectl whose rules` as text: the summary first (a claim per line, then what the probes assumed), then each table's built-in chains with policy
-and counters, each custom chain nested under the first rule that jumps to it (later jumps point
-back to it), so a reader follows a path without searching for names."""
+"""`kubectl whose rules` as text: the summary first (a claim per line, then what the probes assumed), then each
+table's built-in chains with policy and counters, each custom chain nested under the first rule that jumps to it
+(later jumps point back to it), so a reader follows a path without searching for names."""
 from __future__ import annotations
 
 from typing import Optional, Set

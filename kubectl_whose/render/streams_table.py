@@ -85,7 +85,8 @@ def _specs(wide: bool) -> List[tuple]:
 def grid_columns(wide: bool) -> list:
     from kubectl_whose.render.grid import Column
 
-    return [Column(name, right=right, drop=rank, below=rank > 0, stack=name == "SERVER") for name, right, rank in _specs(wide)]
+    return [Column(name, right=right, drop=rank, below=rank > 0, stack=name == "SERVER")
+            for name, right, rank in _specs(wide)]
 
 
 def cells(s: dict, wide: bool) -> List[str]:

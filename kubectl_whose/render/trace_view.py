@@ -68,7 +68,8 @@ def render_trace(result: TraceResult, wide: bool, console=None) -> None:
                 mark = "+" if s.matched else "-"
             line = f"{mark} {escape(s.table)}/{escape(s.chain)}: {escape(s.rule)}"
             if s.note:
-                line += f"  [dim]<- {escape(s.note)}[/dim]" if not s.matched else f"  [green]=> {escape(s.note)}[/green]"
+                line += (f"  [dim]<- {escape(s.note)}[/dim]" if not s.matched else
+                         f"  [green]=> {escape(s.note)}[/green]")
             say_line(console, line, indent=2, markup=True)
     if len(result.outcomes) > 1 and not wide:
         say_line(console, "(the other paths: -o wide)", style="dim")

@@ -33,7 +33,8 @@ from kubectl_whose.analysis.pcap.proto.chdlc import CHDLC
 from kubectl_whose.analysis.pcap.proto.fabricpath import ETH_TYPE_FABRICPATH, FabricPath
 from kubectl_whose.analysis.pcap.proto.macsec import ETH_TYPE_MACSEC, MACsec
 from kubectl_whose.analysis.pcap.proto.nflog import AF_INET, AF_INET6, NFLOG
-from kubectl_whose.analysis.pcap.proto.nsh import ETH_TYPE_NSH, NEXT_ETHERNET, NEXT_IPV4, NEXT_IPV6, NEXT_MPLS, NEXT_NSH, NSH
+from kubectl_whose.analysis.pcap.proto.nsh import (ETH_TYPE_NSH, NEXT_ETHERNET, NEXT_IPV4, NEXT_IPV6, NEXT_MPLS,
+                                                   NEXT_NSH, NSH)
 from kubectl_whose.analysis.pcap.proto.pbb import ETH_TYPE_PBB, PBB
 from kubectl_whose.analysis.pcap.proto.pktap import PKTAP
 from kubectl_whose.analysis.pcap.proto.ppi import PPI

@@ -86,7 +86,8 @@ def _run_rule(ctx: WalkContext, table: NftTable, rule: NftRule, hook: str) -> Tu
             kind_ = (body or {}).get("type", "icmpx")
             if kind_ == "tcp reset" and ctx.packet.proto != "tcp":
                 # `reject with tcp reset` carries an implicit `meta l4proto tcp` that nft leaves out of listings
-                return False, f"reject with tcp reset: only TCP (implicit meta l4proto tcp); protocol {ctx.packet.proto}"
+                return False, (f"reject with tcp reset: only TCP (implicit meta l4proto tcp); protocol "
+                               f"{ctx.packet.proto}")
             ctx.packet.reject_with = "tcp-reset" if kind_ == "tcp reset" else \
                 f"icmp-{(body or {}).get('expr', 'port-unreachable')}"
             raise Verdict("reject", note=_join(notes, expr_text(e)))

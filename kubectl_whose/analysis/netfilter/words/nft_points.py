@@ -229,7 +229,8 @@ def _extract_table(table: NftTable, ex: Extraction) -> None:
         directions = directions_of(hooks[name])
         for rule in rules:
             pos, neg, protos, branches, _, alternatives = conditions(table, rule, ex)
-            ways = [(points_of(pos, neg, alternatives), protos)] + [([frozenset(pos) | k], both(protos, p)) for k, p, _ in branches]
+            ways = [(points_of(pos, neg, alternatives), protos)]
+            ways += [([frozenset(pos) | k], both(protos, p)) for k, p, _ in branches]
             for own, own_protos in ways:
                 for outer_point, outer in contexts[name]:
                     allowed = both(outer, own_protos)
