@@ -124,4 +124,5 @@ def _route_table():
         ("/lab/v1/rbac", {"GET": debug.lab_rbac, "PUT": debug.lab_rbac}),
         ("/lab/v1/tokens/{user}", {"GET": debug.lab_token}),
         ("/lab/v1/pods", {"GET": debug.lab_pods}),
+        ("/lab/v1/compact", {"POST": debug.lab_compact}),
     ]

@@ -32,6 +32,24 @@ class Request:
     def q(self, name: str, default: str = "") -> str:
         return self.query.get(name, [default])[-1]
 
+    def dry_run(self) -> bool:
+        """`dryRun=All` (what `kubectl --dry-run=server` sends): validate and admit, never store. Any other value is
+        the apiserver's 400 from `ValidateDryRun`, before anything happens."""
+        values = self.query.get("dryRun") or []
+        if not values and self.method == "DELETE" and self.handler.headers.get("Content-Length", "0") != "0":
+            try:  # kubectl sends a delete's options as a DeleteOptions body
+                values = list(json.loads(self.body() or b"{}").get("dryRun") or [])
+            except (ValueError, AttributeError):
+                values = []
+        if not values:
+            return False
+        if values != ["All"]:
+            from .status import bad_request
+
+            raise bad_request(f"dryRun: Unsupported value: {values[-1]!r}: supported values: \"All\""
+                              .replace("'", '"'))
+        return True
+
     def flag(self, name: str) -> bool:
         # Convert_Slice_string_To_bool: absent/"0"/"false" are false, anything else is true.
         v = self.query.get(name)
@@ -124,6 +142,7 @@ class Handler(BaseHTTPRequestHandler):
                     raise method_not_allowed()
                 req = Request(self, method, url.path, query, m.groupdict(), user)
                 result = fn(req)
+                self._drain()  # a body the handler did not need (kubectl's DeleteOptions) is still read
                 if result is not None:
                     code, body, *extra = result
                     self.send_json(code, body, extra[0] if extra else None)

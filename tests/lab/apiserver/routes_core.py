@@ -1,6 +1,7 @@
 """Namespaces, pods (get/list/watch/create/delete), pods/log, nodes, services, endpoints."""
 from __future__ import annotations
 
+import base64
 import json
 import os
 import threading
@@ -13,6 +14,7 @@ from .http import Request
 from .patch import apply_patch
 from .selectors import matcher
 from .status import ApiError, bad_request, field_error, invalid
+from .store import now
 
 _KINDS = {"pods": ("Pod", "PodList"), "namespaces": ("Namespace", "NamespaceList"), "nodes": ("Node", "NodeList"),
           "services": ("Service", "ServiceList"), "endpoints": ("Endpoints", "EndpointsList")}
@@ -25,14 +27,44 @@ def list_or_watch(req: Request, resource: str, namespace: str = "", kinds=None, 
     store = req.api.store
     if req.flag("watch"):
         return _watch(req, resource, namespace, match, kinds or _KINDS[resource], api_version)
-    items, rv = store.list(resource, namespace or None, match)
+    meta: dict = {}
+    if req.q("limit").isdigit() and int(req.q("limit")) > 0 or req.q("continue"):
+        start, at = _continue_from(req.q("continue"))
+        limit = int(req.q("limit")) if req.q("limit").isdigit() and int(req.q("limit")) > 0 else 1 << 30
+        items, rv, last, remaining = store.list_page(resource, namespace or None, match, limit, start, at)
+        if last is not None:
+            meta = {"continue": _continue_token(int(rv), last), "remainingItemCount": remaining}
+    else:
+        items, rv = store.list(resource, namespace or None, match)
+    meta["resourceVersion"] = rv
     if req.wants_table():
-        return 200, tables.table(resource, items, rv, req.q("includeObject", "Metadata"))
+        table = tables.table(resource, items, rv, req.q("includeObject", "Metadata"))
+        table["metadata"].update(meta)
+        return 200, table
     kind, list_kind = kinds or _KINDS[resource]
     for it in items:
         it.setdefault("kind", kind)
         it.setdefault("apiVersion", api_version)
-    return 200, {"kind": list_kind, "apiVersion": api_version, "metadata": {"resourceVersion": rv}, "items": items}
+    return 200, {"kind": list_kind, "apiVersion": api_version, "metadata": meta, "items": items}
+
+
+def _continue_token(rv: int, last: tuple) -> str:
+    """The apiserver's continue token: base64 of {"v": "meta.k8s.io/v1", "rv": N, "start": KEY + "\\x00"}."""
+    key = f"{last[0]}/{last[1]}" if last[0] else last[1]
+    return base64.urlsafe_b64encode(json.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": key + "\x00"},
+                                               separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _continue_from(token: str):
+    if not token:
+        return ("", ""), None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        key = data["start"].rstrip("\x00")
+        ns, _, name = key.rpartition("/")
+        return (ns, name), int(data["rv"])
+    except (ValueError, KeyError, TypeError):
+        raise bad_request("continue key is not valid: illegal base64 data at input byte 0") from None
 
 
 def _watch(req: Request, resource: str, namespace: str, match, kinds, api_version: str):
@@ -69,11 +101,19 @@ def namespaces(req: Request):
     if req.method == "GET":
         return list_or_watch(req, "namespaces")
     req.authorize("create", "namespaces")
+    dry = req.dry_run()
     body = req.json()
     name = (body.get("metadata") or {}).get("name") or ""
     if not name:
         raise invalid(name, [field_error("metadata.name", "FieldValueRequired", "name or generateName is required")],
                       kind="Namespace")
+    labels = dict((body.get("metadata") or {}).get("labels") or {}, **{"kubernetes.io/metadata.name": name})
+    if dry:
+        if req.api.store.exists("namespaces", "", name):
+            from .status import already_exists
+            raise already_exists("namespaces", name)
+        return 201, {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": name, "labels": labels},
+                     "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
     return 201, req.api.create_namespace(name, (body.get("metadata") or {}).get("labels") or {})
 
 
@@ -83,19 +123,39 @@ def namespace(req: Request):
         return get_one(req, "namespaces", "", name)
     if req.method == "DELETE":
         req.authorize("delete", "namespaces", name=name)
+        if req.dry_run():
+            obj = req.api.store.get("namespaces", "", name)
+            obj.setdefault("status", {})["phase"] = "Terminating"
+            return 200, obj
         return 200, req.api.delete_namespace(name)
     verb = "patch" if req.method == "PATCH" else "update"
     req.authorize(verb, "namespaces", name=name)
+    dry = req.dry_run()
     store = req.api.store
     cur = store.get("namespaces", "", name)
     new = apply_patch(req.content_type, cur, req.body()) if req.method == "PATCH" else req.json()
+    expect_rv = _precondition(new, cur, "namespaces", name)
     labels = (new.get("metadata") or {}).get("labels") or {}
     labels["kubernetes.io/metadata.name"] = name
 
     def mutate(o):
         o["metadata"]["labels"] = labels
         o["metadata"]["annotations"] = (new.get("metadata") or {}).get("annotations") or {}
-    return 200, store.update("namespaces", "", name, mutate)
+    if dry:
+        mutate(cur)
+        return 200, cur
+    return 200, store.update("namespaces", "", name, mutate, expect_rv=expect_rv)
+
+
+def _precondition(new: dict, cur: dict, resource: str, name: str):
+    """A resourceVersion in the body (a PUT, or inside a patch: `kubectl label --resource-version`) must be the
+    current one, else 409; it then also guards the write against a change in between."""
+    from .status import conflict
+
+    rv = (new.get("metadata") or {}).get("resourceVersion") or None
+    if rv and rv != cur["metadata"].get("resourceVersion"):
+        raise conflict(resource, name)
+    return rv
 
 
 # -- pods ----------------------------------------------------------------------------------------------------------
@@ -143,7 +203,7 @@ def _create_pod(req: Request, ns: str, body: dict):
     warnings = admit_pod(nsobj, body, api.server_version.pod_security)
     body["kind"], body["apiVersion"] = "Pod", "v1"
     body["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
-    if req.q("dryRun") == "All":
+    if req.dry_run():
         return 201, body, {"Warning": warnings} if warnings else None
     created = api.store.create("pods", body)
     threading.Thread(target=api.run_pod, args=(created,), daemon=True).start()
@@ -156,11 +216,17 @@ def pod(req: Request):
         return get_one(req, "pods", ns, name)
     if req.method == "DELETE":
         req.authorize("delete", "pods", namespace=ns, name=name)
+        if req.dry_run():  # the pod as the delete would leave it, graceful deletion begun; nothing changes
+            obj = req.api.store.get("pods", ns, name)
+            obj["metadata"].update(deletionTimestamp=now(), deletionGracePeriodSeconds=0)
+            return 200, obj
         return 200, req.api.delete_pod(ns, name)
     verb = "patch" if req.method == "PATCH" else "update"
     req.authorize(verb, "pods", namespace=ns, name=name)
+    dry = req.dry_run()
     cur = req.api.store.get("pods", ns, name)
     new = apply_patch(req.content_type, cur, req.body()) if req.method == "PATCH" else req.json()
+    expect_rv = _precondition(new, cur, "pods", name)
     if (new.get("spec") or {}).get("ephemeralContainers") != cur["spec"].get("ephemeralContainers"):
         raise invalid(name, [field_error("spec", "FieldValueForbidden", "pod updates may not change fields other "
                                          "than `spec.containers[*].image`,`spec.initContainers[*].image`,"
@@ -171,7 +237,10 @@ def pod(req: Request):
     def mutate(o):  # only metadata labels/annotations are mutable here
         o["metadata"]["labels"] = (new.get("metadata") or {}).get("labels") or {}
         o["metadata"]["annotations"] = (new.get("metadata") or {}).get("annotations") or {}
-    return 200, req.api.store.update("pods", ns, name, mutate)
+    if dry:
+        mutate(cur)
+        return 200, cur
+    return 200, req.api.store.update("pods", ns, name, mutate, expect_rv=expect_rv)
 
 
 def pod_status(req: Request):

@@ -24,6 +24,7 @@ def ephemeral_containers(req: Request):
         return 200, api.store.get("pods", ns, name)
     verb = "patch" if req.method == "PATCH" else "update"
     req.authorize(verb, "pods", "ephemeralcontainers", namespace=ns, name=name)
+    req.dry_run()  # a bad value is a 400 before anything is written
     body = req.body()
     # The registry's GuaranteedUpdate: read, apply, write if nothing changed meanwhile, else apply again to the
     # newer object. A resourceVersion the client sent (in a PUT, or in the patch itself: the patcher's
@@ -59,7 +60,7 @@ def _write_ephemeral(req: Request, ns: str, name: str, body: bytes):
         return 200, cur  # nothing changed: no write, no new resourceVersion (re-sending a container is a no-op)
     warnings = admit_pod(store.get("namespaces", "", ns), result, api.server_version.pod_security)
     headers = {"Warning": warnings} if warnings else None
-    if req.q("dryRun") == "All":
+    if req.dry_run():
         return 200, result, headers
 
     def mutate(o):
@@ -315,6 +316,12 @@ def lab_pods(req: Request):
                                "containers": {c.name: (c.main_pid if c.running else None)
                                               for c in rt.containers.values()}}
     return 200, out
+
+
+def lab_compact(req: Request):
+    """etcd's compaction, on demand: older watches and continue tokens are answered 410 Expired."""
+    _admin(req)
+    return 200, {"compacted": req.api.store.compact()}
 
 
 def lab_token(req: Request):

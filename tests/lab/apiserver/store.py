@@ -27,6 +27,7 @@ class Store:
         self._objects: Dict[Key, dict] = {}
         self._events: List[Tuple[int, str, str, dict]] = []  # (rv, type, resource, object)
         self._rv = 100
+        self._compacted = 0  # the last compacted revision
         self._cond = threading.Condition()
         self.closed = False
 
@@ -48,6 +49,28 @@ class Store:
             items = [copy.deepcopy(o) for (r, ns, _), o in sorted(self._objects.items())
                      if r == resource and (not namespace or ns == namespace) and match(o)]
             return items, str(self._rv)
+
+    def list_page(self, resource: str, namespace: Optional[str], match: Callable[[dict], bool], limit: int,
+                  start: Tuple[str, str] = ("", ""), at: Optional[int] = None) -> Tuple[List[dict], str, Optional[tuple],
+                                                                                         int]:
+        """One page of a chunked list (`limit`/`continue`): the items after `start` (namespace, name), the list's
+        resourceVersion, the key to continue from (None: last page) and how many items remain. `at`: the
+        resourceVersion of the first page, whose snapshot later pages continue (410 once compacted)."""
+        with self._cond:
+            if at is not None and at < self._compacted:
+                raise ApiError(410, "Expired", "The provided continue parameter is too old to display a consistent list "
+                               "result. You can start a new list without the continue parameter, or use the continue "
+                               "token in this response to retrieve the remainder of the results. Continuing with the "
+                               "provided token results in an inconsistent list - objects that were created, modified, "
+                               "or deleted between the time the first chunk was returned and now may show up in the "
+                               "list.", {})
+            keys = [(ns, name) for (r, ns, name), o in sorted(self._objects.items())
+                    if r == resource and (not namespace or ns == namespace) and match(o) and (ns, name) > start]
+            page = keys[:limit]
+            items = [copy.deepcopy(self._objects[(resource, ns, name)]) for ns, name in page]
+            rv = str(at if at is not None else self._rv)
+            more = len(keys) > limit
+            return items, rv, (page[-1] if more else None), len(keys) - len(page)
 
     def names(self, resource: str, namespace: str, match: Callable[[dict], bool]) -> set:
         """Names of the matching objects, without copying them (for polling)."""
@@ -115,6 +138,14 @@ class Store:
             del self._events[: len(self._events) - _EVENT_WINDOW]
         self._cond.notify_all()
 
+    def compact(self) -> str:
+        """etcd's compaction (the apiserver asks for one every 5 minutes): history up to now is gone, so a watch or
+        a continue token from an older resourceVersion is answered 410 Expired. Returns the compacted revision."""
+        with self._cond:
+            self._events.clear()
+            self._compacted = self._rv
+            return str(self._rv)
+
     def close(self) -> None:
         with self._cond:
             self.closed = True
@@ -143,8 +174,9 @@ class Store:
             else:
                 since = int(resource_version)
                 oldest = self._events[0][0] if self._events else self._rv
-                if since < oldest - 1 and since < self._rv:
-                    raise ApiError(410, "Expired", f"too old resource version: {since} ({oldest})", {})
+                if (since < oldest - 1 or since < self._compacted) and since < self._rv:
+                    raise ApiError(410, "Expired", f"too old resource version: {since} ({max(oldest, self._compacted)})",
+                                   {})
                 initial = []
         for item in initial:
             yield item
