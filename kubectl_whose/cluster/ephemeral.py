@@ -116,11 +116,11 @@ def _add(cluster: Cluster, pod: str, obj: dict, spec: DebugSpec, timeout: float,
     if container is None:
         raise WhoseError(f"10 random debug container names were all taken in pod {pod}; run the command again",
                          ExitCode.ERROR)
-    if say:
-        say(f"adding debug container {container['name']} (image {spec.image}, {'+'.join(spec.capabilities)}, "
-            f"idle for {spec.ttl_seconds}s) to pod {pod}")
     patched = patch_debug_container(cluster, pod, container,
                                     resource_version=(obj.get("metadata") or {}).get("resourceVersion"))
+    if say:  # said once the add landed: a run whose add lost a race to another's adds nothing
+        say(f"added debug container {container['name']} (image {spec.image}, {'+'.join(spec.capabilities)}, "
+            f"idle for {spec.ttl_seconds}s) to pod {pod}")
     started = wait_for_running(cluster, pod, container["name"], spec.image, timeout, say, patched)
     return DebugContainer(container["name"], spec.image, False, started + spec.ttl_seconds, spec.capabilities,
                           *_process_facts(obj))

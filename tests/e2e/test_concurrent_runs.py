@@ -58,7 +58,7 @@ def test_runs_started_together_all_succeed_and_leave_one_debug_container(lab):
             json.loads(out)
         names = debug_names(lab, ns, "shared")
         assert len(names) == 1, names
-        added = [err for _, _, err in results if "adding debug container" in err]
+        added = [err for _, _, err in results if "added debug container" in err]
         assert len(added) == 1, [err for _, _, err in results]
         assert all(names[0] in err for _, _, err in results)
 

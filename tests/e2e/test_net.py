@@ -134,7 +134,7 @@ def test_ptrace_names_the_proxys_process_and_is_never_mixed_on_reuse(lab):
     pod = json.loads(names)
     by_name = {c["name"]: c for c in pod["spec"]["ephemeralContainers"]}
     used = r.stderr.split("reusing debug container ")[1].split()[0] if "reusing debug container " in r.stderr \
-        else r.stderr.split("adding debug container ")[1].split()[0]
+        else r.stderr.split("added debug container ")[1].split()[0]
     assert by_name[used]["securityContext"]["capabilities"]["add"] == ["NET_ADMIN", "NET_RAW", "SYS_PTRACE"]
     assert "privileged" not in by_name[used]["securityContext"]
     plain = lab.whose("net", POD, "-o", "json", "-v=1")
