@@ -33,7 +33,9 @@ def drain(ws):
         frames.append((op, data))
 
 
-@pytest.mark.parametrize("offer, chosen", [([V5, V4], V5), ([V4, V5], V4), ([V4B64], V4B64)])
+# From 1.30 an offer with v5 in it is the stream translator's, which speaks v5 whatever the order; without v5 the
+# kubelet's wsstream takes the client's first that it knows.
+@pytest.mark.parametrize("offer, chosen", [([V5, V4], V5), ([V4, V5], V5), ([V4B64], V4B64), ([V4B64, V4], V4B64)])
 def test_negotiation_framing_and_status(lab, offer, chosen):
     ws = connect(lab, "client", ["sh", "-c", "head -c 100000 /dev/zero | tr '\\0' 'a'; echo oops >&2; exit 4"],
                  "client", offer)
@@ -53,6 +55,23 @@ def test_negotiation_framing_and_status(lab, offer, chosen):
                        "command terminated with exit code 4", "reason": "NonZeroExitCode",
                        "details": {"causes": [{"reason": "ExitCode", "message": "4"}]}}]
     assert frames[-1][1][0] == 3  # the status is the last message
+
+
+@pytest.mark.parametrize("offer", [["channel.k8s.io"], []], ids=["channel.k8s.io", "no-subprotocol"])
+def test_the_first_channel_protocol_and_no_subprotocol_are_served(lab, offer):
+    """channel.k8s.io (also what a client that names no subprotocol gets): the same channels, and an error channel
+    that carries a failure's text instead of a Status."""
+    ws = connect(lab, "client", ["sh", "-c", "echo hi; echo oops >&2; exit 4"], "client", offer)
+    assert (ws.getsubprotocol() or "") == (offer[0] if offer else "")
+    frames, close = drain(ws)
+    assert close[:2] == (1000).to_bytes(2, "big")
+    assert b"".join(d[1:] for _, d in frames if d[0] == 1) == b"hi\n"
+    assert b"".join(d[1:] for _, d in frames if d[0] == 2) == b"oops\n"
+    assert [d[1:] for _, d in frames if d[0] == 3] == [b"command terminated with non-zero exit code: command "
+                                                       b"terminated with exit code 4"]
+    ws = connect(lab, "client", ["true"], "client", offer)
+    frames, _ = drain(ws)
+    assert [d for _, d in frames if d[0] == 3] == []  # success: nothing on the error channel
 
 
 def test_v5_stdin_half_close(lab):

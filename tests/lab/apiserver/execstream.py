@@ -21,6 +21,7 @@ from ..runtime import exit_code, find_executable
 from .websocket import OP_TEXT, Closed, WebSocket
 
 V5, V4, V4_B64 = "v5.channel.k8s.io", "v4.channel.k8s.io", "v4.base64.channel.k8s.io"
+V1 = "channel.k8s.io"  # and "", no subprotocol: the error channel carries only a failure's text, no Status
 CHUNK = 32 * 1024
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 
@@ -72,7 +73,11 @@ class WebSocketChannels:
 
     def finish(self, status: dict) -> None:
         try:
-            self.send(ERROR, json.dumps(status, separators=(",", ":")).encode())
+            if self.protocol in (V1, ""):
+                if status.get("status") != "Success":
+                    self.send(ERROR, str(status.get("message") or "").encode())
+            else:
+                self.send(ERROR, json.dumps(status, separators=(",", ":")).encode())
             self.ws.close(1000)
         except Closed:
             pass

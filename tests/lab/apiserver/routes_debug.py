@@ -95,9 +95,8 @@ def _authorize_stream(req: Request, subresource: str) -> None:
 
 def _websocket_protocols(api):
     """v5 only through the API server's stream translator (1.30+); older servers proxy to the kubelet's v4."""
-    if api.server_version.websocket_v5:
-        return execstream.V5, execstream.V4, execstream.V4_B64
-    return execstream.V4, execstream.V4_B64
+    legacy = (execstream.V4, execstream.V4_B64, execstream.V1, "")  # wsstream's; "" is channel.k8s.io
+    return ((execstream.V5,) if api.server_version.websocket_v5 else ()) + legacy
 
 
 def _stream_options(req: Request):
@@ -185,7 +184,8 @@ def _switch_protocols(req: Request, proto: str) -> WebSocket:
     h.send_header("Upgrade", "websocket")
     h.send_header("Connection", "Upgrade")
     h.send_header("Sec-WebSocket-Accept", accept_key(req.header("Sec-WebSocket-Key")))
-    h.send_header("Sec-WebSocket-Protocol", proto)
+    if proto:  # the "" protocol is answered without the header
+        h.send_header("Sec-WebSocket-Protocol", proto)
     h.end_headers()
     h.wfile.flush()
     h.close_connection = True

@@ -129,8 +129,15 @@ def _unmask(payload: bytes, mask: bytes) -> bytes:
 
 
 def negotiate(offered: Optional[str], supported) -> Optional[str]:
-    """The first protocol the client offers that the server supports (client order wins, as in x/net/websocket)."""
-    for proto in (p.strip() for p in (offered or "").split(",")):
+    """The protocol the API server settles on. From 1.30 a request that offers v5 goes to the stream translator,
+    which speaks v5 whatever the order; anything else reaches the kubelet's wsstream, where the client's order
+    wins and a request without a subprotocol is the "" protocol (channel.k8s.io)."""
+    wanted = [p.strip() for p in (offered or "").split(",") if p.strip()]
+    if "v5.channel.k8s.io" in wanted and "v5.channel.k8s.io" in supported:
+        return "v5.channel.k8s.io"
+    if not wanted:
+        return "" if "" in supported else None
+    for proto in wanted:
         if proto in supported:
             return proto
     return None
