@@ -1,6 +1,7 @@
 """Where the lab once differed from a real API server, each found by driving both with the same kubectl commands.
 The judge is the real kubectl: its output and exit code, and the objects it leaves (or must not leave) behind.
 """
+import datetime
 import json
 import re
 import time
@@ -98,3 +99,57 @@ def test_an_unread_request_body_is_not_taken_for_the_next_request(lab, pod_ns):
     assert k.returncode == 0, k.stderr
     assert "Unsolicited response" not in k.stderr
     assert k.stdout.split("\n")[:3] == [f'pod "q{i}" deleted from {ns} namespace' for i in range(3)]
+
+
+def test_logs_of_a_container_that_cannot_pull_say_what_the_kubelet_says(lab, pod_ns):
+    """validateContainerLogStatus: ErrImagePull is "image can't be pulled", ImagePullBackOff "trying and failing
+    to pull image"; kubectl logs prints the apiserver's words."""
+    ns = pod_ns
+    patch = {"spec": {"ephemeralContainers": [{"name": "pull", "image": "nope.invalid/x:1", "command": ["true"]}]}}
+    code, _, _ = lab.request("PATCH", f"/api/v1/namespaces/{ns}/pods/p/ephemeralcontainers", patch,
+                             "application/strategic-merge-patch+json")
+    assert code == 200
+    words = {"ErrImagePull": "image can't be pulled", "ImagePullBackOff": "trying and failing to pull image"}
+
+    def reason():
+        st = lab.core_v1().read_namespaced_pod("p", ns).status.ephemeral_container_statuses or []
+        return next((s.state.waiting.reason for s in st if s.name == "pull" and s.state.waiting), None)
+
+    seen = {}
+    deadline = time.monotonic() + 20
+    while len(seen) < 2 and time.monotonic() < deadline:
+        before = reason()
+        k = lab.kubectl("logs", "p", "-n", ns, "-c", "pull")
+        if before in words and reason() == before:  # the state held across the read
+            seen[before] = k.stderr.strip()
+        time.sleep(0.1)
+    assert seen == {r: f'Error from server (BadRequest): container "pull" in pod "p" is waiting to start: {w}'
+                    for r, w in words.items()}
+
+
+def test_logs_timestamps_prefix_each_line_with_the_time_it_was_written(lab, pod_ns):
+    ns = pod_ns
+    lab.create_pod(ns, "ticker", image="busybox:1.36", command=["sh", "-c", "for i in 1 2 3 4; do echo tick $i; "
+                                                                "sleep 0.3; done; sleep 60"])
+    time.sleep(1.5)
+    plain = lab.kubectl("logs", "ticker", "-n", ns).stdout.splitlines()
+    stamped = lab.kubectl("logs", "ticker", "-n", ns, "--timestamps").stdout.splitlines()
+    assert plain == [f"tick {i}" for i in range(1, 5)]
+    stamps = []
+    for line, text in zip(stamped, plain):
+        m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d{1,9})?Z (.*)", line)
+        assert m and m.group(3) == text and not (m.group(2) or ".1").endswith("0"), line
+        stamps.append(datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S").replace(
+            tzinfo=datetime.timezone.utc).timestamp() + float(m.group(2) or 0))
+    assert all(0.2 < b - a < 1.0 for a, b in zip(stamps, stamps[1:])), stamps  # 0.3 s apart, as they were written
+    assert lab.kubectl("logs", "ticker", "-n", ns, "--timestamps", "--tail=1").stdout == stamped[-1] + "\n"
+
+
+def test_attach_to_a_container_without_stdin_streams_its_output(lab, pod_ns):
+    ns = pod_ns
+    lab.create_pod(ns, "talker", image="busybox:1.36", command=["sh", "-c", "sleep 1; for i in 1 2 3 4 5; do "
+                                                                "echo out $i; echo err $i >&2; sleep 0.2; done"])
+    k = lab.kubectl("attach", "talker", "-n", ns, timeout=30)
+    assert k.returncode == 0, k.stderr
+    assert [ln for ln in k.stdout.splitlines() if ln.startswith("out ")][-1] == "out 5"
+    assert "err 5" in k.stderr

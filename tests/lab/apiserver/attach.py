@@ -11,6 +11,7 @@ import os
 import struct
 import termios
 import threading
+import time
 from pathlib import Path
 from typing import Callable, List, Optional
 
@@ -18,16 +19,27 @@ Listener = Callable[[int, Optional[bytes]], None]  # (channel, data) — data No
 
 
 class ContainerIO:
-    def __init__(self, log: Optional[Path], tty: bool, stdin_once: bool):
+    def __init__(self, log: Optional[Path], tty: bool, stdin_once: bool, stdin: bool = True):
+        """`stdin` False: a container without stdin (its stdin is /dev/null); its output is still attachable, as
+        the runtime's attach streams any container's stdout and stderr."""
         self.log, self.tty, self.stdin_once = log, tty, stdin_once
+        self.has_stdin = stdin or tty
         self._lock = threading.Lock()
         self._listeners: List[Listener] = []
         self.ended = threading.Event()
+        self.stamps: List[tuple] = []  # (log offset, epoch seconds) of each chunk written: what --timestamps reads
+        self._log_size = log.stat().st_size if log is not None and log.exists() else 0
         if tty:
             self.master, slave = os.openpty()
             self.child_fds = (slave, slave, slave)
             self.stdin_w: Optional[int] = self.master
             self._outputs = [(1, self.master)]
+        elif not stdin:
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            self.child_fds = (os.open(os.devnull, os.O_RDONLY), out_w, err_w)
+            self.stdin_w = None
+            self._outputs = [(1, out_r), (2, err_r)]
         else:
             in_r, self.stdin_w = os.pipe()
             out_r, out_w = os.pipe()
@@ -52,8 +64,10 @@ class ContainerIO:
                     data = b""
                 if not data:
                     break
-                logf.write(data)
-                with self._lock:
+                with self._lock:  # both pumps append to one log: its offsets and their times in one order
+                    logf.write(data)
+                    self.stamps.append((self._log_size, time.time()))
+                    self._log_size += len(data)
                     listeners = list(self._listeners)
                 for fn in listeners:
                     fn(channel, data)

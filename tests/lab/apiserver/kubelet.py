@@ -269,21 +269,18 @@ class Kubelet:
                 f'create failed: unable to start container process: exec: "{argv[0]}": executable file not found '
                 "in $PATH: unknown"), "startedAt": "1970-01-01T00:00:00Z", "finishedAt": t,
                 "containerID": c.container_id}}
-        if c.spec.get("stdin") or c.spec.get("tty"):
-            # Attachable: stdin stays open (nobody may ever attach), output goes to the log and to attachers.
-            c.io = ContainerIO(c.log, bool(c.spec.get("tty")), bool(c.spec.get("stdinOnce")))
-            if c.spec.get("tty"):
-                c.env = dict(c.env, TERM="xterm")
-            stdin, stdout, stderr = c.io.child_fds
-            try:
-                cp = rt.sandbox.start_container(c.identity, argv, c.env, pid_ns=self._pid_ns(rt, c), stdin=stdin,
-                                                stdout=stdout, stderr=stderr, tty=c.io.tty)
-            finally:
-                c.io.started()
-        else:
-            with open(c.log, "ab") as logf:
-                cp = rt.sandbox.start_container(c.identity, argv, c.env, pid_ns=self._pid_ns(rt, c),
-                                                stdout=logf, stderr=logf)
+        # Every container's output goes to its log (with the time of each chunk, for logs --timestamps) and to
+        # whoever attaches; stdin stays open only for a container that asked for it (nobody may ever attach).
+        c.io = ContainerIO(c.log, bool(c.spec.get("tty")), bool(c.spec.get("stdinOnce")),
+                           stdin=bool(c.spec.get("stdin")))
+        if c.spec.get("tty"):
+            c.env = dict(c.env, TERM="xterm")
+        stdin, stdout, stderr = c.io.child_fds
+        try:
+            cp = rt.sandbox.start_container(c.identity, argv, c.env, pid_ns=self._pid_ns(rt, c), stdin=stdin,
+                                            stdout=stdout, stderr=stderr, tty=c.io.tty)
+        finally:
+            c.io.started()
         c.proc, c.main_pid = cp.proc, cp.main_pid
         return None
 

@@ -264,14 +264,16 @@ def pod_log(req: Request):
                 if s["name"] == cname and "waiting" in s.get("state", {}):
                     reason = s["state"]["waiting"].get("reason", reason)
         # kubelet validateContainerLogStatus: two reasons get their own words.
-        why = {"ErrImagePull": "trying and failing to pull image",
-               "ImagePullBackOff": "image can't be pulled"}.get(reason, reason)
+        why = {"ErrImagePull": "image can't be pulled",
+               "ImagePullBackOff": "trying and failing to pull image"}.get(reason, reason)
         raise bad_request(f'container "{cname}" in pod "{name}" is waiting to start: {why}')
     data = c.log.read_bytes() if c.log.exists() else b""
+    stamped = req.flag("timestamps") and c.io is not None
+    lines = _log_lines(data, c.io.stamps if stamped else None)
     tail = req.q("tailLines")
     if tail.isdigit():
-        lines = data.splitlines(keepends=True)
-        data = b"".join(lines[-int(tail):]) if int(tail) else b""
+        lines = lines[-int(tail):] if int(tail) else []
+    data = b"".join(lines)
     limit = req.q("limitBytes")
     if limit.isdigit():
         data = data[: int(limit)]
@@ -287,8 +289,12 @@ def pod_log(req: Request):
             with open(c.log, "rb") as f:
                 f.seek(pos)
                 more = f.read()
+            if stamped:  # whole lines only, each with the time its first byte was written
+                more = more[:more.rfind(b"\n") + 1]
+                h.chunk(b"".join(_log_lines(more, c.io.stamps, pos)))
+            else:
+                h.chunk(more)
             pos += len(more)
-            h.chunk(more)
             if not c.running:
                 break
             time.sleep(0.2)
@@ -296,6 +302,27 @@ def pod_log(req: Request):
     except OSError:
         h.close_connection = True
     return None
+
+
+def _log_lines(data: bytes, stamps, start: int = 0) -> list:
+    """The log's lines; with `stamps` ((offset, time) of each chunk written) each gets the kubelet's
+    `--timestamps` prefix: RFC 3339 with nanoseconds, trailing zeros dropped (Go's time.RFC3339Nano), a space."""
+    import bisect
+    import datetime
+
+    lines = data.splitlines(keepends=True)
+    if stamps is None:
+        return lines
+    offsets = [o for o, _ in stamps]
+    out, pos = [], start
+    for line in lines:
+        i = max(0, bisect.bisect_right(offsets, pos) - 1)
+        t = stamps[i][1] if stamps else time.time()
+        dt = datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
+        frac = f"{int(round((t % 1) * 1e9)) % 1000000000:09d}".rstrip("0")
+        out.append(dt.strftime("%Y-%m-%dT%H:%M:%S").encode() + (b"." + frac.encode() if frac else b"") + b"Z " + line)
+        pos += len(line)
+    return out
 
 
 # -- nodes, services, endpoints -------------------------------------------------------------------------------------
