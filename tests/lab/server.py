@@ -160,6 +160,16 @@ class Lab:
         for lab_node in self.network.nodes.values():  # kube-proxy writes the same rules on every node
             self.network.load_rules(lab_node.ns, node.get("proxyBackend", "nft"), nat_rules(sps, node["clusterCIDR"]))
 
+    def drain(self, timeout: float = 60.0) -> None:
+        """The first half of a graceful shutdown, as kube-apiserver's: stop accepting, then let the exec streams
+        in flight finish (up to `timeout`) before anything is torn down."""
+        if self.server is None or self.api is None:
+            return
+        self.server.shutdown()
+        self.server.server_close()
+        if not self.api.wait_for_streams(timeout):
+            log.info("graceful shutdown: %d exec streams still open after %g s", self.api.streams, timeout)
+
     def down(self) -> None:
         if self.server is not None:
             self.store.close()
@@ -244,6 +254,7 @@ def serve(state_dir: Path, topology: Path, tls: bool, port: int = 0, parent: int
         state = lab.up()
         log.info("lab up: %s", json.dumps(state["bringup_seconds"]))
         stop.wait()
+        lab.drain()
     finally:
         lab.down()
         log.info("lab down")

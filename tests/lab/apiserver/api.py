@@ -22,6 +22,22 @@ class LabAPI:
         self.config = {"version": versions.DEFAULT, "dropExecAfterBytes": 0}
         self.routes = compile_routes(_route_table())
         self._pod_extras: dict = {}
+        self.streams = 0  # exec/attach streams in flight: a graceful shutdown lets them finish
+        self.streams_changed = threading.Condition()
+
+    def stream_started(self) -> None:
+        with self.streams_changed:
+            self.streams += 1
+
+    def stream_ended(self) -> None:
+        with self.streams_changed:
+            self.streams -= 1
+            self.streams_changed.notify_all()
+
+    def wait_for_streams(self, timeout: float) -> bool:
+        """Until no exec/attach stream is in flight, or `timeout`; True when none is."""
+        with self.streams_changed:
+            return self.streams_changed.wait_for(lambda: self.streams == 0, timeout)
 
     @property
     def server_version(self) -> versions.ServerVersion:

@@ -167,6 +167,7 @@ def pod_exec(req: Request):
         return None
     session = execstream.ExecSession(channels, stdin, stdout, stderr,
                                      drop_after=int(api.config.get("dropExecAfterBytes") or 0))
+    api.stream_started()
     try:
         session.open()
         if not running:
@@ -175,6 +176,8 @@ def pod_exec(req: Request):
         session.run(rt.sandbox, c.main_pid, c.identity, c.env, req.query.get("command", []), tty=tty)
     except execstream.Closed:
         pass
+    finally:
+        api.stream_ended()
     return None
 
 
