@@ -24,6 +24,7 @@ from kubectl_whose.errors import ExitCode, WhoseError
 # clock's --duration); then the stream is abandoned and what arrived is kept.
 STOP_GRACE = 1.5
 DEADLINE_SLACK = 0.3
+ALIVE_GRACE = 8.0  # a server that answered the stop is alive, only slow (a loaded machine): its stream may end late
 # what a capture on the pod's host-side interface misses: it only sees what leaves or enters the pod
 NODE_BLIND_SPOTS = ("the pod's lo (app <-> sidecar proxy)", "traffic between the pod's containers")
 
@@ -115,6 +116,7 @@ class RemoteCapture:
         self.listening_at: Optional[float] = None  # monotonic time tcpdump said it listens
         self.last_heard = time.monotonic()  # when the stream last brought bytes
         self.abandoned = False  # the stream did not end by itself in time and was dropped
+        self.stop_answered = threading.Event()  # the stop exec came back: the server answers
         # Thread.join() interrupted by Ctrl-C marks a live thread as stopped (CPython 3.11 _wait_for_tstate_lock),
         # so the main thread waits on this event instead.
         self.done = threading.Event()
@@ -175,7 +177,8 @@ class RemoteCapture:
             self._stop_in_background()  # best effort: the API may be back; else the remote `timeout` ends it
         if not self.done.is_set():
             self._stop_in_background()
-            if not self.done.wait(STOP_GRACE):
+            alive = self.done.wait(STOP_GRACE) or (self.stop_answered.is_set() and self.done.wait(ALIVE_GRACE))
+            if not alive:
                 self.stop.set()
                 self.done.wait(0.2)
                 self.abandoned = True
@@ -211,10 +214,11 @@ class RemoteCapture:
         if self.pid is None:
             self.stop.set()
             return
-        try:
-            self.session.run(stop_argv(self.pid), timeout=STOP_GRACE)
+        try:  # nobody waits for this exec (finish() does the waiting), so a slow server may take its time
+            self.session.run(stop_argv(self.pid), timeout=ALIVE_GRACE)
+            self.stop_answered.set()
         except (WhoseError, KeyboardInterrupt):
-            self.stop.set()
+            pass  # the server did not take the stop: finish() abandons the stream after STOP_GRACE
 
     def failure(self) -> Optional[WhoseError]:
         from kubectl_whose.collect.recipe import binary_missing, missing_tool_error

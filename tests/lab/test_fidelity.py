@@ -153,3 +153,36 @@ def test_attach_to_a_container_without_stdin_streams_its_output(lab, pod_ns):
     assert k.returncode == 0, k.stderr
     assert [ln for ln in k.stdout.splitlines() if ln.startswith("out ")][-1] == "out 5"
     assert "err 5" in k.stderr
+
+
+def _pod_manifest(name, **extra_spec):
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"containers": [{"name": "main", "image": "busybox:1.36", "command": ["sleep", "60"]}],
+                     **extra_spec}}
+
+
+def test_unknown_fields_are_dropped_with_a_warning_or_refused_when_strict(lab, pod_ns):
+    ns = pod_ns
+    manifest = _pod_manifest("extra", bogusField=True)
+    manifest["spec"]["containers"][0]["colour"] = "blue"
+    k = lab.kubectl("apply", "-n", ns, "-f", "-", "--validate=false", input=json.dumps(manifest))
+    assert k.returncode == 0, k.stderr
+    spec = json.loads(lab.kubectl("get", "pod", "extra", "-n", ns, "-o", "json").stdout)["spec"]
+    assert "bogusField" not in spec and "colour" not in spec["containers"][0]
+    code, body, headers = lab.request("POST", f"/api/v1/namespaces/{ns}/pods",
+                                      dict(_pod_manifest("warned"), unknownTop=1))
+    assert code == 201 and headers.get_all("Warning") == ['299 - "unknown field \\"unknownTop\\""']
+    code, body, _ = lab.request("POST", f"/api/v1/namespaces/{ns}/pods?fieldValidation=Strict",
+                                _pod_manifest("strict", bogusField=True))
+    assert code == 400 and body["message"] == ('Pod in version "v1" cannot be handled as a Pod: strict decoding '
+                                               'error: unknown field "spec.bogusField"')
+    assert lab.kubectl("get", "pod", "strict", "-n", ns).returncode != 0
+
+
+def test_a_value_of_the_wrong_type_is_a_400_whatever_the_validation(lab, pod_ns):
+    ns = pod_ns
+    manifest = _pod_manifest("typed", hostNetwork="yes")
+    k = lab.kubectl("apply", "-n", ns, "-f", "-", "--validate=false", input=json.dumps(manifest))
+    assert k.returncode != 0
+    assert k.stderr.strip().endswith('Pod in version "v1" cannot be handled as a Pod: json: cannot unmarshal string '
+                                     'into Go struct field PodSpec.spec.hostNetwork of type bool'), k.stderr

@@ -172,7 +172,10 @@ def pods(req: Request):
 
 
 def _create_pod(req: Request, ns: str, body: dict):
+    from . import schema
+
     api = req.api
+    field_warnings = schema.decode_pod(body, req.q("fieldValidation"))
     nsobj = api.store.get("namespaces", "", ns)
     meta = body.setdefault("metadata", {})
     if not meta.get("name") and meta.get("generateName"):
@@ -200,7 +203,7 @@ def _create_pod(req: Request, ns: str, body: dict):
     spec.setdefault("serviceAccountName", "default")
     spec.setdefault("securityContext", {})
     spec.setdefault("schedulerName", "default-scheduler")
-    warnings = admit_pod(nsobj, body, api.server_version.pod_security)
+    warnings = (schema.warning_header(field_warnings) or []) + admit_pod(nsobj, body, api.server_version.pod_security)
     body["kind"], body["apiVersion"] = "Pod", "v1"
     body["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
     if req.dry_run():

@@ -2,7 +2,7 @@
 and the lab's own control endpoints (/lab/v1/..., admin only)."""
 from __future__ import annotations
 
-from . import ephemeral, execstream, spdystreams, versions
+from . import ephemeral, execstream, schema, spdystreams, versions
 from .admission import admit_pod
 from .http import Request
 from .patch import apply_patch
@@ -51,6 +51,7 @@ def _write_ephemeral(req: Request, ns: str, name: str, body: bytes):
         if (new.get("metadata") or {}).get("name") not in (None, name):
             raise bad_request(f"the name of the object ({new['metadata']['name']}) does not match the name on the "
                               f"URL ({name})")
+    field_warnings = schema.decode_pod(new, req.q("fieldValidation"))
     expect_rv = (new.get("metadata") or {}).get("resourceVersion") or None
     if expect_rv and expect_rv != cur["metadata"]["resourceVersion"]:
         raise conflict("pods", name)
@@ -58,7 +59,8 @@ def _write_ephemeral(req: Request, ns: str, name: str, body: bytes):
     ephemeral.validate_update(cur, result)
     if (result["spec"].get("ephemeralContainers") or []) == (cur["spec"].get("ephemeralContainers") or []):
         return 200, cur  # nothing changed: no write, no new resourceVersion (re-sending a container is a no-op)
-    warnings = admit_pod(store.get("namespaces", "", ns), result, api.server_version.pod_security)
+    warnings = (schema.warning_header(field_warnings) or []) + admit_pod(store.get("namespaces", "", ns), result,
+                                                                        api.server_version.pod_security)
     headers = {"Warning": warnings} if warnings else None
     if req.dry_run():
         return 200, result, headers
