@@ -28,3 +28,17 @@ def resolve_image(flag: Optional[str] = None, env: Optional[Mapping[str, str]] =
     if env.get(IMAGE_ENV):
         return env[IMAGE_ENV]
     return config_value("image", env) or DEFAULT_IMAGE
+
+
+def normalize_image(image: str) -> str:
+    """The name a node reports for `image` (`status.images`, `containerStatuses[].image`): docker.io/ and
+    library/ made explicit, `:latest` when no tag or digest is given, as containerd names it."""
+    name = image
+    first = name.split("/", 1)[0]
+    if "/" not in name:
+        name = "docker.io/library/" + name
+    elif "." not in first and ":" not in first and first != "localhost":
+        name = "docker.io/" + name
+    if ":" not in name.rsplit("/", 1)[-1] and "@" not in name:
+        name += ":latest"
+    return name

@@ -53,7 +53,8 @@ def run_checks(kube, pod: str, container: Optional[str], image: Optional[str], n
     ephemeral = _check_rbac(cluster, pod) + [_check_exec(cluster, pod), pod_check,
                                              _check_pod_security(cluster, cluster.rules),
                                              _check_dry_run(cluster, pod, pod_obj, container, image, caps)]
-    checks += ephemeral + [_check_reuse(pod_obj, container, image, caps)]
+    checks += ephemeral + [_check_reuse(pod_obj, container, image, caps),
+                           _check_image_on_node(cluster, pod_obj, image)]
     refused = any(c.result == "fail" and c.code == ExitCode.ADMISSION_REJECTED for c in ephemeral)
     node_checks = node_path_checks(cluster, pod_obj, image, node_ns, chosen=False) if refused else []
     return Report(pod, cfg.namespace, cfg.context, checks + node_checks,
@@ -188,6 +189,29 @@ def _check_dry_run(cluster, pod: str, pod_obj, container, image, caps: tuple) ->
         return Check("dry run", "fail", e.message, "see the checks above", e.code)
     return Check("dry run", "pass", f"the API server would accept the debug container ({img}, {'+'.join(caps)}; "
                  "admission and webhooks included)")
+
+
+def _check_image_on_node(cluster, pod_obj, image) -> Check:
+    """Whether the pod's node already holds the debug image (`node.status.images`): a pull that fails leaves a
+    container in the pod that never starts and can never be removed, and no dry run can tell in advance."""
+    from kubectl_whose.cluster.image import normalize_image, resolve_image
+
+    img = resolve_image(image)
+    node = ((pod_obj or {}).get("spec") or {}).get("nodeName")
+    if not node:
+        return Check("debug image", "skip", "no running pod")
+    try:
+        held = [n for i in (cluster.rest.get(f"/api/v1/nodes/{node}").get("status") or {}).get("images") or []
+                for n in i.get("names") or []]
+    except Exception as e:  # noqa: BLE001 - nodes are cluster-scoped; many users may not read them
+        return Check("debug image", "warn", f"cannot read node {node} (HTTP {getattr(e, 'status', '?')}) to see "
+                     f"whether it holds {img}")
+    if normalize_image(img) in held or img in held:
+        return Check("debug image", "pass", f"node {node} already holds {img}: nothing to pull")
+    return Check("debug image", "warn", f"node {node} does not hold {img} yet: the kubelet pulls it when the debug "
+                 f"container is added, and if that pull fails the container stays in the pod, never started "
+                 f"(ephemeral containers cannot be removed)", "make sure the node can pull it, or pass --image with "
+                 "one it holds (kubectl get node -o jsonpath='{.status.images[*].names}')")
 
 
 def _check_reuse(pod_obj, container, image, caps: tuple) -> Check:

@@ -2,6 +2,7 @@
 
 The oracle for each doctor row is what actually happens: a pod where doctor passes gets a capture; where it fails
 RBAC/PodSecurity/old-server, the real capture fails with the same exit code."""
+import json
 import re
 
 import pytest
@@ -24,8 +25,9 @@ def test_doctor_all_pass_on_a_healthy_pod(lab):
     got = rows(r)
     assert list(got) == ["kubeconfig", "ephemeral containers", "server version", "RBAC get pods",
                          "RBAC patch pods/ephemeralcontainers", "exec transport", "pod running", "PodSecurity",
-                         "dry run", "debug container"]
-    assert all(c["result"] == "pass" for c in got.values()), got
+                         "dry run", "debug container", "debug image"]
+    # whether the node already holds the image depends on what ran there before: its own test is below
+    assert all(c["result"] == "pass" for n, c in got.items() if n != "debug image"), got
     assert r.json["path"]["result"] == "pass" and "ephemeral debug container" in r.json["path"]["detail"]
     # the oracle: what doctor promised works, and the container it then names is the one the next run reuses
     first = lab.whose("capture", POD, "-i", "lo", "--count", "1")
@@ -52,7 +54,7 @@ def test_doctor_rbac_failure_prints_the_role_and_matches_capture(lab):
     assert "the built-in edit/admin roles lack it" in row["detail"]
     assert rows(r)["exec transport"]["result"] == "pass"
     assert rows(r)["dry run"]["result"] == "fail"
-    assert r.stderr.strip().startswith("kubectl-whose: error: 2 of 10 checks failed (RBAC patch "
+    assert r.stderr.strip().startswith("kubectl-whose: error: 2 of 11 checks failed (RBAC patch "
                                        "pods/ephemeralcontainers, dry run)")
     # the oracle: capture really is forbidden where no debug container exists yet
     with lab.isolated_namespace() as ns:
@@ -140,3 +142,20 @@ def test_exec_credential_plugin_kubeconfig_works(lab, tmp_path):
     assert r.code == 0, r.stderr
     assert r.json["containers"]
     assert lab.whose_as(kc, "capture", POD, "-i", "lo", "--count", "1").code == 0
+
+
+def test_doctor_says_whether_the_node_already_holds_the_debug_image(lab):
+    """A pull that fails leaves a container that never starts and can never be removed, and no dry run tells in
+    advance: doctor reads the node's `status.images`, which the kubelet fills with what it pulled."""
+    with lab.isolated_namespace(prefix="di") as ns:
+        lab.create_pod(ns, "p", image="busybox:1.36")
+        held = lab.whose("doctor", "p", "-n", ns, "--image", "busybox:1.36", "-o", "json")
+        missing = lab.whose("doctor", "p", "-n", ns, "--image", "registry.invalid/nope:1", "-o", "json")
+    node = held.json["checks"][-1]
+    assert (node["name"], node["result"]) == ("debug image", "pass")
+    assert node["detail"] == "node lab-node already holds busybox:1.36: nothing to pull"
+    row = {c["name"]: c for c in missing.json["checks"]}["debug image"]
+    assert row["result"] == "warn" and row["detail"].startswith("node lab-node does not hold registry.invalid/nope:1")
+    assert "stays in the pod, never started (ephemeral containers cannot be removed)" in row["detail"]
+    nodes = json.loads(lab.kubectl("get", "node", "lab-node", "-o", "json").stdout)
+    assert any("docker.io/library/busybox:1.36" in i["names"] for i in nodes["status"]["images"])
