@@ -213,11 +213,13 @@ def test_live_view_on_a_terminal_updates_at_least_twice_a_second(lab):
     os.close(master)
     assert cli.returncode == 0
     text = screen.decode("utf-8", "replace")
-    frames = re.findall(r"capturing pod/app-sidecar -i any\s+(\d+) packets .*? pkt/s .*? ([\d.]+) s", text)
+    # once the figures grow, the view wraps its clock onto a second line (tables that fit, issue 18)
+    frames = re.findall(r"capturing pod/app-sidecar -i any\s+(\d+) packets [^\r\n]*? pkt/s [^\r\n]*?/s[ \t]*"
+                        r"(?:\r?\n[ \t]*)?([\d.]+) s", text)
     elapsed = [float(e) for _, e in frames]
     # redrawn at least twice a second over the time it was shown (the clock the view itself prints)
     shown = max(elapsed) - min(elapsed)
-    assert shown >= 1.0 and len(set(elapsed)) >= 2 * shown - 1, (elapsed, text[-2000:])  # one late redraw
+    assert shown >= 1.5 and len(set(elapsed)) >= 2 * shown, (elapsed, text[-2000:])
     assert max(int(p) for p, _ in frames) > 0
     assert b"STREAM" in stdout  # the final summary went to stdout, not into the live view
 
