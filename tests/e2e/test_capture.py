@@ -165,6 +165,7 @@ def test_nothing_left_running_after_duration_or_count(lab, args):
     assert not debug_processes(lab)
 
 
+@pytest.mark.timing
 def test_ctrl_c_stops_remote_tcpdump_keeps_data_prints_summary(lab, tmp_path):
     out = tmp_path / "int.pcap"
     cli = lab.popen_whose("capture", POD, "-i", "any", "-w", str(out), "-o", "json", stdout=subprocess.PIPE,
@@ -189,6 +190,7 @@ def test_ctrl_c_stops_remote_tcpdump_keeps_data_prints_summary(lab, tmp_path):
     assert b"Traceback" not in rest
 
 
+@pytest.mark.timing
 def test_live_view_on_a_terminal_updates_at_least_twice_a_second(lab):
     """stderr is a real pty: the rich live view draws packets/rate/elapsed and redraws >= 2 times per second."""
     import fcntl

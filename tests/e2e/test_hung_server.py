@@ -19,7 +19,7 @@ from kubectl_whose.cluster.exec_api import SILENCE_LIMIT
 from kubectl_whose.errors import ExitCode
 from tests.helpers.netns import requires_tools
 
-pytestmark = requires_tools("tcpdump", "tshark", "ping")
+pytestmark = [requires_tools("tcpdump", "tshark", "ping"), pytest.mark.timing]
 
 
 class FreezingProxy:
