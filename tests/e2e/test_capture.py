@@ -39,15 +39,16 @@ def echo_ready(lab):
 
 
 def tshark_streams(path):
-    """tcp.stream -> (ends, frames, flags), from tshark. ICMP errors quoting a TCP header carry a tcp.stream too,
-    but tshark's conversation table (what the summary's counts follow) leaves them out: so do we."""
-    out = subprocess.run(["tshark", "-r", str(path), "-Y", "tcp && !icmp && !icmpv6", "-T", "fields",
+    """tcp.stream -> (ends, frames, flags), from tshark. An ICMP error quoting a TCP header is a frame of that
+    header's tcp.stream (the summary counts it there too, README); its ends are the quoted header's, the last of
+    the addresses tshark lists (outer first, then inner)."""
+    out = subprocess.run(["tshark", "-r", str(path), "-Y", "tcp", "-T", "fields",
                           "-e", "tcp.stream", "-e", "ip.src",
                           "-e", "tcp.srcport", "-e", "ip.dst", "-e", "tcp.dstport", "-e", "tcp.flags"],
                          capture_output=True, text=True, check=True).stdout
     streams = {}
     for line in out.splitlines():
-        idx, src, sport, dst, dport, flags = line.split("\t")
+        idx, src, sport, dst, dport, flags = (f.split(",")[-1] for f in line.split("\t"))
         s = streams.setdefault(int(idx), {"ends": {f"{src}:{sport}", f"{dst}:{dport}"}, "frames": 0, "flags": []})
         s["frames"] += 1
         s["flags"].append(int(flags, 16))
