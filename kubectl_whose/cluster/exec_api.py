@@ -11,6 +11,7 @@ remote process (kubernetes#89031); stopping is the caller's job (see `collect.tc
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Optional, Sequence
 from urllib.parse import quote, urlencode
@@ -112,6 +113,27 @@ def handshake_error(code: int, body, namespace: str, pod: str, container: str, t
 def connection_lost(label: str, cause) -> WhoseError:
     return WhoseError(f"the API connection was lost while {label} ran in the debug container ({cause})",
                       ExitCode.CONNECTION_LOST)
+
+
+class Heartbeat:
+    """The silence rule both transports follow: `heard()` on every frame received; `ping_due()` says when to send
+    a ping (PING_PERIOD without a frame or a ping); past SILENCE_LIMIT without any frame, it raises."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.heard_at = self.pinged_at = time.monotonic()
+
+    def heard(self) -> None:
+        self.heard_at = time.monotonic()
+
+    def ping_due(self) -> bool:
+        now = time.monotonic()
+        if now - self.heard_at > SILENCE_LIMIT:
+            raise went_silent(self.label, SILENCE_LIMIT)
+        if now - max(self.heard_at, self.pinged_at) < PING_PERIOD:
+            return False
+        self.pinged_at = now
+        return True
 
 
 def went_silent(label: str, seconds: float) -> WhoseError:

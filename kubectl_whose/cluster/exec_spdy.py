@@ -20,9 +20,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 from urllib.parse import urlsplit
 
 from kubectl_whose.cluster import spdy
-from kubectl_whose.cluster.exec_api import (PING_PERIOD, POLL_SECONDS, SILENCE_LIMIT, SPDY, ExecResult,
-                                            UpgradeRefused, connection_lost, exec_path, handshake_error, not_finished,
-                                            parse_status, went_silent)
+from kubectl_whose.cluster.exec_api import (POLL_SECONDS, SPDY, ExecResult, Heartbeat, UpgradeRefused,
+                                            connection_lost, exec_path, handshake_error, not_finished, parse_status)
 
 PROTOCOL = "v4.channel.k8s.io"
 STREAMS = ("error", "stdout", "stderr")
@@ -140,7 +139,7 @@ class _Exec:
         self.gone_away = False
         self.peer_counts_windows = False  # see _grant
         self.pending = extra
-        self.heard = self.pinged = time.monotonic()
+        self.beat = Heartbeat(label)
         self.next_ping_id = 1  # a client's pings are odd (SPDY/3.1 §2.6.5); the server echoes them
         for name in STREAMS:
             sid, frame = self.codec.syn_stream({"streamtype": name})
@@ -152,12 +151,8 @@ class _Exec:
         return "error" in self.ended and (self.gone_away or {"stdout", "stderr"} <= self.ended)
 
     def heartbeat(self) -> None:
-        """Ping after PING_PERIOD of silence; a server silent past SILENCE_LIMIT has stopped answering."""
-        now = time.monotonic()
-        if now - self.heard > SILENCE_LIMIT:
-            raise went_silent(self.label, SILENCE_LIMIT)
-        if now - max(self.heard, self.pinged) >= PING_PERIOD:
-            self.pinged = now
+        """Ping after a stretch of silence (`exec_api.Heartbeat`)."""
+        if self.beat.ping_due():
             self._send_control(self.codec.ping(self.next_ping_id))
             self.next_ping_id += 2
 
@@ -176,7 +171,7 @@ class _Exec:
                 raise connection_lost(self.label, e) from None
             if not data:
                 return False
-        self.heard = time.monotonic()
+        self.beat.heard()
         try:
             for frame in self.codec.feed(data):
                 self._handle(frame)

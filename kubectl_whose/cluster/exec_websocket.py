@@ -18,9 +18,8 @@ import threading
 import time
 from typing import Callable, List, Optional, Sequence
 
-from kubectl_whose.cluster.exec_api import (PING_PERIOD, POLL_SECONDS, SILENCE_LIMIT, WEBSOCKET, ExecResult,
-                                            UpgradeRefused, connection_lost, exec_path, handshake_error, not_finished,
-                                            parse_status, went_silent)
+from kubectl_whose.cluster.exec_api import (POLL_SECONDS, WEBSOCKET, ExecResult, Heartbeat, UpgradeRefused,
+                                            connection_lost, exec_path, handshake_error, not_finished, parse_status)
 
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 STDOUT, STDERR, STATUS = 1, 2, 3
@@ -69,19 +68,15 @@ def run_exec(cluster, namespace: str, pod: str, container: str, argv: Sequence[s
     stderr: List[bytes] = []
     deadline = time.monotonic() + timeout if timeout else None
     ws.settimeout(POLL_SECONDS)
-    heard = pinged = time.monotonic()
+    beat = Heartbeat(label)
     try:
         while True:
             if stop is not None and stop.is_set():
                 return ExecResult(b"", b"".join(stderr), -1, "stopped before the command ended", protocol, True,
                                   WEBSOCKET)
-            now = time.monotonic()
-            if deadline is not None and now > deadline:
+            if deadline is not None and time.monotonic() > deadline:
                 raise not_finished(label, timeout)
-            if now - heard > SILENCE_LIMIT:
-                raise went_silent(label, SILENCE_LIMIT)
-            if now - max(heard, pinged) >= PING_PERIOD:
-                pinged = now
+            if beat.ping_due():
                 try:
                     ws.ping()
                 except websocket.WebSocketTimeoutException:
@@ -94,7 +89,7 @@ def run_exec(cluster, namespace: str, pod: str, container: str, argv: Sequence[s
                 continue
             except (websocket.WebSocketConnectionClosedException, ConnectionError, OSError, ssl.SSLError) as e:
                 raise connection_lost(label, e) from None
-            heard = time.monotonic()
+            beat.heard()
             if opcode == websocket.ABNF.OPCODE_CLOSE:
                 raise connection_lost(label, "the server closed the stream before the command ended")
             if opcode in (websocket.ABNF.OPCODE_PING, websocket.ABNF.OPCODE_PONG) or not data:

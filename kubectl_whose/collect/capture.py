@@ -115,7 +115,6 @@ class RemoteCapture:
         self.running_said = False
         self.listening_at: Optional[float] = None  # monotonic time tcpdump said it listens
         self.last_heard = time.monotonic()  # when the stream last brought bytes
-        self.abandoned = False  # the stream did not end by itself in time and was dropped
         self.stop_answered = threading.Event()  # the stop exec came back: the server answers
         # Thread.join() interrupted by Ctrl-C marks a live thread as stopped (CPython 3.11 _wait_for_tstate_lock),
         # so the main thread waits on this event instead.
@@ -181,7 +180,6 @@ class RemoteCapture:
             if not alive:
                 self.stop.set()
                 self.done.wait(0.2)
-                self.abandoned = True
                 if self.error is None and not user_stopped and not self.reader_gone.is_set():
                     self.error = WhoseError(
                         f"the capture stream did not end when tcpdump was stopped: the API server stopped answering "

@@ -1,8 +1,8 @@
 """A `-w` file that stays readable when the disk fills.
 
 Written unbuffered, so the bytes that reached the file are known exactly. When it can take no more (disk full,
-quota, an I/O error), it is cut back to the last whole packet (`analysis.pcap.record_edge`), `error` says what it
-holds, and later writes are dropped; the caller stops the capture and still summarises what arrived. A failure
+quota, an I/O error), it is cut back to the last whole packet (`analysis.pcap.reader.whole_prefix`), `error` says
+what it holds, and later writes are dropped; the caller stops the capture and still summarises what arrived. A failure
 while closing is reported only when nothing failed before it.
 
 The edge is found only then, by reading the file back: walking every record as it is written cost the live
@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from kubectl_whose.analysis.pcap.record_edge import RecordEdge
+from kubectl_whose.analysis.pcap.reader import whole_prefix
 from kubectl_whose.errors import ExitCode, WhoseError
 
 
@@ -40,23 +40,22 @@ class CaptureFile:
             self.written += n
             view = view[n:]
 
-    def _last_edge(self) -> RecordEdge:
-        edge, left = RecordEdge(), self.written
+    def _written_blocks(self):
+        """The bytes that reached the file, read back (an unreadable file ends the blocks early)."""
+        left = self.written
         try:
             with open(self.path, "rb") as f:
                 while left > 0:
                     block = f.read(min(1 << 20, left))
                     if not block:
-                        break
-                    edge.feed(block)
+                        return
                     left -= len(block)
+                    yield block
         except OSError:
-            pass  # unreadable: the edge stays where the read stopped
-        return edge
+            return
 
     def _failed(self, e: OSError) -> None:
-        found = self._last_edge()
-        edge, packets = found.edge, found.records
+        edge, packets = whole_prefix(self._written_blocks())
         try:
             os.ftruncate(self.fd, edge)
             self.written = edge

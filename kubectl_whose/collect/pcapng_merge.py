@@ -120,8 +120,5 @@ class PodStream:
         """The merged file's failure (disk full): every pod's capture stops on it."""
         return self.merged.error
 
-    def flush(self) -> None:
-        pass  # the file is written unbuffered
-
     def close(self) -> None:
-        self.flush()
+        """Nothing to flush (the file is written unbuffered); the merged file closes once, for every pod."""

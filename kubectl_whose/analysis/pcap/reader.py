@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import struct
 import sys
-from typing import BinaryIO, Iterator, List, NamedTuple, Optional, Tuple, Union
+from typing import BinaryIO, Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 from kubectl_whose.analysis.pcap import netmon
 from kubectl_whose.analysis.pcap.linktypes import linktype_name
@@ -137,6 +137,11 @@ class CaptureReader:
             yield from self._netmon_records()
         else:
             yield from self._pcapng_records()
+
+    @property
+    def whole_bytes(self) -> int:
+        """Bytes fed up to the end of the last whole record read (0 before a complete file header)."""
+        return self.total_bytes - (len(self._buf) - self._pos) if self.format is not None else 0
 
     def close(self) -> None:
         """End of input: report a missing header or a cut-off last record."""
@@ -410,6 +415,17 @@ def read_chunks(fobj: BinaryIO, size: int = READ_CHUNK) -> Iterator[bytes]:
         yield chunk
 
 
+def whole_prefix(chunks: Iterable[bytes]) -> Tuple[int, int]:
+    """(bytes, packets) of the longest prefix of a capture's bytes that holds only whole records: where a file cut
+    mid-packet (a full disk) can be truncated so that it reads cleanly."""
+    reader = CaptureReader()
+    for chunk in chunks:
+        reader.feed(chunk)
+        for _ in reader.records():
+            pass
+    return reader.whole_bytes, reader.frames
+
+
 def read_records(source) -> Tuple[List[Record], CaptureReader]:
     """Whole capture as a list (tests and small files only; analysis streams instead)."""
     fobj, name, owned = open_source(source)
@@ -427,4 +443,4 @@ def read_records(source) -> Tuple[List[Record], CaptureReader]:
 
 
 __all__ = ["CaptureReader", "Interface", "PcapWindow", "PcapngWindow", "Record", "linktype_name", "open_source",
-           "read_chunks", "read_records"]
+           "read_chunks", "read_records", "whole_prefix"]

@@ -46,8 +46,7 @@ class Request:
         if values != ["All"]:
             from .status import bad_request
 
-            raise bad_request(f"dryRun: Unsupported value: {values[-1]!r}: supported values: \"All\""
-                              .replace("'", '"'))
+            raise bad_request(f'dryRun: Unsupported value: {json.dumps(values[-1])}: supported values: "All"')
         return True
 
     def flag(self, name: str) -> bool:

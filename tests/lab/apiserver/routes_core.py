@@ -13,7 +13,7 @@ from .ephemeral import default_container
 from .http import Request
 from .patch import apply_patch
 from .selectors import matcher
-from .status import ApiError, bad_request, field_error, invalid
+from .status import ApiError, already_exists, bad_request, conflict, field_error, invalid
 from .store import now
 
 _KINDS = {"pods": ("Pod", "PodList"), "namespaces": ("Namespace", "NamespaceList"), "nodes": ("Node", "NodeList"),
@@ -110,7 +110,6 @@ def namespaces(req: Request):
     labels = dict((body.get("metadata") or {}).get("labels") or {}, **{"kubernetes.io/metadata.name": name})
     if dry:
         if req.api.store.exists("namespaces", "", name):
-            from .status import already_exists
             raise already_exists("namespaces", name)
         return 201, {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": name, "labels": labels},
                      "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
@@ -150,8 +149,6 @@ def namespace(req: Request):
 def _precondition(new: dict, cur: dict, resource: str, name: str):
     """A resourceVersion in the body (a PUT, or inside a patch: `kubectl label --resource-version`) must be the
     current one, else 409; it then also guards the write against a change in between."""
-    from .status import conflict
-
     rv = (new.get("metadata") or {}).get("resourceVersion") or None
     if rv and rv != cur["metadata"].get("resourceVersion"):
         raise conflict(resource, name)

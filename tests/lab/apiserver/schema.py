@@ -80,18 +80,14 @@ def _walk(obj: dict, fields: Dict[str, str], path: str, unknown: List[str], wron
 
 def decode_pod(body: dict, field_validation: str) -> List[str]:
     """Drop the fields a Pod does not have (in place); return the Warning texts. Raises the 400s."""
-    return _decode(body, POD, {"metadata": OBJECT_META, "spec": None}, field_validation, pod_spec=True)
-
-
-def _decode(body: dict, fields, children, field_validation: str, pod_spec: bool) -> List[str]:
     mode = field_validation or "Warn"
     if mode not in ("Ignore", "Warn", "Strict"):
         raise ApiError(400, "BadRequest", f'Invalid field validation directive: {mode}', {})
     unknown: List[str] = []
     wrong: List[Tuple[str, str, str, str]] = []
-    _walk(body, fields, "", unknown, wrong, {"metadata": OBJECT_META})
+    _walk(body, POD, "", unknown, wrong, {"metadata": OBJECT_META})
     spec = body.get("spec")
-    if pod_spec and isinstance(spec, dict):
+    if isinstance(spec, dict):
         _walk(spec, POD_SPEC, "spec", unknown, wrong, {"containers": (CONTAINER,), "initContainers": (CONTAINER,),
                                                        "ephemeralContainers": (EPHEMERAL_CONTAINER,)})
     prefix = 'Pod in version "v1" cannot be handled as a Pod: '
